@@ -1,0 +1,3 @@
+module stacker
+
+go 1.15

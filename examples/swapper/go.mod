@@ -1,0 +1,3 @@
+module swapper
+
+go 1.15

@@ -1,0 +1,299 @@
+"""Resolve: facts about a Go binary, read lazily and cheaply.
+
+GoBinary answers what the rewriter asks: the architecture, the Go version,
+where a function's bytes are, and how a virtual address maps to a file
+offset. Symbols come from a direct scan of .symtab (pyelftools'
+get_symbol_by_name builds a dict of every symbol first, which costs a
+large fraction of a second on a big binary).
+"""
+
+import mmap
+import os
+import re
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+
+from .errors import GobtError
+
+EM_X86_64 = 62
+EM_AARCH64 = 183
+ARCH_BY_MACHINE = {EM_X86_64: "amd64", EM_AARCH64: "arm64"}
+
+STT_FUNC = 2
+_ELF64_SYM = struct.Struct("<IBBHQQ")
+BUILDINFO_MAGIC = b"\xff Go buildinf:"
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    start: int  # virtual address
+    size: int
+
+    @property
+    def end(self):
+        return self.start + self.size
+
+
+@dataclass(frozen=True)
+class Segment:
+    vaddr: int
+    memsz: int
+    offset: int
+    filesz: int
+
+
+class SymbolTable:
+    """Function symbols of .symtab, searched in the raw bytes."""
+
+    def __init__(self, symtab, strtab):
+        self._symtab = symtab
+        self._strtab = strtab
+
+    def _entries_for(self, name_offsets):
+        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if st_name in name_offsets and info & 0xF == STT_FUNC and shndx != 0:
+                yield st_name, value, size
+
+    def _name_at(self, offset):
+        end = self._strtab.index(b"\0", offset)
+        return self._strtab[offset:end].decode("utf-8", "replace")
+
+    def lookup(self, name):
+        """The function called exactly `name`, or None."""
+        needle = b"\0" + name.encode() + b"\0"
+        offsets = set()
+        pos = self._strtab.find(needle)
+        while pos != -1:
+            offsets.add(pos + 1)
+            pos = self._strtab.find(needle, pos + 1)
+        for _, value, size in self._entries_for(offsets):
+            return Function(name, value, size)
+        return None
+
+    def match(self, pattern):
+        """Functions whose names match a bpftrace-style `*` wildcard pattern."""
+        if "*" not in pattern:
+            fn = self.lookup(pattern)
+            return [fn] if fn else []
+        regex = b"(?<=\0)" + b".*?".join(
+            re.escape(part.encode()) for part in pattern.split("*")
+        ) + b"(?=\0)"
+        # Names hold no NUL, so the lazy '.*?' cannot run across two names.
+        regex = regex.replace(b".*?", b"[^\0]*")
+        offsets = {m.start() for m in re.finditer(regex, self._strtab)}
+        seen = {}
+        for st_name, value, size in self._entries_for(offsets):
+            name = self._name_at(st_name)
+            seen.setdefault(name, Function(name, value, size))
+        return sorted(seen.values(), key=lambda f: f.start)
+
+    def address_of(self, name):
+        """The value of the symbol called `name`, of any type, or None."""
+        needle = b"\0" + name.encode() + b"\0"
+        pos = self._strtab.find(needle)
+        if pos == -1:
+            return None
+        for st_name, _info, _other, shndx, value, _size in _ELF64_SYM.iter_unpack(self._symtab):
+            if st_name == pos + 1 and shndx != 0:
+                return value
+        return None
+
+    def all_functions(self):
+        out = []
+        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if info & 0xF == STT_FUNC and shndx != 0:
+                out.append(Function(self._name_at(st_name), value, size))
+        return out
+
+    def at(self, address):
+        """The function that starts at `address`, or None."""
+        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if value == address and info & 0xF == STT_FUNC and shndx != 0:
+                return Function(self._name_at(st_name), value, size)
+        return None
+
+    def covering(self, address):
+        """Any symbol (of any type) whose range holds `address`."""
+        for st_name, _info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if shndx != 0 and value <= address < value + max(size, 1):
+                return self._name_at(st_name) or f"0x{value:x}"
+        return None
+
+
+class GoBinary:
+    def __init__(self, path, display_path=None):
+        self.path = path
+        self.display_path = display_path or path
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise GobtError(f"{self.display_path}: no such file") from None
+        except IsADirectoryError:
+            raise GobtError(f"{self.display_path}: is a directory, not a binary") from None
+        except PermissionError:
+            raise GobtError(f"{self.display_path}: permission denied") from None
+        try:
+            self.stat = os.fstat(fd)
+            if self.stat.st_size == 0:
+                raise GobtError(f"{self.display_path}: empty file, not an ELF binary")
+            self._map = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+        except OSError as e:
+            raise GobtError(f"{self.display_path}: cannot read: {e.strerror}") from None
+        finally:
+            os.close(fd)
+        if self._map[:4] != b"\x7fELF":
+            raise GobtError(f"{self.display_path}: not an ELF binary")
+        if self._map[4] != 2 or self._map[5] != 1:
+            raise GobtError(f"{self.display_path}: only 64-bit little-endian ELF binaries are supported")
+        try:
+            from elftools.elf.elffile import ELFFile
+
+            self.elf = ELFFile(_MapFile(self._map))
+            machine = self.elf.header["e_machine"]
+        except Exception as e:  # a truncated or corrupt header
+            raise GobtError(f"{self.display_path}: unreadable ELF header ({e})") from None
+        machine_num = {"EM_X86_64": EM_X86_64, "EM_AARCH64": EM_AARCH64}.get(machine)
+        self.arch = ARCH_BY_MACHINE.get(machine_num)
+        if self.arch is None:
+            raise GobtError(f"{self.display_path}: architecture {machine} is not supported (amd64, arm64 are)")
+
+    # -- sections and segments ------------------------------------------
+
+    def _section(self, name):
+        try:
+            return self.elf.get_section_by_name(name)
+        except Exception as e:
+            raise GobtError(f"{self.display_path}: corrupt section table ({e})") from None
+
+    def _section_bytes(self, name):
+        sec = self._section(name)
+        if sec is None or sec["sh_type"] == "SHT_NOBITS":
+            return None
+        start, size = sec["sh_offset"], sec["sh_size"]
+        if start + size > len(self._map):
+            raise GobtError(f"{self.display_path}: section {name} runs past the end of the file (truncated?)")
+        return self._map[start : start + size]
+
+    @cached_property
+    def segments(self):
+        out = []
+        for seg in self.elf.iter_segments():
+            if seg["p_type"] == "PT_LOAD":
+                out.append(Segment(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], seg["p_filesz"]))
+        return out
+
+    def file_offset(self, vaddr):
+        """The file offset of the byte mapped at `vaddr` (what uprobes attach to)."""
+        for seg in self.segments:
+            if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
+                return vaddr - seg.vaddr + seg.offset
+        raise GobtError(f"{self.display_path}: address 0x{vaddr:x} is in no loaded segment")
+
+    # -- symbols ----------------------------------------------------------
+
+    @cached_property
+    def symbols(self):
+        symtab = self._section_bytes(".symtab")
+        strtab = self._section_bytes(".strtab")
+        if symtab is None or strtab is None:
+            raise GobtError(
+                f"{self.display_path}: has no symbol table (stripped with -ldflags=-s?)",
+                hints=["  gobt needs the function symbols; rebuild without -s, or trace an unstripped copy"],
+            )
+        return SymbolTable(symtab, strtab)
+
+    def code(self, fn):
+        """The bytes of a function, exactly its own (never a whole-.text sweep)."""
+        off = self.file_offset(fn.start)
+        return self._map[off : off + fn.size]
+
+    # -- Go build facts -----------------------------------------------------
+
+    @cached_property
+    def go_version(self):
+        """'go1.19.8' and the like, from .go.buildinfo; None if not a Go binary."""
+        data = self._section_bytes(".go.buildinfo")
+        if data is None or not data.startswith(BUILDINFO_MAGIC):
+            return self._go_version_from_symbol()
+        ptr_size, flags = data[14], data[15]
+        if flags & 2:  # Go 1.18+: the strings are inline, varint-length-prefixed
+            version, _ = _read_varint_string(data, 32)
+            return version
+        # Before 1.18: pointers to (ptr, len) string headers.
+        fmt = "<Q" if ptr_size == 8 else "<I"
+        (vers_ptr,) = struct.unpack_from(fmt, data, 16)
+        return self._read_go_string(vers_ptr, ptr_size)
+
+    def _go_version_from_symbol(self):
+        # Go before 1.13 had no .go.buildinfo; its runtime.buildVersion is
+        # a string header (ptr, len) in the data segment.
+        try:
+            addr = self.symbols.address_of("runtime.buildVersion")
+        except GobtError:
+            return None
+        return self._read_go_string(addr, 8) if addr else None
+
+    def _read_go_string(self, addr, ptr_size):
+        fmt = "<QQ" if ptr_size == 8 else "<II"
+        try:
+            hdr = self._map[self.file_offset(addr) : self.file_offset(addr) + 2 * ptr_size]
+            data_ptr, length = struct.unpack(fmt, hdr)
+            start = self.file_offset(data_ptr)
+            return self._map[start : start + length].decode("ascii", "replace")
+        except (GobtError, struct.error):
+            return None
+
+    @cached_property
+    def go_version_tuple(self):
+        """(major, minor) such as (1, 19); None when unknown."""
+        m = re.match(r"go(\d+)\.(\d+)", self.go_version or "")
+        return (int(m.group(1)), int(m.group(2))) if m else None
+
+    @cached_property
+    def build_id(self):
+        data = self._section_bytes(".note.go.buildid")
+        if not data or len(data) < 16:
+            return ""
+        namesz, descsz = struct.unpack_from("<II", data, 0)
+        desc_start = 12 + ((namesz + 3) & ~3)
+        return data[desc_start : desc_start + descsz].decode("ascii", "replace")
+
+
+def _read_varint_string(data, pos):
+    length = shift = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        length |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return data[pos : pos + length].decode("utf-8", "replace"), pos + length
+
+
+class _MapFile:
+    """A read-only file object over an mmap, for pyelftools."""
+
+    def __init__(self, m):
+        self._m = m
+        self._pos = 0
+
+    def seek(self, pos, whence=0):
+        if whence == 0:
+            self._pos = pos
+        elif whence == 1:
+            self._pos += pos
+        else:
+            self._pos = len(self._m) + pos
+        return self._pos
+
+    def tell(self):
+        return self._pos
+
+    def read(self, n=-1):
+        end = len(self._m) if n is None or n < 0 else self._pos + n
+        data = self._m[self._pos : end]
+        self._pos += len(data)
+        return data

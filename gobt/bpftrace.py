@@ -1,0 +1,148 @@
+"""Emit and exec: what the installed bpftrace accepts, and handing over to it.
+
+gobt proves every probe offset is an instruction boundary itself, so the
+only question left is how to spell a probe at an offset so that *this*
+bpftrace attaches it:
+
+- built with bfd: `uprobe:BIN:"sym"+0xOFF`, which bpftrace checks again;
+- without bfd, bpftrace >= 0.22: the same, with --unsafe;
+- without bfd, older (Debian 12's 0.17): every "sym"+OFF is refused, but
+  `uprobe:BIN:0xFILEOFFSET` attaches with --unsafe when no symbol covers
+  that number.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+
+from .cache import cache_dir
+from .errors import GobtError
+
+# bpftrace's options that take a value, across releases; the rest are flags.
+# gobt must know them to find the program among the arguments.
+VALUE_OPTIONS = {
+    "-B", "-f", "-o", "-e", "-I", "-p", "-c",
+    "--include", "--emit-elf", "--emit-llvm", "--no-feature", "--aot",
+    "--test", "--usdt-file-activation-path", "--dry-run-file",
+}
+# bpftrace builtins that need --unsafe; gobt never adds --unsafe to a script
+# that uses them unless the user asked for it.
+UNSAFE_BUILTINS = {"system", "signal", "override"}
+
+
+@dataclass
+class Bpftrace:
+    path: str
+    version: tuple  # (0, 17, 0)
+    bfd: bool
+
+    @property
+    def version_text(self):
+        return ".".join(map(str, self.version))
+
+    @property
+    def attach_form(self):
+        if self.bfd:
+            return "sym_offset"
+        if self.version >= (0, 22):
+            return "sym_offset"
+        return "file_offset"
+
+    @property
+    def offset_needs_unsafe(self):
+        return not self.bfd
+
+    @property
+    def has_uprobe_multi(self):
+        return self.version >= (0, 20)
+
+
+def find_bpftrace(explicit=None):
+    path = explicit or os.environ.get("GOBT_BPFTRACE") or "bpftrace"
+    resolved = shutil.which(path)
+    if not resolved:
+        raise GobtError(
+            f"cannot find bpftrace ({path})",
+            hints=["  install it (apt-get install bpftrace) or point --bpftrace / GOBT_BPFTRACE at it"],
+        )
+    return resolved
+
+
+def probe_bpftrace(path):
+    """Version and bfd of a bpftrace binary, cached by the binary's identity."""
+    st = os.stat(path)
+    key = f"{os.path.realpath(path)}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+    cache = cache_dir()
+    cache_file = os.path.join(cache, "bpftrace-info.json") if cache else None
+    if cache_file:
+        try:
+            with open(cache_file) as f:
+                entry = json.load(f).get(key)
+            if entry:
+                return Bpftrace(path, tuple(entry["version"]), entry["bfd"])
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    try:
+        proc = subprocess.run([path, "--info"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GobtError(f"cannot run {path} --info: {e}") from None
+    info = proc.stdout + proc.stderr
+    m = re.search(r"version:\s*v?(\d+)\.(\d+)\.(\d+)", info)
+    if not m:
+        proc = subprocess.run([path, "--version"], capture_output=True, text=True)
+        m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", proc.stdout + proc.stderr)
+    if not m:
+        raise GobtError(f"cannot tell the version of {path} from --info or --version")
+    version = tuple(int(x) for x in m.groups())
+    bfd = re.search(r"\bbfd:\s*yes", info) is not None
+    found = Bpftrace(path, version, bfd)
+    if cache_file:
+        _store(cache_file, key, {"version": list(version), "bfd": bfd})
+    return found
+
+
+def _store(cache_file, key, value):
+    try:
+        with open(cache_file) as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            data = {}
+    except (OSError, ValueError):
+        data = {}
+    data[key] = value
+    tmp = f"{cache_file}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, cache_file)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def program_fd(text, name):
+    """A memfd holding the program, inherited by bpftrace across exec.
+
+    No file is ever written, so nothing is left behind whatever happens to
+    bpftrace; the fd's name shows the user's script in /proc.
+    """
+    fd = os.memfd_create(os.path.basename(name) or "gobt", 0)
+    data = text.encode()
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        view = view[n:]
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
+
+
+def exec_bpftrace(argv):
+    try:
+        os.execv(argv[0], argv)
+    except OSError as e:
+        raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None

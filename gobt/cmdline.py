@@ -1,0 +1,114 @@
+"""bpftrace's command line, as gobt must understand it.
+
+gobt takes exactly bpftrace's arguments plus a few of its own, whose names
+no bpftrace release uses. It has to find the program (a file or -e) and
+-p/--unsafe among them; everything else is handed to bpftrace in order,
+untouched. bpftrace parses with GNU getopt, which permutes: options may
+follow the script file (`gobt script.gbt -p 42`), and `--` ends them.
+"""
+
+from dataclasses import dataclass, field
+
+from .bpftrace import VALUE_OPTIONS
+from .errors import GobtError
+
+GOBT_FLAGS = {"--emit", "--no-cache"}
+GOBT_VALUE_OPTIONS = {"--bpftrace"}
+
+
+@dataclass
+class Invocation:
+    passthrough: list = field(default_factory=list)  # bpftrace's options, in order
+    program_text: str | None = None  # from -e
+    script_path: str | None = None
+    positional: list = field(default_factory=list)  # script args, or -l's search
+    pid: int | None = None
+    unsafe: bool = False
+    list_mode: bool = False
+    verbose: bool = False
+    emit: bool = False
+    no_cache: bool = False
+    bpftrace: str | None = None
+    help: bool = False
+    version: bool = False
+
+
+def _take_value(argv, i, opt, attached):
+    if attached is not None:
+        return attached, i
+    if i + 1 >= len(argv):
+        raise GobtError(f"option {opt} needs a value")
+    return argv[i + 1], i + 1
+
+
+def parse_argv(argv):
+    inv = Invocation()
+    plain = []  # non-option arguments, in order
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            plain.extend(argv[i + 1 :])
+            break
+        if arg.startswith("--"):
+            name, eq, attached = arg.partition("=")
+            attached = attached if eq else None
+            if name in GOBT_FLAGS:
+                setattr(inv, name[2:].replace("-", "_"), True)
+            elif name in GOBT_VALUE_OPTIONS:
+                inv.bpftrace, i = _take_value(argv, i, name, attached)
+            elif name in VALUE_OPTIONS:
+                value, i = _take_value(argv, i, name, attached)
+                inv.passthrough += [name, value]
+            else:
+                if name == "--unsafe":
+                    inv.unsafe = True
+                elif name == "--help":
+                    inv.help = True
+                elif name == "--version":
+                    inv.version = True
+                inv.passthrough.append(arg)
+        elif arg.startswith("-") and len(arg) > 1:
+            i = _short_cluster(argv, i, inv)
+        else:
+            plain.append(arg)
+        i += 1
+
+    if inv.program_text is None and not inv.list_mode and plain:
+        inv.script_path, inv.positional = plain[0], plain[1:]
+    else:
+        inv.positional = plain
+    return inv
+
+
+def _short_cluster(argv, i, inv):
+    """One `-xyz` argument (getopt style); returns the index of its last word."""
+    arg = argv[i]
+    for j in range(1, len(arg)):
+        opt = "-" + arg[j]
+        if opt in VALUE_OPTIONS:
+            flags = arg[1:j]
+            attached = arg[j + 1 :] or None
+            value, i = _take_value(argv, i, opt, attached)
+            if flags:
+                inv.passthrough.append("-" + flags)
+            if opt == "-e":
+                if inv.program_text is not None:
+                    raise GobtError("-e given twice")
+                inv.program_text = value
+                return i
+            if opt == "-p":
+                try:
+                    inv.pid = int(value)
+                except ValueError:
+                    raise GobtError(f"-p needs a process id, not {value!r}") from None
+            inv.passthrough += [opt, value]
+            return i
+        flag = _SHORT_FLAGS.get(opt)
+        if flag:
+            setattr(inv, flag, True)
+    inv.passthrough.append(arg)
+    return i
+
+
+_SHORT_FLAGS = {"-l": "list_mode", "-v": "verbose", "-h": "help", "-V": "version"}

@@ -1,0 +1,53 @@
+"""User-facing errors and warnings.
+
+A user's mistake is a GobtError: it prints as one `gobt: ...: error: ...`
+line (with the script's line and a caret when it comes from a script) and
+makes gobt exit non-zero. Anything else escaping is a bug in gobt.
+"""
+
+import sys
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A point in a script: what the user sees in their editor."""
+
+    filename: str
+    line: int  # 1-based
+    column: int  # 1-based
+    source_line: str = ""
+    width: int = 1
+
+    def __str__(self):
+        return f"{self.filename}:{self.line}:{self.column}"
+
+
+class GobtError(Exception):
+    def __init__(self, message, location=None, hints=()):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+        self.hints = list(hints)
+
+    def render(self):
+        where = f"{self.location}: " if self.location else ""
+        lines = [f"gobt: {where}error: {self.message}"]
+        loc = self.location
+        if loc and loc.source_line:
+            text = loc.source_line.rstrip("\n").expandtabs(8)
+            # expandtabs moves the caret too: measure the prefix the same way.
+            prefix = loc.source_line[: loc.column - 1].expandtabs(8)
+            lines.append(text)
+            lines.append(" " * len(prefix) + "^" + "~" * max(0, loc.width - 1))
+        lines.extend(self.hints)
+        return "\n".join(lines)
+
+
+def warn(message, location=None):
+    where = f"{location}: " if location else ""
+    print(f"gobt: {where}warning: {message}", file=sys.stderr)
+
+
+def note(message):
+    print(f"gobt: {message}", file=sys.stderr)

@@ -1,0 +1,267 @@
+"""Parse: a bpftrace script, with gobt's extensions, into probes and uses.
+
+The grammar lives in grammar/bpftrace.lark. Only the structure gobt rewrites
+is extracted here (attach points, predicates, blocks, and the gobt helpers
+inside blocks), each with its offsets in the original text, so the rewriter
+can splice the text and leave every other byte alone.
+"""
+
+import os
+import re
+from dataclasses import dataclass, field
+
+from .errors import GobtError
+
+# Cheap test that decides whether a script needs gobt at all. A script that
+# fails it goes to bpftrace as it is, without importing lark or reading any
+# binary. It may say yes too often (a word in a comment); the full parse
+# then finds nothing to rewrite and the text still comes out unchanged.
+_MAY_NEED_GOBT = re.compile(
+    r"\bgo(?:ret|entry|arg|id|elapsed)\b"
+    # an unquoted uprobe function bpftrace could not lex: a Go method
+    r"|\b(?:uprobe|u):[^\s{,]*[^\s{,_\-./a-zA-Z0-9#*:\"+]"
+)
+
+GOBT_PROVIDERS = {"goret", "goentry"}
+UPROBE_PROVIDERS = {"uprobe", "u"}
+HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg"}
+
+# What bpftrace accepts unquoted in a probe's function part (bpftrace 0.17's
+# lexer); anything else in a Go symbol needs quotes.
+_BPFTRACE_UNQUOTED = re.compile(r"[_\-./a-zA-Z0-9#*]+\Z")
+
+
+def may_need_gobt(text):
+    return _MAY_NEED_GOBT.search(text) is not None
+
+
+@dataclass
+class Span:
+    start: int
+    end: int
+
+
+@dataclass
+class AttachPoint:
+    text: str
+    span: Span
+    provider: str
+    target: str = ""  # the binary, unquoted
+    func: str = ""  # the function (or pattern), unquoted
+    func_quoted: bool = False
+    func_offset: int = 0  # where `func` starts within `text`
+
+    @property
+    def is_gobt(self):
+        return self.provider in GOBT_PROVIDERS
+
+    @property
+    def is_uprobe(self):
+        return self.provider in UPROBE_PROVIDERS
+
+    def needs_quoting(self):
+        """An unquoted uprobe function bpftrace would not lex (`main.(*T).M`)."""
+        return (
+            self.is_uprobe
+            and not self.func_quoted
+            and bool(self.func)
+            and not _BPFTRACE_UNQUOTED.match(self.func)
+        )
+
+
+@dataclass
+class Use:
+    """A gobt helper used inside a block: goarg(PATH), goid, goelapsed, retval."""
+
+    kind: str
+    span: Span
+    path: str = ""  # goarg's argument, as written
+    path_offset: int = 0  # where the path starts in the text
+
+
+@dataclass
+class Probe:
+    attach_points: list
+    span: Span  # from the first attach point to the closing brace
+    predicate: Span | None
+    block: Span
+    uses: list = field(default_factory=list)
+    words: set = field(default_factory=set)  # identifiers used in the block
+
+    @property
+    def is_gobt(self):
+        return any(ap.is_gobt or ap.needs_quoting() for ap in self.attach_points)
+
+
+@dataclass
+class Script:
+    source: object
+    probes: list
+
+    @property
+    def words(self):
+        return set().union(*(p.words for p in self.probes))
+
+    @property
+    def needs_rewrite(self):
+        # retval alone is bpftrace's own (in a uretprobe); it is gobt's only
+        # inside a goret, which is_gobt already counts.
+        return any(p.is_gobt or any(u.kind != "retval" for u in p.uses) for p in self.probes)
+
+
+def _grammar_path():
+    from importlib.resources import files
+
+    return files("gobt.grammar").joinpath("bpftrace.lark")
+
+
+_parser = None
+
+
+def _get_parser():
+    global _parser
+    if _parser is None:
+        import lark
+
+        from .cache import cache_dir
+
+        grammar = _grammar_path()
+        kwargs = dict(parser="lalr", lexer="contextual", propagate_positions=True)
+        cache = cache_dir()
+        if cache:
+            # Lark keys its cache file on the grammar and options itself; we
+            # only choose where it lives, so no stray files land in /tmp.
+            kwargs["cache"] = os.path.join(cache, f"grammar-{lark.__version__}.lark.cache")
+        try:
+            _parser = lark.Lark(grammar.read_text(), **kwargs)
+        except OSError:
+            kwargs.pop("cache", None)
+            _parser = lark.Lark(grammar.read_text(), **kwargs)
+    return _parser
+
+
+def split_attach_point(text):
+    """provider:target:func, honouring quotes. Returns (parts, offsets)."""
+    parts, offsets = [], []
+    start = 0
+    i = 0
+    in_quote = False
+    while i < len(text):
+        c = text[i]
+        if in_quote:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                in_quote = False
+        elif c == '"':
+            in_quote = True
+        elif c == ":" and len(parts) < 2:
+            parts.append(text[start:i])
+            offsets.append(start)
+            start = i + 1
+        i += 1
+    parts.append(text[start:])
+    offsets.append(start)
+    return parts, offsets
+
+
+def _unquote(piece):
+    if len(piece) >= 2 and piece[0] == '"' and piece[-1] == '"':
+        return piece[1:-1], True
+    return piece, False
+
+
+def _attach_point(token, source):
+    text = str(token)
+    span = Span(token.start_pos, token.end_pos)
+    parts, offsets = split_attach_point(text)
+    ap = AttachPoint(text=text, span=span, provider=parts[0])
+    if ap.provider in GOBT_PROVIDERS or ap.provider in UPROBE_PROVIDERS:
+        if len(parts) != 3 or not parts[1] or not parts[2]:
+            loc = source.location(span.start, len(text))
+            raise GobtError(
+                f"'{text}' is not of the form {ap.provider}:BINARY:FUNCTION",
+                loc,
+                [f"  for example: {ap.provider}:./app:main.handle"],
+            )
+        ap.target = _unquote(parts[1])[0]
+        ap.func, ap.func_quoted = _unquote(parts[2])
+        ap.func_offset = offsets[2]
+    return ap
+
+
+def parse(source):
+    """Parse a Source into a Script, raising GobtError on a syntax error."""
+    import lark
+
+    try:
+        tree = _get_parser().parse(source.text)
+    except lark.exceptions.UnexpectedInput as e:
+        raise _syntax_error(source, e) from None
+
+    probes = []
+    for node in tree.children:
+        if isinstance(node, lark.Tree) and node.data == "probe":
+            probes.append(_probe(node, source))
+    return Script(source, probes)
+
+
+def _probe(node, source):
+    import lark
+
+    attach_list, *rest = node.children
+    block = rest[-1]
+    predicate = rest[0] if len(rest) == 2 else None
+    aps = [_attach_point(t, source) for t in attach_list.children]
+    pred_span = None
+    if predicate is not None:
+        tok = predicate.children[0]
+        pred_span = Span(tok.start_pos, tok.end_pos)
+    probe = Probe(
+        attach_points=aps,
+        span=Span(aps[0].span.start, block.meta.end_pos),
+        predicate=pred_span,
+        block=Span(block.meta.start_pos, block.meta.end_pos),
+    )
+    for tok in block.scan_values(lambda v: isinstance(v, lark.Token)):
+        if tok.type == "GOARG_CALL":
+            text = str(tok)
+            open_paren = text.index("(")
+            inner = text[open_paren + 1 : -1]
+            lead = len(inner) - len(inner.lstrip())
+            probe.uses.append(
+                Use(
+                    "goarg",
+                    Span(tok.start_pos, tok.end_pos),
+                    path=inner.strip(),
+                    path_offset=tok.start_pos + open_paren + 1 + lead,
+                )
+            )
+        elif tok.type == "WORD":
+            word = str(tok)
+            probe.words.add(word)
+            if word in HELPER_WORDS:
+                probe.uses.append(Use(word, Span(tok.start_pos, tok.end_pos)))
+    return probe
+
+
+def _syntax_error(source, e):
+    import lark
+
+    token = getattr(e, "token", None)
+    pos = getattr(e, "pos_in_stream", None)
+    if token is not None and getattr(token, "start_pos", None) is not None:
+        pos = token.start_pos
+    at_end = isinstance(e, lark.exceptions.UnexpectedEOF) or (token is not None and token.type == "$END")
+    if pos is None or pos >= len(source.text) or at_end:
+        end = len(source.text.rstrip()) or 1
+        return GobtError(
+            "unexpected end of script: is a '{', '\"' or '/*' left open?",
+            source.location(end - 1),
+        )
+    if isinstance(e, lark.exceptions.UnexpectedCharacters):
+        return GobtError(
+            f"syntax error: unexpected character {source.text[pos]!r}", source.location(pos)
+        )
+    text = str(token)
+    return GobtError(f"syntax error: unexpected {text!r}", source.location(pos, len(text)))

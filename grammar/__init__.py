@@ -1,0 +1,1 @@
+"""The Lark grammar of gobt scripts, installed as package data (gobt.grammar)."""

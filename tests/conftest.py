@@ -1,0 +1,70 @@
+"""Fixtures shared by gobt's tests.
+
+End-to-end tests need root, a real bpftrace and real Go toolchains. On a
+developer's machine without them they skip; in CI (GOBT_REQUIRE_E2E=1,
+set by .ci/run) a missing requirement fails the test instead, so CI can
+never pass by skipping the tests that matter.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from toolchains import CACHE, ROOT, build, find_toolchains
+
+REQUIRE_E2E = os.environ.get("GOBT_REQUIRE_E2E") == "1"
+BUILD_DIR = os.path.join(CACHE, "builds")
+
+
+def need(condition, why):
+    if condition:
+        return
+    if REQUIRE_E2E:
+        pytest.fail(f"GOBT_REQUIRE_E2E=1 but {why}", pytrace=False)
+    pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def toolchains():
+    return find_toolchains()
+
+
+@pytest.fixture(scope="session")
+def bpf():
+    """Real bpftrace with the rights to attach probes."""
+    need(os.geteuid() == 0, "end-to-end tests need root")
+    need(shutil.which("bpftrace") is not None, "bpftrace is not installed")
+    tracing = "/sys/kernel/tracing"
+    if os.path.isdir(tracing) and not os.listdir(tracing):
+        subprocess.run(["mount", "-t", "tracefs", "nodev", tracing], check=False)
+    return shutil.which("bpftrace")
+
+
+@pytest.fixture(scope="session")
+def go_build(toolchains):
+    """go_build(name, program_dir, **flags) -> path of the built binary."""
+    os.makedirs(BUILD_DIR, exist_ok=True)
+
+    def _build(name, src, **kwargs):
+        need(name in toolchains, f"Go toolchain {name} is missing (run scripts/setup)")
+        src_dir = src if os.path.isabs(src) else os.path.join(ROOT, src)
+        return build(toolchains[name], src_dir, BUILD_DIR, **kwargs)
+
+    return _build
+
+
+def gobt(*args, timeout=120, input=None, env=None, cwd=None):
+    """Run gobt as a user would, and return the CompletedProcess."""
+    cmd = [sys.executable, "-m", "gobt", *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=timeout, input=input,
+        env={**os.environ, **(env or {})}, cwd=cwd,
+    )
+
+
+def no_traceback(proc):
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stdout, proc.stdout

@@ -1,0 +1,49 @@
+"""gobt finds the program and its own options in bpftrace's command line."""
+
+import pytest
+
+from gobt.cmdline import parse_argv
+from gobt.errors import GobtError
+
+
+def test_script_then_options_then_args():
+    inv = parse_argv(["script.gbt", "-p", "42", "a1", "--unsafe", "a2"])
+    assert inv.script_path == "script.gbt"
+    assert inv.positional == ["a1", "a2"]
+    assert inv.pid == 42 and inv.unsafe
+    assert inv.passthrough == ["-p", "42", "--unsafe"]
+
+
+def test_glued_values_and_clusters():
+    inv = parse_argv(["-qkk", "-p42", "-oout.txt", "--include=x.h", "-e", "BEGIN{}"])
+    assert inv.pid == 42
+    assert inv.program_text == "BEGIN{}"
+    assert inv.passthrough == ["-qkk", "-p", "42", "-o", "out.txt", "--include", "x.h"]
+
+
+def test_value_after_flag_cluster():
+    inv = parse_argv(["-qe", "BEGIN{}", "x"])
+    assert inv.program_text == "BEGIN{}" and inv.positional == ["x"]
+    assert inv.passthrough == ["-q"]
+
+
+def test_gobt_options_are_removed():
+    inv = parse_argv(["--emit", "--bpftrace", "/opt/bt", "--no-cache", "s.gbt"])
+    assert inv.emit and inv.no_cache and inv.bpftrace == "/opt/bt"
+    assert inv.passthrough == [] and inv.script_path == "s.gbt"
+
+
+def test_double_dash_ends_options():
+    inv = parse_argv(["s.gbt", "--", "-p", "x"])
+    assert inv.pid is None and inv.positional == ["-p", "x"]
+
+
+def test_list_mode_takes_search():
+    inv = parse_argv(["-l", "goret:./app:main.*"])
+    assert inv.list_mode and inv.script_path is None
+    assert inv.positional == ["goret:./app:main.*"]
+
+
+def test_missing_value_is_an_error():
+    with pytest.raises(GobtError, match="needs a value"):
+        parse_argv(["-p"])

@@ -1,0 +1,88 @@
+"""A script with no gobt constructs reaches bpftrace unchanged, byte for byte."""
+
+import glob
+import os
+import subprocess
+
+import pytest
+
+from conftest import gobt, no_traceback
+from toolchains import HERE
+
+DISTRO_TOOLS = sorted(glob.glob("/usr/sbin/*.bt"))
+HARD_CASES = sorted(glob.glob(os.path.join(HERE, "scripts", "*.bt")))
+
+
+def test_distro_tools_are_installed():
+    # Debian's bpftrace package ships 38 tools; without them the round trip
+    # below would test nothing.
+    assert len(DISTRO_TOOLS) >= 38, DISTRO_TOOLS
+
+
+@pytest.mark.parametrize("path", DISTRO_TOOLS + HARD_CASES, ids=os.path.basename)
+def test_script_round_trips_byte_identical(path):
+    with open(path, "rb") as f:
+        original = f.read()
+    proc = subprocess.run(
+        ["python3", "-m", "gobt", "--emit", path], capture_output=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == original
+
+
+@pytest.mark.parametrize("path", DISTRO_TOOLS + HARD_CASES, ids=os.path.basename)
+def test_full_parse_finds_nothing_to_rewrite(path):
+    # The cheap pre-check may let a script through to the parser; the
+    # parser must then agree that there is nothing to do.
+    from gobt.script import parse
+    from gobt.source import Source
+
+    with open(path) as f:
+        script = parse(Source(f.read(), path))
+    assert not script.needs_rewrite
+    assert script.probes
+
+
+def test_one_liner_round_trips():
+    program = 'kprobe:do_nanosleep /comm == "x"/ { printf("%d\\n", pid); }'
+    proc = gobt("--emit", "-e", program)
+    assert proc.returncode == 0 and proc.stdout == program
+
+
+def run_both(bpf, args, timeout=60):
+    ours = gobt(*args, timeout=timeout)
+    theirs = subprocess.run([bpf, *args], capture_output=True, text=True, timeout=timeout)
+    no_traceback(ours)
+    return ours, theirs
+
+
+def test_plain_script_runs_as_under_bpftrace(bpf):
+    script = os.path.join(HERE, "scripts", "go_words.bt")
+    ours, theirs = run_both(bpf, [script])
+    assert theirs.returncode == 0, theirs.stderr
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+    assert "1 2" in ours.stdout
+
+
+def test_positional_params_and_options_pass_through(bpf):
+    program = 'BEGIN { printf("%s-%d\\n", str($1), $2 + 1); exit(); }'
+    ours, theirs = run_both(bpf, ["-q", "-e", program, "word", "41"])
+    assert theirs.stdout.startswith("word-42\n")
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+
+
+def test_bpftrace_errors_are_bpftrace_own(bpf, tmp_path):
+    bad = tmp_path / "bad.bt"
+    bad.write_text("BEGIN { printf(\"x\\n\") \n  exit(); }\n")  # missing ';'
+    ours, theirs = run_both(bpf, [str(bad)])
+    assert theirs.returncode != 0
+    assert (ours.returncode, ours.stderr) == (theirs.returncode, theirs.stderr)
+    assert str(bad) in ours.stderr
+
+
+def test_uprobe_on_go_binary_counts_like_bpftrace(bpf, go_build):
+    binary = go_build("go1.19", "tests/programs/multiret")
+    program = "uprobe:%s:main.classify { @calls = count(); }" % binary
+    ours, theirs = run_both(bpf, ["-e", program, "-c", f"{binary} 500"])
+    assert "@calls: 500" in theirs.stdout
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
