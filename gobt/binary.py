@@ -204,6 +204,19 @@ class GoBinary:
             )
         return SymbolTable(symtab, strtab)
 
+    @cached_property
+    def dwarf(self):
+        from .dwarf import DwarfReader
+
+        return DwarfReader(self)
+
+    @cached_property
+    def register_abi(self):
+        """The register ABI table this binary uses, or None for the stack ABI."""
+        from .abi import REGISTER_ABI, uses_register_abi
+
+        return REGISTER_ABI[self.arch] if uses_register_abi(self.arch, self.go_version_tuple) else None
+
     def code(self, fn):
         """The bytes of a function, exactly its own (never a whole-.text sweep)."""
         off = self.file_offset(fn.start)

@@ -82,38 +82,100 @@ def rewrite(script, ctx):
     return "".join(out)
 
 
+@dataclass
+class Site:
+    """A Go function a probe fires in, and where: at its entry or a return."""
+
+    binary: GoBinary
+    function: object
+    at: str  # "entry" or "return"
+
+
 def _rewrite_probe(probe, source, ctx):
     edits = []
     generated = False
-    kinds = set()
+    sites = []  # the Go functions goarg/retval are read in
+    not_go = []  # attach points where they cannot be
     for ap in probe.attach_points:
         loc = source.location(ap.span.start, len(ap.text))
         if ap.provider == "goret":
-            attach = _expand_goret(ap, source, ctx)
+            attach, fns = _expand_goret(ap, source, ctx)
             edits.append(Edit(ap.span.start, ap.span.end, ", ".join(attach)))
+            sites += [Site(ctx.binary(ap.target, loc), fn, "return") for fn in fns]
             generated = True
-            kinds.add("goret")
         elif ap.provider == "goentry":
             raise GobtError("goentry probes are not implemented yet in this version of gobt", loc)
-        elif ap.needs_quoting():
-            edits.append(Edit(ap.span.start, ap.span.end, _quote_uprobe(ap, source, ctx)))
-            generated = True
-            kinds.add("uprobe")
+        elif ap.is_uprobe and (ap.needs_quoting() or (probe.uses and not _is_address(ap.func))):
+            binary, fns = _functions(ap, source, ctx)
+            if ap.probe_offset:
+                not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
+            else:
+                sites += [Site(binary, fn, "entry") for fn in fns]
+            if ap.needs_quoting():
+                edits.append(Edit(ap.span.start, ap.span.end, _quote_uprobe(ap, fns, ctx)))
+                generated = True
         else:
-            kinds.add(ap.provider)
+            not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
 
+    has_goret = any(site.at == "return" for site in sites)
     for use in probe.uses:
         loc = source.location(use.span.start, use.span.end - use.span.start)
-        if use.kind == "retval" and "goret" not in kinds:
+        if use.kind == "retval" and not has_goret:
             continue  # bpftrace's own retval, in a uretprobe
-        if use.kind == "goarg" or (use.kind == "goarg" and not use.path):
-            raise GobtError("goarg() is not implemented yet in this version of gobt", loc)
-        if use.kind in ("goid", "goelapsed", "retval"):
+        if use.kind in ("goid", "goelapsed"):
             raise GobtError(f"{use.kind} is not implemented yet in this version of gobt", loc)
+        if not_go:
+            ap, why = not_go[0]
+            raise GobtError(
+                f"{use.kind} is valid only in goret:, or in a uprobe: at a Go function's entry; "
+                f"this probe also fires at '{ap.text}': {why}",
+                loc,
+            )
+        edits.append(Edit(use.span.start, use.span.end, _read_value(use, sites, source)))
 
     if generated and ctx.pid is not None:
         edits.append(_pid_filter(probe, source, ctx.pid))
     return edits
+
+
+def _is_address(func):
+    return func[:2].lower() == "0x" or func.isdigit()
+
+
+def _read_value(use, sites, source):
+    """The bpftrace expression for a goarg(PATH) or retval, the same at every site."""
+    from .abi import assign
+    from .goarg import GoargResolver
+
+    if use.kind == "retval":
+        path, base = "~r0", use.span.start
+    else:
+        path, base = use.path, use.path_offset
+        if not path:
+            raise GobtError("goarg needs a name: goarg(NAME), goarg(NAME.field), goarg(~r0)",
+                            source.location(use.span.start, use.span.end - use.span.start))
+
+    def where(offset, width):
+        if use.kind == "retval":
+            return source.location(use.span.start, use.span.end - use.span.start)
+        return source.location(base + offset, width)
+
+    exprs = {}
+    for site in sites:
+        sub = site.binary.dwarf.subprogram(site.function)
+        if use.kind == "retval" and not sub.results:
+            raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
+        locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
+        resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
+        exprs.setdefault(resolver.expression(path, where), []).append(site.function.name)
+    if len(exprs) > 1:
+        shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
+        raise GobtError(
+            f"{use.kind} reads differently in the functions this probe covers ({shapes})",
+            where(0, len(path)),
+            ["  split the probe so each attach list covers functions with the same signature"],
+        )
+    return next(iter(exprs))
 
 
 def _pid_filter(probe, source, pid):
@@ -165,7 +227,8 @@ def _expand_goret(ap, source, ctx):
     if not attach:
         raise GobtError(f"goret:{ap.target}:{ap.func} matches no function with a RET instruction", loc)
     ctx.probe_count += len(attach)
-    return attach
+    no_ret_names = {fn.name for fn, _ in no_ret}
+    return attach, [fn for fn in fns if fn.name not in no_ret_names]
 
 
 def _uprobe_at(ap, binary, fn, offset, ctx, loc):
@@ -210,9 +273,9 @@ def _target_text(ap):
     return parts.split(":", 1)[1]
 
 
-def _quote_uprobe(ap, source, ctx):
-    """uprobe:BIN:main.(*T).M -> uprobe:BIN:"main.(*T).M", after checking it exists."""
-    binary, fns = _functions(ap, source, ctx)
+def _quote_uprobe(ap, fns, ctx):
+    """uprobe:BIN:main.(*T).M -> uprobe:BIN:"main.(*T).M" (its existence checked by the caller)."""
     head = ap.text[: ap.func_offset]
     ctx.probe_count += len(fns)
-    return f'{head}"{ap.func}"'
+    offset = f"+{ap.probe_offset}" if ap.probe_offset is not None else ""
+    return f'{head}"{ap.func}"{offset}'

@@ -50,6 +50,7 @@ class AttachPoint:
     func: str = ""  # the function (or pattern), unquoted
     func_quoted: bool = False
     func_offset: int = 0  # where `func` starts within `text`
+    probe_offset: int | None = None  # the +N of "func"+N
 
     @property
     def is_gobt(self):
@@ -165,6 +166,9 @@ def split_attach_point(text):
     return parts, offsets
 
 
+_FUNC_PLUS_OFFSET = re.compile(r'("(?:[^"\\]|\\.)*"|[^"+]+)\+(0[xX][0-9a-fA-F]+|\d+)\Z')
+
+
 def _unquote(piece):
     if len(piece) >= 2 and piece[0] == '"' and piece[-1] == '"':
         return piece[1:-1], True
@@ -185,7 +189,11 @@ def _attach_point(token, source):
                 [f"  for example: {ap.provider}:./app:main.handle"],
             )
         ap.target = _unquote(parts[1])[0]
-        ap.func, ap.func_quoted = _unquote(parts[2])
+        func = parts[2]
+        m = _FUNC_PLUS_OFFSET.match(func)
+        if m:
+            func, ap.probe_offset = m.group(1), int(m.group(2), 0)
+        ap.func, ap.func_quoted = _unquote(func)
         ap.func_offset = offsets[2]
     return ap
 

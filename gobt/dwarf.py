@@ -1,0 +1,318 @@
+"""Resolve: a Go function's parameters and results, from its DWARF.
+
+Reading is lazy, as pyelftools allows: the compile unit holding a function
+is found from each CU's top DIE (its low_pc/ranges), and only that CU's
+DIEs are parsed; types are read one DIE at a time through their
+references. A full scan of a big binary's DIEs takes seconds; this takes
+milliseconds.
+"""
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from .errors import GobtError
+
+DW_AT_GO_KIND = 0x2900
+
+# reflect.Kind, as Go writes it in DW_AT_go_kind.
+GO_KINDS = {
+    1: "bool", 2: "int", 3: "int", 4: "int", 5: "int", 6: "int",
+    7: "uint", 8: "uint", 9: "uint", 10: "uint", 11: "uint", 12: "uintptr",
+    13: "float", 14: "float", 15: "complex", 16: "complex",
+    17: "array", 18: "chan", 19: "func", 20: "interface", 21: "map",
+    22: "pointer", 23: "slice", 24: "string", 25: "struct", 26: "unsafe.Pointer",
+}
+# Kinds that are one machine word holding an address.
+ADDRESS_KINDS = {"pointer", "map", "chan", "func", "unsafe.Pointer", "uintptr"}
+
+DW_ATE_BOOLEAN, DW_ATE_COMPLEX, DW_ATE_FLOAT, DW_ATE_SIGNED, DW_ATE_UNSIGNED = 2, 3, 4, 5, 7
+
+
+@dataclass
+class Field:
+    name: str
+    offset: int
+    type: "GoType"
+
+
+class GoType:
+    """A Go type as DWARF describes it; members and elements load on demand."""
+
+    def __init__(self, reader, die):
+        self._reader = reader
+        self._die = die
+        attrs = die.attributes
+        self.name = _str(attrs.get("DW_AT_name")) or _anonymous_name(die)
+        self.kind = _kind(reader, die)
+        self.size = _size(reader, die)
+
+    def __repr__(self):
+        return f"GoType({self.name}, {self.kind}, {self.size})"
+
+    @cached_property
+    def underlying(self):
+        """The DIE a typedef names (Go's named types are typedefs)."""
+        die = self._die
+        while die.tag == "DW_TAG_typedef" and "DW_AT_type" in die.attributes:
+            die = die.get_DIE_from_attribute("DW_AT_type")
+        return die
+
+    @cached_property
+    def fields(self):
+        die = self.underlying
+        if die.tag != "DW_TAG_structure_type":
+            return []
+        out = []
+        for child in die.iter_children():
+            if child.tag != "DW_TAG_member":
+                continue
+            loc = child.attributes.get("DW_AT_data_member_location")
+            offset = loc.value if loc is not None and isinstance(loc.value, int) else 0
+            out.append(Field(_str(child.attributes.get("DW_AT_name")), offset, self._reader.type_of(child)))
+        return out
+
+    def field(self, name):
+        for f in self.fields:
+            if f.name == name:
+                return f
+        return None
+
+    @cached_property
+    def elem(self):
+        """The pointee of a pointer, or the element of an array or slice."""
+        die = self.underlying
+        if self.kind == "slice":
+            array = self.field("array")
+            return array.type.elem if array else None
+        if die.tag in ("DW_TAG_pointer_type", "DW_TAG_array_type") and "DW_AT_type" in die.attributes:
+            return self._reader.type_of(die)
+        return None
+
+    @cached_property
+    def length(self):
+        return _array_length(self.underlying)
+
+    @property
+    def align(self):
+        """Go's alignment of the type on a 64-bit machine."""
+        if self.kind == "struct":
+            return max((f.type.align for f in self.fields), default=1)
+        if self.kind == "array":
+            return self.elem.align if self.elem else 1
+        if self.kind == "complex":
+            return max(1, self.size // 2)
+        if self.kind in ("string", "slice", "interface"):
+            return 8
+        return max(1, min(self.size, 8))
+
+    @property
+    def signed(self):
+        die = self.underlying
+        enc = die.attributes.get("DW_AT_encoding")
+        return enc is not None and enc.value == DW_ATE_SIGNED
+
+
+def _str(attr):
+    if attr is None:
+        return ""
+    v = attr.value
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _anonymous_name(die):
+    return {"DW_TAG_pointer_type": "unsafe.Pointer"}.get(die.tag, "?")
+
+
+def _kind(reader, die):
+    attr = die.attributes.get(DW_AT_GO_KIND)
+    if attr is not None and attr.value in GO_KINDS:
+        return GO_KINDS[attr.value]
+    tag = die.tag
+    name = _str(die.attributes.get("DW_AT_name"))
+    if tag == "DW_TAG_typedef":
+        if "DW_AT_type" not in die.attributes:
+            return "unknown"
+        return _kind(reader, die.get_DIE_from_attribute("DW_AT_type"))
+    if tag == "DW_TAG_base_type":
+        enc = die.attributes.get("DW_AT_encoding")
+        enc = enc.value if enc is not None else None
+        if name == "uintptr":
+            return "uintptr"
+        return {
+            DW_ATE_BOOLEAN: "bool", DW_ATE_SIGNED: "int", DW_ATE_UNSIGNED: "uint",
+            DW_ATE_FLOAT: "float", DW_ATE_COMPLEX: "complex",
+        }.get(enc, "unknown")
+    if tag == "DW_TAG_pointer_type":
+        return "unsafe.Pointer" if name == "unsafe.Pointer" or "DW_AT_type" not in die.attributes else "pointer"
+    if tag == "DW_TAG_structure_type":
+        if name == "string":
+            return "string"
+        if name.startswith("[]"):
+            return "slice"
+        if name in ("runtime.iface", "runtime.eface"):
+            return "interface"
+        return "struct"
+    if tag == "DW_TAG_array_type":
+        return "array"
+    if tag == "DW_TAG_subroutine_type":
+        return "func"
+    return "unknown"
+
+
+def _size(reader, die):
+    while True:
+        attr = die.attributes.get("DW_AT_byte_size")
+        if attr is not None:
+            return attr.value
+        if die.tag == "DW_TAG_pointer_type" or die.tag == "DW_TAG_subroutine_type":
+            return 8
+        if die.tag == "DW_TAG_array_type" and "DW_AT_type" in die.attributes:
+            return reader.type_of(die).size * _array_length(die)
+        if die.tag == "DW_TAG_typedef" and "DW_AT_type" in die.attributes:
+            die = die.get_DIE_from_attribute("DW_AT_type")
+            continue
+        return 0
+
+
+def _array_length(die):
+    for child in die.iter_children():
+        if child.tag == "DW_TAG_subrange_type":
+            attrs = child.attributes
+            if "DW_AT_count" in attrs:
+                return attrs["DW_AT_count"].value
+            if "DW_AT_upper_bound" in attrs:
+                return attrs["DW_AT_upper_bound"].value + 1
+    return 0
+
+
+@dataclass
+class Param:
+    """A receiver, parameter or result, in declaration order."""
+
+    name: str
+    type: GoType
+    is_result: bool
+    index: int  # position among params, or among results
+    die: object = field(repr=False, default=None)
+
+
+@dataclass
+class Subprogram:
+    name: str
+    params: list  # receiver and params, then results
+    die: object = field(repr=False, default=None)
+
+    @property
+    def args(self):
+        return [p for p in self.params if not p.is_result]
+
+    @property
+    def results(self):
+        return [p for p in self.params if p.is_result]
+
+    def find(self, name):
+        # ~rN is the N-th result on every Go version, although Go 1.15/1.16
+        # named unnamed results after the params (~r2, ~r3 for two params).
+        m = re.fullmatch(r"~r(\d+)", name)
+        if m:
+            index = int(m.group(1))
+            results = self.results
+            return results[index] if index < len(results) else None
+        for p in self.params:
+            if p.name == name:
+                return p
+        return None
+
+
+class DwarfReader:
+    def __init__(self, binary):
+        self.binary = binary
+        self._types = {}
+        self._cus = None
+
+    @cached_property
+    def info(self):
+        if self.binary._section(".debug_info") is None and self.binary._section(".zdebug_info") is None:
+            raise GobtError(
+                f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
+                hints=["  goarg reads parameters by name from DWARF; rebuild without -w/-s"],
+            )
+        try:
+            return self.binary.elf.get_dwarf_info(relocate_dwarf_sections=False)
+        except Exception as e:
+            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
+
+    def type_of(self, die):
+        ref = die.attributes["DW_AT_type"]
+        key = ref.value if ref.form == "DW_FORM_ref_addr" else ref.value + die.cu.cu_offset
+        t = self._types.get(key)
+        if t is None:
+            t = GoType(self, die.get_DIE_from_attribute("DW_AT_type"))
+            self._types[key] = t
+        return t
+
+    def _cu_ranges(self, cu):
+        top = cu.get_top_DIE()
+        attrs = top.attributes
+        if "DW_AT_ranges" in attrs:
+            base = attrs["DW_AT_low_pc"].value if "DW_AT_low_pc" in attrs else 0
+            rl = self.info.range_lists()
+            if rl is None:
+                return top, []
+            out = []
+            for entry in rl.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
+                if hasattr(entry, "base_address"):
+                    base = entry.base_address
+                elif hasattr(entry, "begin_offset"):
+                    absolute = getattr(entry, "is_absolute", False)
+                    lo = entry.begin_offset if absolute else base + entry.begin_offset
+                    hi = entry.end_offset if absolute else base + entry.end_offset
+                    out.append((lo, hi))
+            return top, out
+        if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
+            lo = attrs["DW_AT_low_pc"].value
+            hi = attrs["DW_AT_high_pc"].value
+            if attrs["DW_AT_high_pc"].form != "DW_FORM_addr":
+                hi += lo
+            return top, [(lo, hi)]
+        return top, []
+
+    def subprogram(self, fn):
+        """The DWARF description of a Function (from the symbol table)."""
+        try:
+            for cu in self.info.iter_CUs():
+                top, ranges = self._cu_ranges(cu)
+                if any(lo <= fn.start < hi for lo, hi in ranges):
+                    found = self._find_in_cu(top, fn)
+                    if found is not None:
+                        return found
+        except GobtError:
+            raise
+        except Exception as e:
+            raise GobtError(f"{self.binary.display_path}: unreadable DWARF for {fn.name} ({e})") from None
+        raise GobtError(f"{self.binary.display_path}: no DWARF entry for {fn.name}")
+
+    def _find_in_cu(self, top, fn):
+        for die in top.iter_children():
+            if die.tag != "DW_TAG_subprogram":
+                continue
+            low = die.attributes.get("DW_AT_low_pc")
+            if low is None or low.value != fn.start:
+                continue
+            params = []
+            n_args = n_results = 0
+            for child in die.iter_children():
+                if child.tag != "DW_TAG_formal_parameter":
+                    continue
+                is_result = bool(child.attributes.get("DW_AT_variable_parameter") and
+                                 child.attributes["DW_AT_variable_parameter"].value)
+                index = n_results if is_result else n_args
+                if is_result:
+                    n_results += 1
+                else:
+                    n_args += 1
+                params.append(Param(_str(child.attributes.get("DW_AT_name")), self.type_of(child),
+                                    is_result, index, child))
+            return Subprogram(fn.name, params, die)
+        return None
