@@ -13,6 +13,7 @@ from . import __version__, cache
 from .bpftrace import UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
 from .cmdline import parse_argv
 from .errors import GobtError, note
+from .listing import list_probes, wants_gobt_listing
 from .rewrite import DEFAULT_MAX_PROBES, Context, rewrite
 from .script import may_need_gobt, parse
 from .source import Source
@@ -78,6 +79,10 @@ def run(argv):
         exec_bpftrace([bpftrace, "--help"])
     if inv.version:
         click.echo(f"gobt v{__version__}")
+
+    if inv.list_mode and inv.positional and wants_gobt_listing(inv.positional[0]):
+        if list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid, out=click.echo):
+            return 0
 
     source = _program_source(inv)
     if source is None or not may_need_gobt(source.text) or not parse(source).needs_rewrite:

@@ -106,7 +106,7 @@ def _rewrite_probe(probe, source, ctx):
         elif ap.provider == "goentry":
             raise GobtError("goentry probes are not implemented yet in this version of gobt", loc)
         elif ap.is_uprobe and (ap.needs_quoting() or (probe.uses and not _is_address(ap.func))):
-            binary, fns = _functions(ap, source, ctx)
+            binary, fns = functions(ap, source, ctx)
             if ap.probe_offset:
                 not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
@@ -187,7 +187,7 @@ def _pid_filter(probe, source, pid):
     return Edit(probe.predicate.start, probe.predicate.end, f"/pid == {pid} && ({inner})/")
 
 
-def _functions(ap, source, ctx):
+def functions(ap, source, ctx):
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
     fns = binary.symbols.match(ap.func)
@@ -204,7 +204,7 @@ def _functions(ap, source, ctx):
 
 
 def _expand_goret(ap, source, ctx):
-    binary, fns = _functions(ap, source, ctx)
+    binary, fns = functions(ap, source, ctx)
     attach = []
     no_ret = []
     loc = source.location(ap.span.start, len(ap.text))

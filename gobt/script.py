@@ -175,9 +175,9 @@ def _unquote(piece):
     return piece, False
 
 
-def _attach_point(token, source):
-    text = str(token)
-    span = Span(token.start_pos, token.end_pos)
+def attach_point(text, start, source):
+    """An AttachPoint from its text, found at offset `start` of `source`."""
+    span = Span(start, start + len(text))
     parts, offsets = split_attach_point(text)
     ap = AttachPoint(text=text, span=span, provider=parts[0])
     if ap.provider in GOBT_PROVIDERS or ap.provider in UPROBE_PROVIDERS:
@@ -220,7 +220,7 @@ def _probe(node, source):
     attach_list, *rest = node.children
     block = rest[-1]
     predicate = rest[0] if len(rest) == 2 else None
-    aps = [_attach_point(t, source) for t in attach_list.children]
+    aps = [attach_point(str(t), t.start_pos, source) for t in attach_list.children]
     pred_span = None
     if predicate is not None:
         tok = predicate.children[0]

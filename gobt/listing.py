@@ -1,0 +1,79 @@
+"""gobt -l / -lv: what can be probed in a Go binary, and where its values are.
+
+    $ gobt -lv 'goret:./app:main.swap'
+    goret:./app:main.swap  1 RET
+        x     string  RAX,RBX
+        y     string  RCX,RDI
+        ~r0   string  RAX,RBX at return
+        ~r1   string  RCX,RDI at return
+"""
+
+from .abi import assign, describe
+from .disasm import returns
+from .errors import GobtError
+from .rewrite import Context, functions
+from .script import attach_point
+from .source import Source
+
+LISTABLE = ("goret:", "goentry:", "uprobe:", "u:")
+
+
+def wants_gobt_listing(pattern):
+    return pattern.startswith(LISTABLE)
+
+
+def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
+    """Print the probes a pattern expands to; False if it is not about a Go binary."""
+    source = Source(pattern, "-l")
+    ap = attach_point(pattern, 0, source)
+    ctx = Context(bpftrace, pid=pid)
+    binary = ctx.binary(ap.target, source.location(0, len(pattern)))
+    if ap.is_uprobe and binary.go_version is None:
+        return False  # not Go: bpftrace lists its own uprobes
+    _, fns = functions(ap, source, ctx)
+    provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
+    if verbose:
+        abi = "register ABI" if binary.register_abi else "stack ABI"
+        out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
+    for fn in fns:
+        found = returns(binary, fn)
+        n = len(found.ret_offsets)
+        if found.ret_offsets:
+            note = f"{n} RET{'s' if n != 1 else ''}"
+        elif found.tail_calls:
+            target = binary.symbols.at(found.tail_calls[-1][1])
+            note = f"no RET: tail call to {target.name if target else hex(found.tail_calls[-1][1])}"
+        else:
+            note = "no RET: never returns"
+        out(f"{provider}:{ap.target}:{fn.name}  {note}")
+        if verbose:
+            for line in _params(binary, fn):
+                out("    " + line)
+    return True
+
+
+def _params(binary, fn):
+    try:
+        sub = binary.dwarf.subprogram(fn)
+    except GobtError as e:
+        return [f"({e.message})"]
+    locations = assign(sub, binary.arch, binary.go_version_tuple)
+    rows = []
+    for p in sub.params:
+        loc = locations[p.is_result, p.index]
+        where = describe(loc, binary.arch)
+        readable = p.type.kind not in ("float", "complex")
+        if loc.in_registers and any(leaf.is_float for leaf in loc.leaves):
+            where += " (unreadable)"
+        elif not readable:
+            where += " (no float in bpftrace)"
+        if p.is_result:
+            where += " at return"
+        name = p.name if not p.is_result or p.name == f"~r{p.index}" else f"{p.name} (~r{p.index})"
+        rows.append((name, p.type.name, where))
+    if not rows:
+        return ["(no parameters or results)"]
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    return [f"{a:<{w1}}  {b:<{w2}}  {c}" for a, b, c in rows]
+
