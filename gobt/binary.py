@@ -21,6 +21,12 @@ EM_AARCH64 = 183
 ARCH_BY_MACHINE = {EM_X86_64: "amd64", EM_AARCH64: "arm64"}
 
 STT_FUNC = 2
+
+
+def _is_code(info, shndx, size):
+    # Zero-size STT_FUNC symbols (runtime.text, runtime.etext) only mark
+    # addresses; they hold no code to probe.
+    return info & 0xF == STT_FUNC and shndx != 0 and size > 0
 _ELF64_SYM = struct.Struct("<IBBHQQ")
 BUILDINFO_MAGIC = b"\xff Go buildinf:"
 
@@ -53,7 +59,7 @@ class SymbolTable:
 
     def _entries_for(self, name_offsets):
         for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if st_name in name_offsets and info & 0xF == STT_FUNC and shndx != 0:
+            if st_name in name_offsets and _is_code(info, shndx, size):
                 yield st_name, value, size
 
     def _name_at(self, offset):
@@ -103,14 +109,14 @@ class SymbolTable:
     def all_functions(self):
         out = []
         for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if info & 0xF == STT_FUNC and shndx != 0:
+            if _is_code(info, shndx, size):
                 out.append(Function(self._name_at(st_name), value, size))
         return out
 
     def at(self, address):
         """The function that starts at `address`, or None."""
         for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if value == address and info & 0xF == STT_FUNC and shndx != 0:
+            if value == address and _is_code(info, shndx, size):
                 return Function(self._name_at(st_name), value, size)
         return None
 
@@ -203,6 +209,18 @@ class GoBinary:
                 hints=["  gobt needs the function symbols; rebuild without -s, or trace an unstripped copy"],
             )
         return SymbolTable(symtab, strtab)
+
+    @cached_property
+    def goroutine(self):
+        """bpftrace expressions for this binary's goid and call depth."""
+        from .goroutine import goroutine_exprs
+
+        return goroutine_exprs(self)
+
+    @cached_property
+    def morestack_addresses(self):
+        """Entry points of runtime.morestack*, the target of prologue stack checks."""
+        return {fn.start for fn in self.symbols.match("runtime.morestack*")}
 
     @cached_property
     def dwarf(self):

@@ -1,10 +1,16 @@
-"""Resolve: where a Go function returns, found by disassembling its bytes.
+"""Resolve: where a Go function returns and where its body starts.
 
 A return probe made of uprobes on every RET never touches the return address
 on the stack, so the Go runtime can copy the goroutine stack under it
 (which a uretprobe cannot survive). The offsets come from capstone over
 exactly the function's bytes: a linear sweep of all of .text stops early
 in capstone, and costs far more than the functions asked for.
+
+The same pass finds the end of the stack-growth check in the prologue.
+When the goroutine stack is too small, the check branches to a block that
+calls runtime.morestack and then jumps back to the function's entry, so a
+uprobe at offset 0 fires twice for such a call; one just after the check
+fires exactly once, and still sees the entry SP and argument registers.
 """
 
 from dataclasses import dataclass, field
@@ -16,6 +22,11 @@ ARCHES = {
         "cs": ("CS_ARCH_X86", "CS_MODE_64"),
         "ret": {"ret", "retq"},
         "jump": {"jmp"},
+        "call": {"call"},
+        "cond_branch": lambda m: m.startswith("j") and m != "jmp",
+        # Instructions of the prologue that move SP: the stack check is
+        # always before them.
+        "moves_sp": lambda m, ops: m == "push" or (m in ("sub", "add", "lea", "mov") and ops.startswith("rsp,")),
         # int3 pads functions to their alignment.
         "padding": {b"\xcc", b"\x00"},
     },
@@ -23,18 +34,26 @@ ARCHES = {
         "cs": ("CS_ARCH_ARM64", "CS_MODE_ARM"),
         "ret": {"ret"},
         "jump": {"b"},
+        "call": {"bl"},
+        "cond_branch": lambda m: m.startswith("b.") or m in ("cbz", "cbnz", "tbz", "tbnz"),
+        "moves_sp": lambda m, ops: ops.startswith("sp,") or (m in ("stp", "str") and "[sp" in ops and "]!" in ops),
         "padding": {b"\x00"},
     },
 }
 
 
+# The prologue's stack check is within its first few instructions.
+PROLOGUE_WINDOW = 12
+
+
 @dataclass
-class Returns:
-    """How a function leaves: its RET offsets, and any tail call."""
+class Code:
+    """What disassembly tells about one function."""
 
     function: object
     ret_offsets: list = field(default_factory=list)  # from the function's start
     tail_calls: list = field(default_factory=list)  # (offset, target address)
+    entry_offset: int = 0  # just after the stack-growth check (0: none)
 
 
 _disassemblers = {}
@@ -52,13 +71,14 @@ def _disassembler(arch):
     return cs
 
 
-def returns(binary, fn):
-    """Disassemble `fn` and find its RET instructions and tail calls."""
+def analyze(binary, fn):
+    """Disassemble `fn`: its RET instructions, tail calls and body entry."""
     facts = ARCHES[binary.arch]
     code = binary.code(fn)
-    out = Returns(fn)
+    out = Code(fn)
     covered = 0
-    for address, size, mnemonic, op_str in _disassembler(binary.arch).disasm_lite(code, fn.start):
+    insns = list(_disassembler(binary.arch).disasm_lite(code, fn.start))
+    for address, size, mnemonic, op_str in insns:
         covered = address + size - fn.start
         if mnemonic in facts["ret"]:
             out.ret_offsets.append(address - fn.start)
@@ -76,7 +96,34 @@ def returns(binary, fn):
             f"{fn.name}: disassembly stopped at +0x{covered:x} of 0x{fn.size:x} bytes; "
             "gobt cannot prove it found every return, so it places none"
         )
+    out.entry_offset = _after_stack_check(binary, fn, insns, facts)
     return out
+
+
+def _after_stack_check(binary, fn, insns, facts):
+    """Offset of the instruction after the last branch to the morestack block."""
+    by_address = {insn[0]: i for i, insn in enumerate(insns)}
+    morestack = binary.morestack_addresses
+    entry = 0
+    for i, (address, size, mnemonic, op_str) in enumerate(insns[:PROLOGUE_WINDOW]):
+        if facts["moves_sp"](mnemonic, op_str):
+            break
+        if not facts["cond_branch"](mnemonic):
+            continue
+        target = _immediate(op_str.split(",")[-1])
+        j = by_address.get(target)
+        if j is None:
+            continue
+        # The growth path spills the register args, then calls
+        # runtime.morestack*: its first call tells.
+        for _a, _s, t_mnem, t_ops in insns[j:]:
+            if t_mnem in facts["call"]:
+                if _immediate(t_ops) in morestack:
+                    entry = address + size - fn.start
+                break
+            if t_mnem in facts["jump"] or t_mnem in facts["ret"]:
+                break
+    return entry
 
 
 def _immediate(op_str):

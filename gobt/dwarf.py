@@ -243,6 +243,26 @@ class DwarfReader:
         except Exception as e:
             raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
 
+    def type_named(self, name):
+        """The struct type called `name`, found without walking any CU.
+
+        Go writes a type's name inline (DW_FORM_string) as its first
+        attribute, right after a one-byte abbreviation code, so the name's
+        bytes in .debug_info point at the DIE.
+        """
+        data = self.info.debug_info_sec.stream.getvalue()
+        needle = name.encode() + b"\0"
+        pos = data.find(needle)
+        while pos != -1:
+            try:
+                die = self.info.get_DIE_from_refaddr(pos - 1)
+                if die.tag == "DW_TAG_structure_type" and _str(die.attributes.get("DW_AT_name")) == name:
+                    return GoType(self, die)
+            except Exception:  # not a DIE boundary: keep looking
+                pass
+            pos = data.find(needle, pos + 1)
+        return None
+
     def type_of(self, die):
         ref = die.attributes["DW_AT_type"]
         key = ref.value if ref.form == "DW_FORM_ref_addr" else ref.value + die.cu.cu_offset

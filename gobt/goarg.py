@@ -73,16 +73,23 @@ class GoargResolver:
         self.at = at  # "entry" or "return"
         self.register_abi = register_abi  # the ABI table, or None for the stack ABI
 
-    def expression(self, path, where):
-        steps = parse_path(path, where)
-        param = self.subprogram.find(steps[0][1])
+    def head(self, path, where):
+        """The param or result a path starts at."""
+        name = parse_path(path, where)[0][1]
+        param = self.subprogram.find(name)
         if param is None:
             raise GobtError(
-                f"{self.subprogram.name} has no parameter or result named '{steps[0][1]}'",
-                where(0, len(steps[0][1])),
+                f"{self.subprogram.name} has no parameter or result named '{name}'",
+                where(0, len(name)),
                 self._signature_hint(),
             )
-        self._check_place(param, where(0, len(param.name)))
+        return param
+
+    def expression(self, path, where):
+        """The bpftrace expression reading PATH; (expression, Go kind)."""
+        steps = parse_path(path, where)
+        param = self.head(path, where)
+        self._check_place(param, where(0, len(steps[0][1])))
         loc = self.locations[param.is_result, param.index]
         if loc.in_registers:
             leaves = {leaf.offset: leaf for leaf in loc.leaves}
@@ -93,7 +100,7 @@ class GoargResolver:
         for kind, value, col in steps[1:]:
             at = self._step(at, kind, value, shown, lambda w=len(str(value)) + 1, c=col: where(c, w))
             shown += f".{value}" if kind == "field" else f"[{value}]"
-        return self._read(at, shown, where(0, len(path)))
+        return self._read(at, shown, where(0, len(path))), at.type.kind
 
     # -- where goarg is valid ------------------------------------------------
 
@@ -109,8 +116,7 @@ class GoargResolver:
                 f"'{param.name}' is a parameter of {self.subprogram.name}: at a RET its register or "
                 "stack slot may already hold something else",
                 loc,
-                ["  read it in a uprobe at the function's entry; reading params in goret "
-                 "(captured at entry) is not implemented yet"],
+                ["  read it in a uprobe or goentry at the function's entry"],
             )
 
     def _signature_hint(self):

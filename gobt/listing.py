@@ -9,7 +9,7 @@
 """
 
 from .abi import assign, describe
-from .disasm import returns
+from .disasm import analyze
 from .errors import GobtError
 from .rewrite import Context, functions
 from .script import attach_point
@@ -36,7 +36,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
     for fn in fns:
-        found = returns(binary, fn)
+        found = analyze(binary, fn)
         n = len(found.ret_offsets)
         if found.ret_offsets:
             note = f"{n} RET{'s' if n != 1 else ''}"

@@ -11,9 +11,11 @@ import os
 import shutil
 from dataclasses import dataclass
 
+from .abi import assign
 from .binary import GoBinary
-from .disasm import returns
+from .disasm import analyze
 from .errors import GobtError, warn
+from .goarg import GoargResolver
 
 # bpftrace refuses more probes than this unless BPFTRACE_MAX_PROBES says so.
 DEFAULT_MAX_PROBES = 512
@@ -34,6 +36,7 @@ class Context:
         self.pid = pid
         self.needs_unsafe = False
         self.probe_count = 0
+        self.maps_used = set()
         self._binaries = {}
         self._lowest_symbol = {}
 
@@ -66,116 +69,269 @@ def _resolve_path(target, pid):
     return None
 
 
-def rewrite(script, ctx):
-    """The bpftrace program for `script`, as text."""
-    edits = []
-    for probe in script.probes:
-        edits.extend(_rewrite_probe(probe, script.source, ctx))
-    text = script.source.text
-    out = []
-    pos = 0
-    for edit in sorted(edits, key=lambda e: e.start):
-        out.append(text[pos : edit.start])
-        out.append(edit.text)
-        pos = edit.end
-    out.append(text[pos:])
-    return "".join(out)
-
-
 @dataclass
 class Site:
     """A Go function a probe fires in, and where: at its entry or a return."""
 
     binary: GoBinary
+    target: str  # the BIN the user wrote, as bpftrace must see it
     function: object
     at: str  # "entry" or "return"
+    code: object = None  # disasm.Code, for goret sites
 
 
-def _rewrite_probe(probe, source, ctx):
+# Maps shared by all probes for values carried from a call's entry to its
+# return. One per value type keeps the empty maps bpftrace prints at exit
+# to a few lines.
+CAPTURE_MAPS = {"time": "@__gobt_t", "int": "@__gobt_i", "str": "@__gobt_s"}
+
+
+def _apply(text, edits, base=0):
+    """`text` (found at offset `base`) with the edits made."""
+    out = []
+    pos = 0
+    # At one offset an insertion goes before a replacement starting there.
+    for edit in sorted(edits, key=lambda e: (e.start, e.end)):
+        start, end = edit.start - base, edit.end - base
+        assert start >= pos, f"overlapping edits at {edit.start}"
+        out.append(text[pos:start])
+        out.append(edit.text)
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def rewrite(script, ctx):
+    """The bpftrace program for `script`, as text."""
     edits = []
-    generated = False
-    sites = []  # the Go functions goarg/retval are read in
-    not_go = []  # attach points where they cannot be
-    for ap in probe.attach_points:
-        loc = source.location(ap.span.start, len(ap.text))
-        if ap.provider == "goret":
-            attach, fns = _expand_goret(ap, source, ctx)
-            edits.append(Edit(ap.span.start, ap.span.end, ", ".join(attach)))
-            sites += [Site(ctx.binary(ap.target, loc), fn, "return") for fn in fns]
-            generated = True
-        elif ap.provider == "goentry":
-            raise GobtError("goentry probes are not implemented yet in this version of gobt", loc)
-        elif ap.is_uprobe and (ap.needs_quoting() or (probe.uses and not _is_address(ap.func))):
-            binary, fns = functions(ap, source, ctx)
-            if ap.probe_offset:
-                not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
-            else:
-                sites += [Site(binary, fn, "entry") for fn in fns]
-            if ap.needs_quoting():
-                edits.append(Edit(ap.span.start, ap.span.end, _quote_uprobe(ap, fns, ctx)))
-                generated = True
+    for probe_id, probe in enumerate(script.probes):
+        edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
+    text = script.source.text
+    out = [_apply(text, edits)]
+    if ctx.maps_used:
+        # After the user's last line, so no line of theirs moves.
+        clears = " ".join(f"clear({CAPTURE_MAPS[k]});" for k in sorted(ctx.maps_used))
+        out.append(("" if text.endswith("\n") else "\n") + f"END {{ {clears} }}\n")
+    return "".join(out)
+
+
+class _ProbeRewriter:
+    """The edits for one probe: its attach points, its helpers, its captures."""
+
+    def __init__(self, probe, probe_id, source, ctx):
+        self.probe = probe
+        self.id = probe_id
+        self.source = source
+        self.ctx = ctx
+        self.sites = []  # Go functions goarg & co. are read in
+        self.not_go = []  # attach points where they cannot be
+        self.generated = False
+        self.captures = []  # (slot, map kind, {site index: entry expression})
+
+    def loc(self, span_start, width=1):
+        return self.source.location(span_start, width)
+
+    def edits(self):
+        out = []
+        for ap in self.probe.attach_points:
+            out.extend(self._attach_point(ap))
+        use_edits = self._uses()
+        if self.captures or any(u.kind == "goelapsed" for u in self.probe.uses):
+            out.extend(self._carry_from_entry(use_edits))
         else:
-            not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
+            out.extend(use_edits)
+            if self.generated and self.ctx.pid is not None:
+                out.append(_pid_filter(self.probe, self.source, self.ctx.pid))
+        return out
 
-    has_goret = any(site.at == "return" for site in sites)
-    for use in probe.uses:
-        loc = source.location(use.span.start, use.span.end - use.span.start)
-        if use.kind == "retval" and not has_goret:
-            continue  # bpftrace's own retval, in a uretprobe
-        if use.kind in ("goid", "goelapsed"):
-            raise GobtError(f"{use.kind} is not implemented yet in this version of gobt", loc)
-        if not_go:
-            ap, why = not_go[0]
+    # -- attach points ------------------------------------------------------
+
+    def _attach_point(self, ap):
+        ctx = self.ctx
+        loc = self.loc(ap.span.start, len(ap.text))
+        if ap.provider == "goret":
+            binary, fns = functions(ap, self.source, ctx)
+            attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
+            self.sites += [Site(binary, _target_text(ap), c.function, "return", c) for c in codes]
+            self.generated = True
+            return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
+        if ap.provider == "goentry":
+            binary, fns = functions(ap, self.source, ctx)
+            attach = []
+            for fn in fns:
+                code = analyze(binary, fn)
+                attach.append(_uprobe_at(_target_text(ap), binary, fn, code.entry_offset, ctx, loc))
+                self.sites.append(Site(binary, _target_text(ap), fn, "entry", code))
+            ctx.probe_count += len(attach)
+            self.generated = True
+            return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
+        uses_go = any(u.kind != "retval" for u in self.probe.uses)
+        if ap.is_uprobe and (ap.needs_quoting() or (uses_go and not _is_address(ap.func))):
+            binary, fns = functions(ap, self.source, ctx)
+            if ap.probe_offset:
+                self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
+            else:
+                self.sites += [Site(binary, _target_text(ap), fn, "entry") for fn in fns]
+            if ap.needs_quoting():
+                self.generated = True
+                return [Edit(ap.span.start, ap.span.end, _quote_uprobe(ap, fns, ctx))]
+            return []
+        self.not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
+        return []
+
+    # -- helpers in the block -------------------------------------------------
+
+    def _uses(self):
+        edits = []
+        at_return = any(site.at == "return" for site in self.sites)
+        for use in self.probe.uses:
+            loc = self.loc(use.span.start, use.span.end - use.span.start)
+            if use.kind == "retval" and not at_return:
+                continue  # bpftrace's own retval, in a uretprobe
+            if self.not_go:
+                ap, why = self.not_go[0]
+                raise GobtError(
+                    f"{use.kind} is valid only in goret:, goentry:, or a uprobe: at a Go function's entry; "
+                    f"this probe also fires at '{ap.text}': {why}",
+                    loc,
+                )
+            if not self.sites:
+                raise GobtError(f"{use.kind} needs a probe on a Go function", loc)
+            if use.kind == "goid":
+                text = _same_everywhere(
+                    {s.binary.goroutine.goid for s in self.sites}, "goid", loc)
+            elif use.kind == "goelapsed":
+                if not all(s.at == "return" for s in self.sites):
+                    raise GobtError("goelapsed is valid only in goret: probes (it is the time since "
+                                    "this call's entry)", loc)
+                text = "(nsecs - $__gobt_t)"
+            else:
+                text = self._read_value(use)
+            edits.append(Edit(use.span.start, use.span.end, text))
+        return edits
+
+    def _read_value(self, use):
+        """The expression for goarg(PATH) or retval, the same at every site."""
+        source = self.source
+        if use.kind == "retval":
+            path, width = "~r0", use.span.end - use.span.start
+
+            def where(offset, w):
+                return source.location(use.span.start, width)
+        else:
+            path = use.path
+            if not path:
+                raise GobtError("goarg needs a name: goarg(NAME), goarg(NAME.field), goarg(~r0)",
+                                self.loc(use.span.start, use.span.end - use.span.start))
+
+            def where(offset, w):
+                return source.location(use.path_offset + offset, w)
+
+        exprs = {}
+        captured = {}
+        for i, site in enumerate(self.sites):
+            sub = site.binary.dwarf.subprogram(site.function)
+            if use.kind == "retval" and not sub.results:
+                raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
+            locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
+            resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
+            if site.at == "return" and not resolver.head(path, where).is_result:
+                # A param at return: read at entry, carried to this return.
+                entry = GoargResolver(sub, locations, "entry", site.binary.register_abi)
+                captured[i] = entry.expression(path, where)
+                continue
+            exprs.setdefault(resolver.expression(path, where)[0], []).append(site.function.name)
+        if captured:
+            if exprs:
+                raise GobtError(f"goarg({path}) is a parameter in some functions of this probe and a "
+                                "result in others", where(0, len(path)))
+            kinds = {kind == "string" for _, kind in captured.values()}
+            kind = "str" if kinds == {True} else "int"
+            if len(kinds) > 1:
+                raise GobtError(f"goarg({path}) is a string in some functions of this probe only",
+                                where(0, len(path)))
+            exprs_by_site = {i: e for i, (e, _) in captured.items()}
+            for slot, k, seen in self.captures:
+                if seen == exprs_by_site and k == kind:
+                    return f"$__gobt_v{slot}"  # the same value read twice
+            slot = len(self.captures)
+            self.captures.append((slot, kind, exprs_by_site))
+            return f"$__gobt_v{slot}"
+        if len(exprs) > 1:
+            shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
             raise GobtError(
-                f"{use.kind} is valid only in goret:, or in a uprobe: at a Go function's entry; "
-                f"this probe also fires at '{ap.text}': {why}",
-                loc,
+                f"{use.kind} reads differently in the functions this probe covers ({shapes})",
+                where(0, len(path)),
+                ["  split the probe so each attach list covers functions with the same signature"],
             )
-        edits.append(Edit(use.span.start, use.span.end, _read_value(use, sites, source)))
+        return next(iter(exprs))
 
-    if generated and ctx.pid is not None:
-        edits.append(_pid_filter(probe, source, ctx.pid))
-    return edits
+    # -- carrying values from entry to return ------------------------------------
+
+    def _carry_from_entry(self, use_edits):
+        """Entry probes that record the call, and the block's read of them.
+
+        At each entry (just after the stack check, so once per call) the
+        time and the params the block reads are stored under (probe, goid,
+        depth); the return reads and deletes them. A return whose entry was
+        not seen (the call began before tracing did) is skipped.
+        """
+        ctx = self.ctx
+        pid = f"/pid == {ctx.pid}/ " if ctx.pid is not None else ""
+        ctx.maps_used.add("time")
+        groups = {}
+        for i, site in enumerate(self.sites):
+            g = site.binary.goroutine
+            stores = [f"$__gobt_g = {g.goid}; $__gobt_d = {g.depth};",
+                      f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d] = nsecs;"]
+            for slot, kind, entry_exprs in self.captures:
+                ctx.maps_used.add(kind)
+                stores.append(f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d] = {entry_exprs[i]};")
+            body = " ".join(stores)
+            code = site.code or analyze(site.binary, site.function)
+            attach = _uprobe_at(site.target, site.binary, site.function, code.entry_offset, ctx, None)
+            groups.setdefault(body, []).append(attach)
+        ctx.probe_count += sum(len(v) for v in groups.values())
+        entry_probes = "".join(f"{', '.join(aps)} {pid}{{ {body} }} " for body, aps in groups.items())
+
+        keys = {s.binary.goroutine for s in self.sites}
+        if len(keys) > 1:
+            raise GobtError("goelapsed and params in goret need all of the probe's functions in one binary",
+                            self.loc(self.probe.span.start))
+        g = keys.pop()
+        cell = f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d]"
+        loads = [f"$__gobt_g = {g.goid}; $__gobt_d = {g.depth};", f"$__gobt_t = {cell};", f"delete({cell});"]
+        for slot, kind, _ in self.captures:
+            cell = f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d]"
+            loads += [f"$__gobt_v{slot} = {cell};", f"delete({cell});"]
+        condition = "$__gobt_t != 0"
+        if self.ctx.pid is not None:
+            condition = f"pid == {self.ctx.pid} && {condition}"
+        edits = [Edit(self.probe.span.start, self.probe.span.start, entry_probes)]
+        pred = self.probe.predicate
+        if pred is not None:
+            # The user's predicate moves into the block, after the loads, so
+            # that an entry is always consumed even when the predicate fails.
+            inside = [e for e in use_edits if pred.start <= e.start < pred.end]
+            use_edits = [e for e in use_edits if e not in inside]
+            user = _apply(self.source.text[pred.start + 1 : pred.end - 1], inside, pred.start + 1)
+            condition += f" && ({user.strip()})"
+            blank = "".join(c if c == "\n" else " " for c in self.source.text[pred.start : pred.end])
+            edits.append(Edit(pred.start, pred.end, blank))
+        block = self.probe.block
+        edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{"))
+        edits.append(Edit(block.end - 1, block.end - 1, "} "))
+        return edits + use_edits
+
+
+def _same_everywhere(values, what, loc):
+    if len(values) > 1:
+        raise GobtError(f"{what} reads differently in the binaries this probe covers", loc)
+    return next(iter(values))
 
 
 def _is_address(func):
     return func[:2].lower() == "0x" or func.isdigit()
-
-
-def _read_value(use, sites, source):
-    """The bpftrace expression for a goarg(PATH) or retval, the same at every site."""
-    from .abi import assign
-    from .goarg import GoargResolver
-
-    if use.kind == "retval":
-        path, base = "~r0", use.span.start
-    else:
-        path, base = use.path, use.path_offset
-        if not path:
-            raise GobtError("goarg needs a name: goarg(NAME), goarg(NAME.field), goarg(~r0)",
-                            source.location(use.span.start, use.span.end - use.span.start))
-
-    def where(offset, width):
-        if use.kind == "retval":
-            return source.location(use.span.start, use.span.end - use.span.start)
-        return source.location(base + offset, width)
-
-    exprs = {}
-    for site in sites:
-        sub = site.binary.dwarf.subprogram(site.function)
-        if use.kind == "retval" and not sub.results:
-            raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
-        locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
-        resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
-        exprs.setdefault(resolver.expression(path, where), []).append(site.function.name)
-    if len(exprs) > 1:
-        shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
-        raise GobtError(
-            f"{use.kind} reads differently in the functions this probe covers ({shapes})",
-            where(0, len(path)),
-            ["  split the probe so each attach list covers functions with the same signature"],
-        )
-    return next(iter(exprs))
 
 
 def _pid_filter(probe, source, pid):
@@ -203,18 +359,19 @@ def functions(ap, source, ctx):
     return binary, fns
 
 
-def _expand_goret(ap, source, ctx):
-    binary, fns = functions(ap, source, ctx)
+def _expand_goret(ap, binary, fns, ctx, loc):
+    """The uprobes on every RET of the functions; (attach points, their Codes)."""
     attach = []
     no_ret = []
-    loc = source.location(ap.span.start, len(ap.text))
+    codes = []
     for fn in fns:
-        found = returns(binary, fn)
+        found = analyze(binary, fn)
         if not found.ret_offsets:
             no_ret.append((fn, found))
             continue
+        codes.append(found)
         for offset in found.ret_offsets:
-            attach.append(_uprobe_at(ap, binary, fn, offset, ctx, loc))
+            attach.append(_uprobe_at(_target_text(ap), binary, fn, offset, ctx, loc))
     for fn, found in no_ret[:10]:
         if found.tail_calls:
             target = binary.symbols.at(found.tail_calls[-1][1])
@@ -227,12 +384,15 @@ def _expand_goret(ap, source, ctx):
     if not attach:
         raise GobtError(f"goret:{ap.target}:{ap.func} matches no function with a RET instruction", loc)
     ctx.probe_count += len(attach)
-    no_ret_names = {fn.name for fn, _ in no_ret}
-    return attach, [fn for fn in fns if fn.name not in no_ret_names]
+    return attach, codes
 
 
-def _uprobe_at(ap, binary, fn, offset, ctx, loc):
-    target = _target_text(ap)
+def _uprobe_at(target, binary, fn, offset, ctx, loc):
+    """A uprobe at fn+offset, spelled as the installed bpftrace accepts it."""
+    if offset == 0 and not _needs_quotes(fn.name):
+        return f"uprobe:{target}:{fn.name}"
+    if offset == 0 and not _has_glob(fn.name):
+        return f'uprobe:{target}:"{fn.name}"'
     if ctx.bpftrace.attach_form == "sym_offset" and not _has_glob(fn.name):
         if ctx.bpftrace.offset_needs_unsafe:
             ctx.needs_unsafe = True
@@ -241,6 +401,12 @@ def _uprobe_at(ap, binary, fn, offset, ctx, loc):
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
     ctx.needs_unsafe = True
     return f"uprobe:{target}:0x{file_offset:x}"
+
+
+def _needs_quotes(name):
+    from .script import _BPFTRACE_UNQUOTED
+
+    return not _BPFTRACE_UNQUOTED.match(name)
 
 
 def _has_glob(name):

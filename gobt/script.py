@@ -231,6 +231,8 @@ def _probe(node, source):
         predicate=pred_span,
         block=Span(block.meta.start_pos, block.meta.end_pos),
     )
+    if pred_span is not None:
+        probe.uses += _uses_in_predicate(source.text, pred_span)
     for tok in block.scan_values(lambda v: isinstance(v, lark.Token)):
         if tok.type == "GOARG_CALL":
             text = str(tok)
@@ -251,6 +253,28 @@ def _probe(node, source):
             if word in HELPER_WORDS:
                 probe.uses.append(Use(word, Span(tok.start_pos, tok.end_pos)))
     return probe
+
+
+# The block's tokens that matter to gobt, for scanning a predicate (which the
+# grammar keeps as one token): strings are skipped, fields are not helpers.
+_PREDICATE_TOKENS = re.compile(
+    r'(?P<string>"(?:[^"\\]|\\.)*")'
+    r"|(?P<goarg>goarg\s*\((?P<path>[^()\"{};]*)\))"
+    r"|(?P<field>(?:\.|->)[ \t]*[A-Za-z_]\w*)"
+    r"|(?P<word>[$@]?[A-Za-z_]\w*)"
+)
+
+
+def _uses_in_predicate(text, span):
+    uses = []
+    for m in _PREDICATE_TOKENS.finditer(text, span.start + 1, span.end - 1):
+        if m.group("goarg"):
+            inner = m.group("path")
+            lead = len(inner) - len(inner.lstrip())
+            uses.append(Use("goarg", Span(m.start(), m.end()), inner.strip(), m.start("path") + lead))
+        elif m.group("word") in HELPER_WORDS:
+            uses.append(Use(m.group("word"), Span(m.start(), m.end())))
+    return uses
 
 
 def _syntax_error(source, e):

@@ -45,10 +45,20 @@ def test_float_in_sse_register_is_refused(matrix):
     assert "X0" in msg and "BPF cannot read SSE/FP registers" in msg
 
 
-def test_param_at_return_is_refused(matrix):
+def test_param_at_return_is_captured_at_entry(matrix):
+    # At a RET the param's register is dead: gobt reads it at the entry
+    # and carries it to the return of the same call (issue 3/5).
     prog = f"goret:{matrix}:main.Mixed {{ printf(\"%d\\n\", goarg(a)); }}"
-    _, col, msg, _ = error_of(gobt("-e", prog))
-    assert "'a' is a parameter" in msg and col == prog.index("goarg(a") + 7
+    proc = gobt("--emit", "-e", prog)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    entry, ret = proc.stdout.split("} ", 1)
+    assert "@__gobt_i[0, 0, $__gobt_g, $__gobt_d] = (int8)reg(\"ax\")" in entry
+    assert "$__gobt_v0 = @__gobt_i[0, 0, $__gobt_g, $__gobt_d]" in ret
+    assert 'printf("%d\\n", $__gobt_v0)' in ret
+    lines = proc.stdout.splitlines()
+    # the user's probe stays on its one line; only an END line is added
+    assert len(lines) == 2 and lines[1].startswith("END {")
 
 
 def test_result_at_entry_is_refused(matrix):
@@ -63,7 +73,7 @@ def test_goarg_outside_go_probes(matrix, tmp_path):
     script.write_text("BEGIN\n{\n" + body + "\n}\n")
     line, col, msg, _ = error_of(gobt(str(script)))
     assert (line, col) == (3, body.index("goarg") + 1)
-    assert "valid only in goret:, or in a uprobe: at a Go function's entry" in msg
+    assert "valid only in goret:, goentry:, or a uprobe: at a Go function's entry" in msg
 
 
 def test_goarg_at_an_offset_is_refused(matrix):

@@ -1,0 +1,59 @@
+"""Goroutine identity in bpftrace: goid, and a key for one call of a function.
+
+Threads are the wrong key in Go: goroutines move between threads, and a
+goroutine's stack moves when it grows. What stays put for one call is the
+goroutine (its runtime.g) and the call's depth in that goroutine's stack,
+g.stack.hi - SP, which is the same at the entry and at the RET of a call
+and is kept when the runtime copies the stack (both ends move together).
+
+runtime.g's field offsets change between Go versions (goid is at 152, at
+160 in Go 1.23-1.24, and at 152 again later), so they come from this
+binary's DWARF, never from a table.
+"""
+
+from dataclasses import dataclass
+
+from .errors import GobtError
+
+# Where the current goroutine's g is, per ABI. With the register ABI a
+# register holds it; before, Go kept it in thread-local storage, which on
+# amd64 is just below the thread's FS base. bpftrace reaches that through
+# the current task's BTF; uptr() makes it read user memory, not kernel
+# memory as it would for an address derived from curtask.
+G_POINTER = {
+    ("amd64", "register"): 'reg("r14")',
+    ("arm64", "register"): 'reg("r28")',
+    ("amd64", "stack"): "*(uint64 *)uptr(curtask->thread.fsbase - 8)",
+}
+
+
+@dataclass(frozen=True)
+class GoroutineExprs:
+    g: str
+    goid_offset: int
+    stack_hi_offset: int
+
+    @property
+    def goid(self):
+        return f"(*(uint64 *)uptr({self.g} + {self.goid_offset}))"
+
+    @property
+    def depth(self):
+        """g.stack.hi - SP: this call's place in its goroutine's stack."""
+        return f'(*(uint64 *)uptr({self.g} + {self.stack_hi_offset}) - reg("sp"))'
+
+
+def goroutine_exprs(binary):
+    abi = "register" if binary.register_abi else "stack"
+    g = G_POINTER.get((binary.arch, abi))
+    if g is None:
+        raise GobtError(f"{binary.display_path}: gobt cannot find the goroutine on {binary.arch} with the {abi} ABI")
+    gtype = binary.dwarf.type_named("runtime.g")
+    if gtype is None:
+        raise GobtError(f"{binary.display_path}: its DWARF has no runtime.g; goid needs it")
+    goid = gtype.field("goid")
+    stack = gtype.field("stack")
+    hi = stack.type.field("hi") if stack else None
+    if goid is None or hi is None:
+        raise GobtError(f"{binary.display_path}: runtime.g in its DWARF has no goid or stack.hi")
+    return GoroutineExprs(g, goid.offset, stack.offset + hi.offset)
