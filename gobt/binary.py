@@ -21,6 +21,11 @@ EM_AARCH64 = 183
 ARCH_BY_MACHINE = {EM_X86_64: "amd64", EM_AARCH64: "arm64"}
 
 STT_FUNC = 2
+SHT_NOBITS = 8
+PT_LOAD = 1
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+_SHDR = struct.Struct("<IIQQQQIIQQ")
+_PHDR = struct.Struct("<IIQQQQQQ")
 
 
 def _is_code(info, shndx, size):
@@ -120,6 +125,13 @@ class SymbolTable:
                 return Function(self._name_at(st_name), value, size)
         return None
 
+    def lowest_function_address(self):
+        low = None
+        for _n, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if _is_code(info, shndx, size) and (low is None or value < low):
+                low = value
+        return low or 0
+
     def covering(self, address):
         """Any symbol (of any type) whose range holds `address`."""
         for st_name, _info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
@@ -149,46 +161,70 @@ class GoBinary:
             raise GobtError(f"{self.display_path}: cannot read: {e.strerror}") from None
         finally:
             os.close(fd)
-        if self._map[:4] != b"\x7fELF":
-            raise GobtError(f"{self.display_path}: not an ELF binary")
-        if self._map[4] != 2 or self._map[5] != 1:
-            raise GobtError(f"{self.display_path}: only 64-bit little-endian ELF binaries are supported")
-        try:
-            from elftools.elf.elffile import ELFFile
-
-            self.elf = ELFFile(_MapFile(self._map))
-            machine = self.elf.header["e_machine"]
-        except Exception as e:  # a truncated or corrupt header
-            raise GobtError(f"{self.display_path}: unreadable ELF header ({e})") from None
-        machine_num = {"EM_X86_64": EM_X86_64, "EM_AARCH64": EM_AARCH64}.get(machine)
-        self.arch = ARCH_BY_MACHINE.get(machine_num)
-        if self.arch is None:
-            raise GobtError(f"{self.display_path}: architecture {machine} is not supported (amd64, arm64 are)")
+        self._read_headers()
 
     # -- sections and segments ------------------------------------------
+    #
+    # Read with struct, not pyelftools: the ELF headers are all a warm run
+    # needs, and importing pyelftools costs more than gobt's whole warm path.
 
-    def _section(self, name):
+    def _read_headers(self):
+        m = self._map
+        name = self.display_path
+        if m[:4] != b"\x7fELF":
+            raise GobtError(f"{name}: not an ELF binary")
+        if m[4] != 2 or m[5] != 1:
+            raise GobtError(f"{name}: only 64-bit little-endian ELF binaries are supported")
         try:
-            return self.elf.get_section_by_name(name)
-        except Exception as e:
-            raise GobtError(f"{self.display_path}: corrupt section table ({e})") from None
+            (_ident, _type, machine, _v, _entry, phoff, shoff, _flags, _ehsize,
+             phentsize, phnum, shentsize, shnum, shstrndx) = _EHDR.unpack_from(m, 0)
+            self.arch = ARCH_BY_MACHINE.get(machine)
+            if self.arch is None:
+                raise GobtError(f"{name}: ELF machine {machine} is not supported (amd64 and arm64 are)")
+            self._phdrs = [_PHDR.unpack_from(m, phoff + i * phentsize) for i in range(phnum)]
+            shdrs = [_SHDR.unpack_from(m, shoff + i * shentsize) for i in range(shnum)]
+            names = shdrs[shstrndx] if shnum else None
+        except struct.error:
+            raise GobtError(f"{name}: truncated ELF headers") from None
+        self._sections = {}
+        for sh_name, sh_type, _f, addr, offset, size, *_ in shdrs:
+            if names is None:
+                break
+            start = names[4] + sh_name
+            end = m.find(b"\0", start)
+            if end == -1:
+                raise GobtError(f"{name}: corrupt section names")
+            self._sections[m[start:end].decode("ascii", "replace")] = (sh_type, addr, offset, size)
+
+    def has_section(self, name):
+        return name in self._sections
 
     def _section_bytes(self, name):
-        sec = self._section(name)
-        if sec is None or sec["sh_type"] == "SHT_NOBITS":
+        sec = self._sections.get(name)
+        if sec is None or sec[0] == SHT_NOBITS:
             return None
-        start, size = sec["sh_offset"], sec["sh_size"]
+        _type, _addr, start, size = sec
         if start + size > len(self._map):
             raise GobtError(f"{self.display_path}: section {name} runs past the end of the file (truncated?)")
         return self._map[start : start + size]
 
     @cached_property
+    def elf(self):
+        """pyelftools' view, for DWARF only."""
+        from elftools.elf.elffile import ELFFile
+
+        try:
+            return ELFFile(_MapFile(self._map))
+        except Exception as e:
+            raise GobtError(f"{self.display_path}: unreadable ELF ({e})") from None
+
+    @cached_property
     def segments(self):
-        out = []
-        for seg in self.elf.iter_segments():
-            if seg["p_type"] == "PT_LOAD":
-                out.append(Segment(seg["p_vaddr"], seg["p_memsz"], seg["p_offset"], seg["p_filesz"]))
-        return out
+        return [
+            Segment(vaddr, memsz, offset, filesz)
+            for p_type, _flags, offset, vaddr, _paddr, filesz, memsz, _align in self._phdrs
+            if p_type == PT_LOAD
+        ]
 
     def file_offset(self, vaddr):
         """The file offset of the byte mapped at `vaddr` (what uprobes attach to)."""
@@ -211,11 +247,43 @@ class GoBinary:
         return SymbolTable(symtab, strtab)
 
     @cached_property
+    def cache(self):
+        from . import __version__
+        from .cache import BinaryCache
+
+        st = self.stat
+        identity = f"gobt {__version__}|{self.build_id}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+        return BinaryCache(identity)
+
+    def functions_matching(self, pattern):
+        """symbols.match(pattern), through the cache."""
+        rows = self.cache.get("match", pattern)
+        if rows is None:
+            fns = self.symbols.match(pattern)
+            self.cache.put("match", pattern, [[f.name, f.start, f.size] for f in fns])
+            return fns
+        return [Function(*row) for row in rows]
+
+    @cached_property
+    def lowest_function(self):
+        """The lowest function address: file offsets below it name no symbol."""
+        low = self.cache.get("facts", "lowest_function")
+        if low is None:
+            low = self.symbols.lowest_function_address()
+            self.cache.put("facts", "lowest_function", low)
+        return low
+
+    @cached_property
     def goroutine(self):
         """bpftrace expressions for this binary's goid and call depth."""
-        from .goroutine import goroutine_exprs
+        from .goroutine import GoroutineExprs, goroutine_exprs
 
-        return goroutine_exprs(self)
+        row = self.cache.get("goroutine", "g")
+        if row is not None:
+            return GoroutineExprs(*row)
+        found = goroutine_exprs(self)
+        self.cache.put("goroutine", "g", [found.g, found.goid_offset, found.stack_hi_offset])
+        return found
 
     @cached_property
     def morestack_addresses(self):

@@ -25,3 +25,77 @@ def cache_dir():
     except OSError:
         return None
     return path
+
+
+class BinaryCache:
+    """What gobt learned about one binary: symbols matched, RET offsets,
+    goarg reads. Kept as JSON under the cache dir, one file per binary.
+
+    The key is the binary's identity: its Go build ID and its file's device,
+    inode, size and mtime, so a rebuilt binary never gets stale offsets.
+    Writes are atomic (a temp file renamed over the old one) and merge what
+    another gobt may have written meanwhile; an unreadable, corrupt or
+    foreign file is ignored and rebuilt.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, identity):
+        import hashlib
+
+        self.identity = identity
+        self._data = None
+        self._dirty = False
+        base = cache_dir()
+        name = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        self.path = os.path.join(base, "binaries", f"{name}.json") if base else None
+
+    def _load(self):
+        if self._data is not None:
+            return self._data
+        self._data = self._read() or {}
+        return self._data
+
+    def _read(self):
+        import json
+
+        if not self.path:
+            return None
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                data = json.load(f)
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("identity") != self.identity or data.get("format") != self.FORMAT:
+            return None
+        tables = data.get("tables")
+        return tables if isinstance(tables, dict) else None
+
+    def get(self, table, key):
+        return self._load().get(table, {}).get(key)
+
+    def put(self, table, key, value):
+        self._load().setdefault(table, {})[key] = value
+        self._dirty = True
+
+    def save(self):
+        import json
+        import tempfile
+
+        if not self._dirty or not self.path:
+            return
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            merged = self._read() or {}
+            for table, rows in self._data.items():
+                merged.setdefault(table, {}).update(rows)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump({"format": self.FORMAT, "identity": self.identity, "tables": merged}, f)
+            os.replace(tmp, self.path)
+            self._dirty = False
+        except OSError:
+            try:
+                os.unlink(tmp)
+            except (OSError, UnboundLocalError):
+                pass

@@ -13,10 +13,10 @@ from . import __version__, cache
 from .bpftrace import UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
 from .cmdline import parse_argv
 from .errors import GobtError, note
-from .listing import list_probes, wants_gobt_listing
-from .rewrite import DEFAULT_MAX_PROBES, Context, rewrite
 from .script import may_need_gobt, parse
 from .source import Source
+
+LISTABLE = ("goret:", "goentry:", "uprobe:", "u:")
 
 GOBT_HELP = """\
 gobt {version}: bpftrace for Go programs.
@@ -80,7 +80,9 @@ def run(argv):
     if inv.version:
         click.echo(f"gobt v{__version__}")
 
-    if inv.list_mode and inv.positional and wants_gobt_listing(inv.positional[0]):
+    if inv.list_mode and inv.positional and inv.positional[0].startswith(LISTABLE):
+        from .listing import list_probes
+
         if list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid, out=click.echo):
             return 0
 
@@ -94,9 +96,14 @@ def run(argv):
 
     script = parse(source)
 
+    # Only now the modules that read binaries: a plain bpftrace script
+    # never pays for them.
+    from .rewrite import DEFAULT_MAX_PROBES, Context, rewrite
+
     found = probe_bpftrace(bpftrace)
     ctx = Context(found, pid=inv.pid)
     program = rewrite(script, ctx)
+    ctx.save_caches()
 
     if inv.emit:
         sys.stdout.write(program)

@@ -72,7 +72,17 @@ def _disassembler(arch):
 
 
 def analyze(binary, fn):
-    """Disassemble `fn`: its RET instructions, tail calls and body entry."""
+    """`fn`'s RET instructions, tail calls and body entry (cached per binary)."""
+    row = binary.cache.get("code", fn.name)
+    if row is not None and row[0] == fn.start:
+        _, rets, tails, entry = row
+        return Code(fn, rets, [tuple(t) for t in tails], entry)
+    code = _disassemble(binary, fn)
+    binary.cache.put("code", fn.name, [fn.start, code.ret_offsets, code.tail_calls, code.entry_offset])
+    return code
+
+
+def _disassemble(binary, fn):
     facts = ARCHES[binary.arch]
     code = binary.code(fn)
     out = Code(fn)

@@ -233,7 +233,7 @@ class DwarfReader:
 
     @cached_property
     def info(self):
-        if self.binary._section(".debug_info") is None and self.binary._section(".zdebug_info") is None:
+        if not (self.binary.has_section(".debug_info") or self.binary.has_section(".zdebug_info")):
             raise GobtError(
                 f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
                 hints=["  goarg reads parameters by name from DWARF; rebuild without -w/-s"],

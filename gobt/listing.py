@@ -15,13 +15,6 @@ from .rewrite import Context, functions
 from .script import attach_point
 from .source import Source
 
-LISTABLE = ("goret:", "goentry:", "uprobe:", "u:")
-
-
-def wants_gobt_listing(pattern):
-    return pattern.startswith(LISTABLE)
-
-
 def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
     """Print the probes a pattern expands to; False if it is not about a Go binary."""
     source = Source(pattern, "-l")

@@ -38,6 +38,10 @@ class Context:
         self.probe_count = 0
         self.maps_used = set()
         self._binaries = {}
+
+    def save_caches(self):
+        for binary in self._binaries.values():
+            binary.cache.save()
         self._lowest_symbol = {}
 
     def binary(self, target, location):
@@ -230,17 +234,11 @@ class _ProbeRewriter:
         exprs = {}
         captured = {}
         for i, site in enumerate(self.sites):
-            sub = site.binary.dwarf.subprogram(site.function)
-            if use.kind == "retval" and not sub.results:
-                raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
-            locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
-            resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
-            if site.at == "return" and not resolver.head(path, where).is_result:
-                # A param at return: read at entry, carried to this return.
-                entry = GoargResolver(sub, locations, "entry", site.binary.register_abi)
-                captured[i] = entry.expression(path, where)
-                continue
-            exprs.setdefault(resolver.expression(path, where)[0], []).append(site.function.name)
+            expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval")
+            if at_entry:
+                captured[i] = (expr, kind)
+            else:
+                exprs.setdefault(expr, []).append(site.function.name)
         if captured:
             if exprs:
                 raise GobtError(f"goarg({path}) is a parameter in some functions of this probe and a "
@@ -324,6 +322,26 @@ class _ProbeRewriter:
         return edits + use_edits
 
 
+def _resolve(site, path, where, is_retval):
+    """(expression, Go kind, read at entry for a return site), cached per binary."""
+    key = f"{site.function.name}|{site.at}|{path}"
+    row = site.binary.cache.get("read", key)
+    if row is not None:
+        return tuple(row)
+    sub = site.binary.dwarf.subprogram(site.function)
+    if is_retval and not sub.results:
+        raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
+    locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
+    resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
+    at_entry = site.at == "return" and not resolver.head(path, where).is_result
+    if at_entry:
+        # A param at return: read at entry, carried to this return.
+        resolver = GoargResolver(sub, locations, "entry", site.binary.register_abi)
+    expr, kind = resolver.expression(path, where)
+    site.binary.cache.put("read", key, [expr, kind, at_entry])
+    return expr, kind, at_entry
+
+
 def _same_everywhere(values, what, loc):
     if len(values) > 1:
         raise GobtError(f"{what} reads differently in the binaries this probe covers", loc)
@@ -346,7 +364,7 @@ def _pid_filter(probe, source, pid):
 def functions(ap, source, ctx):
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
-    fns = binary.symbols.match(ap.func)
+    fns = binary.functions_matching(ap.func)
     if not fns:
         func_loc = source.location(ap.span.start + ap.func_offset, len(ap.func))
         hints = []
@@ -418,11 +436,7 @@ def _has_glob(name):
 def _check_not_in_symbol(binary, file_offset, fn, ctx, loc):
     # The file-offset form only works when bpftrace cannot mistake the number
     # for an address inside some symbol (it then demands bfd to check it).
-    lowest = ctx._lowest_symbol.get(binary.path)
-    if lowest is None:
-        lowest = min((f.start for f in binary.symbols.all_functions()), default=0)
-        ctx._lowest_symbol[binary.path] = lowest
-    if file_offset < lowest:
+    if file_offset < binary.lowest_function:
         return
     covering = binary.symbols.covering(file_offset)
     if covering:
