@@ -239,12 +239,23 @@ class GoBinary:
     def symbols(self):
         symtab = self._section_bytes(".symtab")
         strtab = self._section_bytes(".strtab")
-        if symtab is None or strtab is None:
-            raise GobtError(
-                f"{self.display_path}: has no symbol table (stripped with -ldflags=-s?)",
-                hints=["  gobt needs the function symbols; rebuild without -s, or trace an unstripped copy"],
-            )
-        return SymbolTable(symtab, strtab)
+        if symtab is not None and strtab is not None:
+            return SymbolTable(symtab, strtab)
+        pcln = self._section_bytes(".gopclntab")
+        if pcln is not None:
+            # Stripped (-ldflags=-s): the runtime's own function table.
+            from .pclntab import PclnSymbols
+
+            text = self._sections.get(".text")
+            return PclnSymbols(pcln, text[1] if text else 0, self.display_path)
+        raise GobtError(
+            f"{self.display_path}: has no symbol table and no .gopclntab",
+            hints=["  gobt needs the function symbols; is this a Go binary?"],
+        )
+
+    @property
+    def stripped(self):
+        return not self.has_section(".symtab")
 
     @cached_property
     def cache(self):

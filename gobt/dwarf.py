@@ -236,7 +236,8 @@ class DwarfReader:
         if not (self.binary.has_section(".debug_info") or self.binary.has_section(".zdebug_info")):
             raise GobtError(
                 f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
-                hints=["  goarg reads parameters by name from DWARF; rebuild without -w/-s"],
+                hints=["  goarg, retval, goid and goelapsed read Go's types from DWARF; "
+                       "goret and goentry work without it. Rebuild without -w to use them."],
             )
         try:
             return self.binary.elf.get_dwarf_info(relocate_dwarf_sections=False)
