@@ -42,35 +42,67 @@ class Context:
     def save_caches(self):
         for binary in self._binaries.values():
             binary.cache.save()
-        self._lowest_symbol = {}
 
     def binary(self, target, location):
-        """The GoBinary for a probe's BIN, and the path to give bpftrace."""
-        key = target
-        if key not in self._binaries:
-            path = _resolve_path(target, self.pid)
-            if path is None:
+        """The GoBinary for a probe's BIN (its .attach_path is for bpftrace)."""
+        if target not in self._binaries:
+            found = resolve_binary(target, self.pid)
+            if found is None:
+                where = f" (nor inside process {self.pid})" if self.pid is not None else ""
                 raise GobtError(
-                    f"binary '{target}' not found",
+                    f"binary '{target}' not found{where}",
                     location,
                     ["  give a path to the Go binary (./app or /usr/local/bin/app)"],
                 )
-            self._binaries[key] = GoBinary(path, display_path=target)
-        return self._binaries[key]
+            binary = GoBinary(found, display_path=target)
+            binary.attach_path = found
+            self._binaries[target] = binary
+        return self._binaries[target]
+
+    def attach_target(self, ap):
+        """BIN as this probe's uprobes must name it."""
+        binary = self._binaries[ap.target]
+        if binary.attach_path == ap.target:
+            return _target_text(ap)  # the user's own spelling, quotes and all
+        return binary.attach_path
 
 
-def _resolve_path(target, pid):
-    """Find BIN as bpftrace would: a path, or a name looked up in $PATH."""
+def resolve_binary(target, pid):
+    """The path of BIN as bpftrace must see it, or None.
+
+    Without -p, as bpftrace finds it: a path, or a name in $PATH. With -p,
+    as that process sees it: through /proc/PID/root, which reaches into its
+    mount namespace (a container), and failing that /proc/PID/exe when BIN
+    names the process's own executable.
+    """
     if pid is not None:
-        root = f"/proc/{pid}/root"
-        inside = os.path.join(root, os.path.abspath(target).lstrip("/"))
-        if not os.path.exists(target) and os.path.isfile(inside):
+        proc = f"/proc/{pid}"
+        if not os.path.isdir(proc):
+            raise GobtError(f"-p {pid}: no such process")
+        inside = os.path.join(proc, "root", os.path.abspath(target).lstrip("/"))
+        if os.path.isfile(inside):
+            if os.path.exists(target) and _same_file(target, inside):
+                return target
             return inside
+        try:
+            exe = os.readlink(f"{proc}/exe")
+        except OSError:
+            exe = ""
+        if exe and os.path.basename(exe.removesuffix(" (deleted)")) == os.path.basename(target):
+            return f"{proc}/exe"
     if os.path.exists(target):
         return target
     if "/" not in target:
         return shutil.which(target)
     return None
+
+
+def _same_file(a, b):
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 @dataclass
@@ -156,7 +188,7 @@ class _ProbeRewriter:
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
             attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
-            self.sites += [Site(binary, _target_text(ap), c.function, "return", c) for c in codes]
+            self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c) for c in codes]
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         if ap.provider == "goentry":
@@ -164,8 +196,8 @@ class _ProbeRewriter:
             attach = []
             for fn in fns:
                 code = analyze(binary, fn)
-                attach.append(_uprobe_at(_target_text(ap), binary, fn, code.entry_offset, ctx, loc))
-                self.sites.append(Site(binary, _target_text(ap), fn, "entry", code))
+                attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
+                self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code))
             ctx.probe_count += len(attach)
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
@@ -175,7 +207,7 @@ class _ProbeRewriter:
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
-                self.sites += [Site(binary, _target_text(ap), fn, "entry") for fn in fns]
+                self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry") for fn in fns]
             if ap.needs_quoting():
                 self.generated = True
                 return [Edit(ap.span.start, ap.span.end, _quote_uprobe(ap, fns, ctx))]
@@ -389,7 +421,7 @@ def _expand_goret(ap, binary, fns, ctx, loc):
             continue
         codes.append(found)
         for offset in found.ret_offsets:
-            attach.append(_uprobe_at(_target_text(ap), binary, fn, offset, ctx, loc))
+            attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, offset, ctx, loc))
     for fn, found in no_ret[:10]:
         if found.tail_calls:
             target = binary.symbols.at(found.tail_calls[-1][1])
@@ -455,7 +487,7 @@ def _target_text(ap):
 
 def _quote_uprobe(ap, fns, ctx):
     """uprobe:BIN:main.(*T).M -> uprobe:BIN:"main.(*T).M" (its existence checked by the caller)."""
-    head = ap.text[: ap.func_offset]
+    head = f"{ap.provider}:{ctx.attach_target(ap)}:"
     ctx.probe_count += len(fns)
     offset = f"+{ap.probe_offset}" if ap.probe_offset is not None else ""
     return f'{head}"{ap.func}"{offset}'
