@@ -275,6 +275,19 @@ class GoBinary:
             return fns
         return [Function(*row) for row in rows]
 
+    def inlined_call_sites(self, fn):
+        """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""
+        count = self.cache.get("inlined", fn.name)
+        if count is None:
+            if not (self.has_section(".debug_info") or self.has_section(".zdebug_info")):
+                return None
+            try:
+                count = self.dwarf.inlined_call_sites(fn)
+            except GobtError:
+                return None
+            self.cache.put("inlined", fn.name, count)
+        return count
+
     @cached_property
     def lowest_function(self):
         """The lowest function address: file offsets below it name no symbol."""

@@ -8,6 +8,7 @@ milliseconds.
 """
 
 import re
+import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -264,6 +265,30 @@ class DwarfReader:
             pos = data.find(needle, pos + 1)
         return None
 
+    def inlined_call_sites(self, fn):
+        """How many calls of fn the compiler inlined (each invisible to its probes)."""
+        sub = self.subprogram(fn)
+        origin = sub.die.attributes.get("DW_AT_abstract_origin")
+        if origin is None:
+            return 0  # never inlined: Go writes an abstract entry only then
+        target = origin.value if origin.form == "DW_FORM_ref_addr" else origin.value + sub.die.cu.cu_offset
+        # Go writes DW_AT_abstract_origin (a 4-byte ref_addr) first in its
+        # inlined-subroutine entries, after a one-byte abbreviation code.
+        data = self.info.debug_info_sec.stream.getvalue()
+        needle = struct.pack("<I", target)
+        count = 0
+        pos = data.find(needle)
+        while pos != -1:
+            try:
+                die = self.info.get_DIE_from_refaddr(pos - 1)
+                attr = die.attributes.get("DW_AT_abstract_origin")
+                if die.tag == "DW_TAG_inlined_subroutine" and attr is not None and attr.value == target:
+                    count += 1
+            except Exception:  # not a DIE boundary
+                pass
+            pos = data.find(needle, pos + 1)
+        return count
+
     def type_of(self, die):
         ref = die.attributes["DW_AT_type"]
         key = ref.value if ref.form == "DW_FORM_ref_addr" else ref.value + die.cu.cu_offset
@@ -326,14 +351,19 @@ class DwarfReader:
             for child in die.iter_children():
                 if child.tag != "DW_TAG_formal_parameter":
                     continue
-                is_result = bool(child.attributes.get("DW_AT_variable_parameter") and
-                                 child.attributes["DW_AT_variable_parameter"].value)
+                # An out-of-line copy of an inlinable function describes its
+                # params by reference to the abstract (inlinable) entry.
+                decl = child
+                if "DW_AT_abstract_origin" in child.attributes and "DW_AT_type" not in child.attributes:
+                    decl = child.get_DIE_from_attribute("DW_AT_abstract_origin")
+                flag = decl.attributes.get("DW_AT_variable_parameter")
+                is_result = bool(flag and flag.value)
                 index = n_results if is_result else n_args
                 if is_result:
                     n_results += 1
                 else:
                     n_args += 1
-                params.append(Param(_str(child.attributes.get("DW_AT_name")), self.type_of(child),
+                params.append(Param(_str(decl.attributes.get("DW_AT_name")), self.type_of(decl),
                                     is_result, index, child))
             return Subprogram(fn.name, params, die)
         return None

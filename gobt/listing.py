@@ -23,7 +23,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
     binary = ctx.binary(ap.target, source.location(0, len(pattern)))
     if ap.is_uprobe and binary.go_version is None:
         return False  # not Go: bpftrace lists its own uprobes
-    _, fns = functions(ap, source, ctx)
+    _, fns = functions(ap, source, ctx, warn_inlined=False)
     provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
@@ -38,6 +38,10 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
             note = f"no RET: tail call to {target.name if target else hex(found.tail_calls[-1][1])}"
         else:
             note = "no RET: never returns"
+        if verbose:
+            inlined = binary.inlined_call_sites(fn)
+            if inlined:
+                note += f", inlined at {inlined} call site{'s' if inlined > 1 else ''}"
         out(f"{provider}:{ap.target}:{fn.name}  {note}")
         if verbose:
             for line in _params(binary, fn):

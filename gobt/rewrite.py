@@ -393,10 +393,17 @@ def _pid_filter(probe, source, pid):
     return Edit(probe.predicate.start, probe.predicate.end, f"/pid == {pid} && ({inner})/")
 
 
-def functions(ap, source, ctx):
+def functions(ap, source, ctx, warn_inlined=True):
+    """The binary and the functions an attach point names; warns of inlining."""
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
     fns = binary.functions_matching(ap.func)
+    if warn_inlined and len(fns) == 1 and "*" not in ap.func:
+        # (For wildcards this would cost a DWARF search per function.)
+        inlined = binary.inlined_call_sites(fns[0])
+        if inlined:
+            warn(f"{fns[0].name} is inlined at {inlined} call site{'s' if inlined > 1 else ''}; "
+                 "no probe sees those calls (build with -gcflags=all=-l to keep them)", loc)
     if not fns:
         func_loc = source.location(ap.span.start + ap.func_offset, len(ap.func))
         hints = []
