@@ -173,6 +173,8 @@ class GoBinary:
         name = self.display_path
         if m[:4] != b"\x7fELF":
             raise GobtError(f"{name}: not an ELF binary")
+        if len(m) < _EHDR.size:
+            raise GobtError(f"{name}: truncated ELF header ({len(m)} bytes)")
         if m[4] != 2 or m[5] != 1:
             raise GobtError(f"{name}: only 64-bit little-endian ELF binaries are supported")
         try:
@@ -184,16 +186,16 @@ class GoBinary:
             self._phdrs = [_PHDR.unpack_from(m, phoff + i * phentsize) for i in range(phnum)]
             shdrs = [_SHDR.unpack_from(m, shoff + i * shentsize) for i in range(shnum)]
             names = shdrs[shstrndx] if shnum else None
-        except struct.error:
-            raise GobtError(f"{name}: truncated ELF headers") from None
+        except (struct.error, IndexError):
+            raise GobtError(f"{name}: truncated or corrupt ELF headers") from None
         self._sections = {}
         for sh_name, sh_type, _f, addr, offset, size, *_ in shdrs:
             if names is None:
                 break
             start = names[4] + sh_name
-            end = m.find(b"\0", start)
-            if end == -1:
-                raise GobtError(f"{name}: corrupt section names")
+            end = m.find(b"\0", start, start + 4096)
+            if end == -1 or start >= len(m):
+                raise GobtError(f"{name}: corrupt section names (truncated?)")
             self._sections[m[start:end].decode("ascii", "replace")] = (sh_type, addr, offset, size)
 
     def has_section(self, name):

@@ -1,6 +1,5 @@
 """goarg, retval and -lv: errors that teach, and listings that tell the truth."""
 
-import os
 import re
 
 import pytest
@@ -11,14 +10,7 @@ from conftest import BUILD_DIR, gobt, no_traceback
 
 @pytest.fixture(scope="session")
 def matrix(go_build):
-    src = os.path.join(BUILD_DIR, "src", "abimatrix")
-    os.makedirs(src, exist_ok=True)
-    for name, text in {"main.go": abigen.go_source(), "go.mod": "module abimatrix\n\ngo 1.15\n"}.items():
-        path = os.path.join(src, name)
-        if not os.path.exists(path) or open(path).read() != text:
-            with open(path, "w") as f:
-                f.write(text)
-    return go_build("go1.19", src)
+    return go_build("go1.19", abigen.source_dir(BUILD_DIR))
 
 
 def error_of(proc):

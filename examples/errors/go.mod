@@ -1,0 +1,3 @@
+module errorsdemo
+
+go 1.15

@@ -1,0 +1,145 @@
+"""Fuzzing: mutated scripts and broken binaries end in a clear error or a program.
+
+Never a Python traceback. Runs in-process (gobt.cli.run with --emit) so
+that hundreds of cases take seconds; a few go through the real command.
+"""
+
+import os
+import random
+import subprocess
+import sys
+
+import pytest
+
+from conftest import gobt, no_traceback
+from gobt import cache
+from gobt.cli import run
+from gobt.errors import GobtError
+
+SEED = 20261125
+SYNTAX = '{}()/"*:,@$;[]~.+-\n #!='
+
+
+def base_scripts(multiret, matrix):
+    return [
+        f'goret:{multiret}:main.classify /goarg(n) > 3/ {{ @[retval] = count(); printf("%d\\n", goelapsed); }}',
+        f"goentry:{multiret}:main.classify {{ @g[goid] = count(); }}\n"
+        f"uprobe:{multiret}:main.classify {{ printf(\"%d\\n\", goarg(n)); }}",
+        f'goret:{matrix}:main.Mixed {{ printf("%s %d %d\\n", goarg(~r1), goarg(~r0), goarg(a)); }}',
+        f'uprobe:{matrix}:main.(*T).PtrMethod {{ printf("%s %d\\n", goarg(t.B), goarg(t.A)); }}',
+        f'uprobe:{matrix}:main.NestedPointers {{ printf("%s\\n", goarg(n.In.Name)); }}',
+        f"goret:{matrix}:main.Slices, goret:{matrix}:main.ArrayOne {{ @ = count(); }}",
+        "#include <linux/sched.h>\nstruct S { int a; };\nBEGIN { printf(\"{}\\n\"); exit(); }",
+    ]
+
+
+def mutate(rng, text):
+    ops = rng.randint(1, 3)
+    for _ in range(ops):
+        if not text:
+            break
+        i = rng.randrange(len(text))
+        op = rng.randrange(5)
+        if op == 0:
+            text = text[:i] + text[i + 1 :]
+        elif op == 1:
+            text = text[:i] + rng.choice(SYNTAX) + text[i:]
+        elif op == 2:
+            j = min(len(text), i + rng.randint(1, 12))
+            text = text[:i] + text[i:j] * 2 + text[j:]
+        elif op == 3:
+            text = text[:i]
+        else:
+            j = rng.randrange(len(text))
+            text = text[:i] + text[j] + text[i + 1 :]
+    return text
+
+
+def emit(argv):
+    """'ok' or 'error'; anything else raises out of the test."""
+    try:
+        code = run(["--emit", *argv])
+    except GobtError as e:
+        e.render()
+        return "error"
+    except SystemExit as e:  # exec'd nothing: --emit returns before exec
+        raise AssertionError(f"unexpected exit {e.code} for {argv!r}")
+    assert code == 0
+    return "ok"
+
+
+@pytest.fixture(scope="module")
+def binaries(go_build):
+    import abigen
+    from conftest import BUILD_DIR
+
+    return go_build("go1.19", "tests/programs/multiret"), go_build("go1.19", abigen.source_dir(BUILD_DIR))
+
+
+def test_mutated_scripts(binaries, capsys):
+    cache.disable()  # every case from scratch
+    rng = random.Random(SEED)
+    outcomes = {"ok": 0, "error": 0}
+    bases = base_scripts(*binaries)
+    for n in range(600):
+        text = mutate(rng, rng.choice(bases))
+        try:
+            outcomes[emit(["-e", text])] += 1
+        except Exception as e:  # noqa: BLE001 - the point of the test
+            raise AssertionError(f"case {n}: {type(e).__name__}: {e}\n--- script ---\n{text}") from e
+        capsys.readouterr()
+    assert sum(outcomes.values()) == 600
+    # The mutations must exercise both paths, or the test proves little.
+    assert outcomes["ok"] > 50 and outcomes["error"] > 200, outcomes
+
+
+def broken_binaries(src, tmp):
+    data = open(src, "rb").read()
+    rng = random.Random(SEED)
+    cases = {"empty": b"", "magic-only": b"\x7fELF", "garbage": b"\x7fELF\x02\x01\x01" + bytes(rng.randrange(256) for _ in range(5000))}
+    for size in (64, 200, 3000, 65536, len(data) // 3, len(data) // 2, len(data) - 100):
+        cases[f"cut-{size}"] = data[:size]
+    flipped = bytearray(data)
+    for _ in range(200):
+        flipped[rng.randrange(64, 4096)] ^= 0xFF  # headers and section table
+    cases["flipped-headers"] = bytes(flipped)
+    paths = {}
+    for name, blob in cases.items():
+        path = os.path.join(tmp, name)
+        with open(path, "wb") as f:
+            f.write(blob)
+        paths[name] = path
+    script = os.path.join(tmp, "script.sh")
+    with open(script, "w") as f:
+        f.write("#!/bin/sh\necho hi\n")
+    paths["shell-script"] = script
+    paths["directory"] = tmp
+    return paths
+
+
+def test_broken_binaries(binaries, tmp_path, capsys):
+    cache.disable()
+    for name, path in broken_binaries(binaries[0], str(tmp_path)).items():
+        for program in (
+            f"goret:{path}:main.classify {{ exit(); }}",
+            f"goentry:{path}:main.* {{ @[goid] = count(); }}",
+            f'uprobe:{path}:main.classify {{ printf("%d\\n", goarg(n)); }}',
+        ):
+            try:
+                emit(["-e", program])
+            except Exception as e:  # noqa: BLE001
+                raise AssertionError(f"{name}: {type(e).__name__}: {e}") from e
+        capsys.readouterr()
+
+
+def test_through_the_command(binaries, tmp_path):
+    # A sample through the real entry point: errors are one line, never a traceback.
+    rng = random.Random(SEED + 1)
+    bases = base_scripts(*binaries)
+    for _ in range(15):
+        text = mutate(rng, rng.choice(bases))
+        proc = gobt("--emit", "-e", text)
+        no_traceback(proc)
+        assert proc.returncode in (0, 1), proc.stderr
+        if proc.returncode:
+            assert proc.stderr.startswith("gobt: "), proc.stderr
