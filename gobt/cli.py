@@ -119,7 +119,10 @@ def run(argv):
                 "enable those for you",
                 hints=["  pass --unsafe yourself if you mean it"],
             )
-        note(f"adding --unsafe: bpftrace {found.version_text} without bfd attaches at offsets only by file offset")
+        note(
+            f"adding --unsafe: bpftrace {found.version_text} without bfd attaches at offsets only by "
+            "file offset (its 'instruction boundary' warnings are expected: gobt checked each offset)"
+        )
         args.append("--unsafe")
     if ctx.probe_count > DEFAULT_MAX_PROBES and "BPFTRACE_MAX_PROBES" not in os.environ:
         os.environ["BPFTRACE_MAX_PROBES"] = str(ctx.probe_count + 16)
