@@ -172,6 +172,32 @@ def assign(subprogram, arch, go_version):
     return out
 
 
+def arg_width(subprogram, arch, go_version):
+    """The args size the runtime records for the function, from DWARF's params.
+
+    Stack-assigned args, then stack-assigned results, then (register ABI)
+    a spill slot for each register-assigned arg, each part pointer-aligned.
+    """
+    register = uses_register_abi(arch, go_version)
+    a = _Assigner(REGISTER_ABI.get(arch) or REGISTER_ABI["amd64"])
+    spills = []
+    for p in subprogram.args:
+        loc = a.assign(p.type) if register else a.on_stack(p.type)
+        if loc.in_registers:
+            spills.append(p.type)
+    a.stack = _align(a.stack, 8)
+    a.reset()
+    for p in subprogram.results:
+        if register:
+            a.assign(p.type)
+        else:
+            a.on_stack(p.type)
+    a.stack = _align(a.stack, 8)
+    for t in spills:
+        a.on_stack(t)
+    return _align(a.stack, 8)
+
+
 def describe(location, abi_arch):
     """How -lv shows a location: RBX,RCX or X0 or [SP+8]."""
     if location.in_registers:

@@ -277,6 +277,14 @@ class GoBinary:
             return fns
         return [Function(*row) for row in rows]
 
+    def args_size(self, fn):
+        """The args size the Go runtime records for fn (None if unknown)."""
+        from .pclntab import args_size
+
+        data = self._section_bytes(".gopclntab")
+        text = self._sections.get(".text")
+        return args_size(data, text[1] if text else 0, fn.start) if data is not None else None
+
     def inlined_call_sites(self, fn):
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""
         count = self.cache.get("inlined", fn.name)

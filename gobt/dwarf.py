@@ -187,6 +187,37 @@ def _array_length(die):
     return 0
 
 
+class _Word:
+    """A pointer-sized word no DWARF entry describes (the generic dictionary)."""
+
+    name = "uintptr"
+    kind = "uintptr"
+    size = 8
+    align = 8
+    signed = False
+    fields = []
+    elem = None
+    length = 0
+
+
+WORD = _Word()
+
+
+def _is_method(symbol):
+    """pkg.(*T).M or pkg.T.M, as opposed to pkg.F (brackets and parens nest)."""
+    rest = symbol[symbol.rfind("/") + 1 :]
+    rest = rest[rest.find(".") + 1 :]
+    depth = 0
+    for c in rest:
+        if c in "[(":
+            depth += 1
+        elif c in "])":
+            depth -= 1
+        elif c == "." and depth == 0:
+            return True
+    return False
+
+
 @dataclass
 class Param:
     """A receiver, parameter or result, in declaration order."""
@@ -365,5 +396,13 @@ class DwarfReader:
                     n_args += 1
                 params.append(Param(_str(decl.attributes.get("DW_AT_name")), self.type_of(decl),
                                     is_result, index, child))
+            if "[go.shape." in fn.name and not any(p.name == ".dict" for p in params):
+                # Before Go 1.27 DWARF leaves out the dictionary a generic
+                # function's shape instance takes as a hidden pointer arg,
+                # first, or right after a method's receiver.
+                at = 1 if _is_method(fn.name) and params and not params[0].is_result else 0
+                params.insert(at, Param(".dict", WORD, False, at, None))
+                for i, p in enumerate(q for q in params if not q.is_result):
+                    p.index = i
             return Subprogram(fn.name, params, die)
         return None

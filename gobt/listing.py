@@ -11,7 +11,7 @@
 from .abi import assign, describe
 from .disasm import analyze
 from .errors import GobtError
-from .rewrite import Context, functions
+from .rewrite import Context, check_params_complete, functions
 from .script import attach_point
 from .source import Source
 
@@ -52,6 +52,10 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
 def _params(binary, fn):
     try:
         sub = binary.dwarf.subprogram(fn)
+    except GobtError as e:
+        return [f"({e.message})"]
+    try:
+        check_params_complete(binary, fn, sub)
     except GobtError as e:
         return [f"({e.message})"]
     locations = assign(sub, binary.arch, binary.go_version_tuple)

@@ -52,6 +52,46 @@ def _name_abi_wrappers(rows):
     return [tuple(row) for row in out]
 
 
+def args_size(data, text_addr, address):
+    """The runtime's args size of the function at `address` (None if absent).
+
+    For the register ABI that is the stack-assigned args and results plus
+    the spill slots of the register-assigned args; for the stack ABI, all
+    args and results. abi.arg_width() predicts the same from DWARF, so a
+    difference reveals params DWARF leaves out.
+    """
+    try:
+        magic, _pad, _quantum, ptr = struct.unpack_from("<IHBB", data, 0)
+        (nfunc,) = struct.unpack_from("<Q", data, 8)
+        if magic == MAGIC_GO12:
+            functab, entry_fmt, entry_size, args_at, base = 16, "<QQ", 16, 12, 0
+        elif magic in LAYOUTS:
+            fields = dict(zip(LAYOUTS[magic], struct.unpack_from("<%dQ" % len(LAYOUTS[magic]), data, 16)))
+            functab = fields["pcln"]
+            if magic == MAGIC_GO116:
+                entry_fmt, entry_size, args_at, base = "<QQ", 16, 12, 0
+            else:
+                entry_fmt, entry_size, args_at = "<II", 8, 8
+                base = fields["textstart"] or text_addr
+        else:
+            return None
+        lo, hi = 0, nfunc - 1
+        while lo <= hi:  # functab is sorted by entry
+            mid = (lo + hi) // 2
+            entry, funcoff = struct.unpack_from(entry_fmt, data, functab + entry_size * mid)
+            entry += base
+            if entry == address:
+                func = funcoff if magic == MAGIC_GO12 else functab + funcoff
+                return struct.unpack_from("<i", data, func + args_at)[0]
+            if entry < address:
+                lo = mid + 1
+            else:
+                hi = mid - 1
+    except (struct.error, IndexError):
+        return None
+    return None
+
+
 class PclnSymbols:
     """Function symbols from .gopclntab, with SymbolTable's interface."""
 

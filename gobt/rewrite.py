@@ -11,7 +11,7 @@ import os
 import shutil
 from dataclasses import dataclass
 
-from .abi import assign
+from .abi import arg_width, assign
 from .binary import GoBinary
 from .disasm import analyze
 from .errors import GobtError, warn
@@ -363,6 +363,7 @@ def _resolve(site, path, where, is_retval):
     sub = site.binary.dwarf.subprogram(site.function)
     if is_retval and not sub.results:
         raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
+    check_params_complete(site.binary, site.function, sub, where(0, len(path)))
     locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
     resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
     at_entry = site.at == "return" and not resolver.head(path, where).is_result
@@ -372,6 +373,25 @@ def _resolve(site, path, where, is_retval):
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
+
+
+def check_params_complete(binary, fn, sub, loc=None):
+    """Refuse to guess when DWARF does not describe every arg.
+
+    DWARF leaves out some params that still take registers or stack (a blank
+    `_` before Go 1.22); every later param would then be read from the wrong
+    place. The runtime's own record of the args size tells.
+    """
+    recorded = binary.args_size(fn)
+    predicted = arg_width(sub, binary.arch, binary.go_version_tuple)
+    if recorded is not None and recorded != predicted:
+        raise GobtError(
+            f"gobt cannot place the params of {fn.name}: DWARF describes {predicted} bytes of "
+            f"arguments, the runtime records {recorded}",
+            loc,
+            ["  DWARF leaves out some params (a blank _ before Go 1.22); name them, or read "
+             "registers with reg() as -lv shows"],
+        )
 
 
 def _same_everywhere(values, what, loc):
