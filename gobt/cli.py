@@ -114,15 +114,12 @@ def run(argv):
         unsafe_used = sorted(script.words & UNSAFE_BUILTINS)
         if unsafe_used:
             raise GobtError(
-                f"this bpftrace ({found.version_text}, no bfd) needs --unsafe to attach at "
-                f"offsets, and the script calls {', '.join(unsafe_used)}(); gobt will not "
-                "enable those for you",
+                f"the probes need --unsafe ({ctx.needs_unsafe}), and the script calls "
+                f"{', '.join(unsafe_used)}(); gobt will not enable those for you",
                 hints=["  pass --unsafe yourself if you mean it"],
             )
-        note(
-            f"adding --unsafe: bpftrace {found.version_text} without bfd attaches at offsets only by "
-            "file offset (its 'instruction boundary' warnings are expected: gobt checked each offset)"
-        )
+        note(f"adding --unsafe: {ctx.needs_unsafe} (bpftrace's 'instruction boundary' warnings are "
+             "expected: gobt checked each offset)")
         args.append("--unsafe")
     if ctx.probe_count > DEFAULT_MAX_PROBES and "BPFTRACE_MAX_PROBES" not in os.environ:
         os.environ["BPFTRACE_MAX_PROBES"] = str(ctx.probe_count + 16)

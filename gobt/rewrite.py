@@ -34,7 +34,7 @@ class Context:
     def __init__(self, bpftrace, pid=None):
         self.bpftrace = bpftrace
         self.pid = pid
-        self.needs_unsafe = False
+        self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
         self._binaries = {}
@@ -470,13 +470,18 @@ def _uprobe_at(target, binary, fn, offset, ctx, loc):
         return f"uprobe:{target}:{fn.name}"
     if offset == 0 and not _has_glob(fn.name):
         return f'uprobe:{target}:"{fn.name}"'
-    if ctx.bpftrace.attach_form == "sym_offset" and not _has_glob(fn.name):
-        if ctx.bpftrace.offset_needs_unsafe:
-            ctx.needs_unsafe = True
+    bt = ctx.bpftrace
+    if bt.attach_form == "sym_offset" and not _has_glob(fn.name):
+        if bt.offset_needs_unsafe:
+            ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only with --unsafe"
         return f'uprobe:{target}:"{fn.name}"+{offset}'
     file_offset = binary.file_offset(fn.start + offset)
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
-    ctx.needs_unsafe = True
+    if bt.attach_form == "sym_offset":
+        ctx.needs_unsafe = (f"bpftrace {bt.version_text} reads the '*' in {fn.name} as a wildcard and "
+                            "would drop the offset, so gobt attaches by file offset")
+    else:
+        ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only by file offset"
     return f"uprobe:{target}:0x{file_offset:x}"
 
 

@@ -13,6 +13,7 @@ import sys
 
 import pytest
 
+import abigen
 from toolchains import CACHE, ROOT, build, find_toolchains
 
 REQUIRE_E2E = os.environ.get("GOBT_REQUIRE_E2E") == "1"
@@ -56,6 +57,24 @@ def go_build(toolchains):
     return _build
 
 
+def write_program(name, files):
+    """A generated Go program's directory under BUILD_DIR/src, rewritten only when it changes."""
+    src = os.path.join(BUILD_DIR, "src", name)
+    os.makedirs(src, exist_ok=True)
+    for file, text in files.items():
+        path = os.path.join(src, file)
+        if not os.path.exists(path) or open(path).read() != text:
+            with open(path, "w") as f:
+                f.write(text)
+    return src
+
+
+@pytest.fixture(scope="session")
+def matrix_src():
+    """The ABI matrix program of tests/abigen.py."""
+    return write_program("abimatrix", {"main.go": abigen.go_source(), "go.mod": "module abimatrix\n\ngo 1.15\n"})
+
+
 def gobt(*args, timeout=120, input=None, env=None, cwd=None):
     """Run gobt as a user would, and return the CompletedProcess."""
     cmd = [sys.executable, "-m", "gobt", *args]
@@ -68,3 +87,37 @@ def gobt(*args, timeout=120, input=None, env=None, cwd=None):
 def no_traceback(proc):
     assert "Traceback" not in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stdout, proc.stdout
+
+
+@pytest.fixture(scope="session")
+def newer_bpftrace(bpf, tmp_path_factory):
+    """Debian trixie's bpftrace (0.23: bfd, uprobe_multi), run in its chroot.
+
+    The chroot sees this machine's /proc, /sys, /dev, /tmp and the test
+    builds at the same paths, so the programs gobt emits name valid paths
+    there; a wrapper script makes it look like any other bpftrace.
+    """
+    root = os.path.join(CACHE, "trixie")
+    need(os.access(os.path.join(root, "usr/bin/bpftrace"), os.X_OK),
+         "the trixie chroot with bpftrace is missing (run scripts/setup)")
+    mounted = []
+
+    def mount(args, target):
+        os.makedirs(target, exist_ok=True)
+        subprocess.run(["mount", *args, target], check=True)
+        mounted.append(target)
+
+    try:
+        mount(["-t", "proc", "proc"], root + "/proc")
+        mount(["--rbind", "/sys"], root + "/sys")
+        mount(["--rbind", "/dev"], root + "/dev")
+        mount(["--bind", "/tmp"], root + "/tmp")
+        os.makedirs(BUILD_DIR, exist_ok=True)
+        mount(["--bind", BUILD_DIR], root + BUILD_DIR)
+        wrapper = tmp_path_factory.mktemp("bpftrace-trixie") / "bpftrace"
+        wrapper.write_text(f'#!/bin/sh\nexec chroot {root} /usr/bin/bpftrace "$@"\n')
+        wrapper.chmod(0o755)
+        yield str(wrapper)
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-R", "-l", target], check=False)
