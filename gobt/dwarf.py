@@ -262,6 +262,7 @@ class DwarfReader:
         self.binary = binary
         self._types = {}
         self._cus = None
+        self._by_cu = {}
 
     @cached_property
     def info(self):
@@ -358,51 +359,65 @@ class DwarfReader:
     def subprogram(self, fn):
         """The DWARF description of a Function (from the symbol table)."""
         try:
-            for cu in self.info.iter_CUs():
-                top, ranges = self._cu_ranges(cu)
+            for ranges, cu in self._cu_ranges_all():
                 if any(lo <= fn.start < hi for lo, hi in ranges):
-                    found = self._find_in_cu(top, fn)
-                    if found is not None:
-                        return found
+                    die = self._subprograms_in(cu).get(fn.start)
+                    if die is not None:
+                        return self._describe(die, fn)
         except GobtError:
             raise
         except Exception as e:
             raise GobtError(f"{self.binary.display_path}: unreadable DWARF for {fn.name} ({e})") from None
         raise GobtError(f"{self.binary.display_path}: no DWARF entry for {fn.name}")
 
-    def _find_in_cu(self, top, fn):
-        for die in top.iter_children():
-            if die.tag != "DW_TAG_subprogram":
+    def _cu_ranges_all(self):
+        """(address ranges, CU) of every CU, from the top DIEs only, once."""
+        if self._cus is None:
+            self._cus = []
+            for cu in self.info.iter_CUs():
+                top, ranges = self._cu_ranges(cu)
+                self._cus.append((ranges, cu))
+        return self._cus
+
+    def _subprograms_in(self, cu):
+        """low_pc -> subprogram DIE for one CU, built the first time it is asked."""
+        index = self._by_cu.get(cu.cu_offset)
+        if index is None:
+            index = {}
+            for die in cu.get_top_DIE().iter_children():
+                if die.tag == "DW_TAG_subprogram":
+                    low = die.attributes.get("DW_AT_low_pc")
+                    if low is not None:
+                        index[low.value] = die
+            self._by_cu[cu.cu_offset] = index
+        return index
+
+    def _describe(self, die, fn):
+        params = []
+        n_args = n_results = 0
+        for child in die.iter_children():
+            if child.tag != "DW_TAG_formal_parameter":
                 continue
-            low = die.attributes.get("DW_AT_low_pc")
-            if low is None or low.value != fn.start:
-                continue
-            params = []
-            n_args = n_results = 0
-            for child in die.iter_children():
-                if child.tag != "DW_TAG_formal_parameter":
-                    continue
-                # An out-of-line copy of an inlinable function describes its
-                # params by reference to the abstract (inlinable) entry.
-                decl = child
-                if "DW_AT_abstract_origin" in child.attributes and "DW_AT_type" not in child.attributes:
-                    decl = child.get_DIE_from_attribute("DW_AT_abstract_origin")
-                flag = decl.attributes.get("DW_AT_variable_parameter")
-                is_result = bool(flag and flag.value)
-                index = n_results if is_result else n_args
-                if is_result:
-                    n_results += 1
-                else:
-                    n_args += 1
-                params.append(Param(_str(decl.attributes.get("DW_AT_name")), self.type_of(decl),
-                                    is_result, index, child))
-            if "[go.shape." in fn.name and not any(p.name == ".dict" for p in params):
-                # Before Go 1.27 DWARF leaves out the dictionary a generic
-                # function's shape instance takes as a hidden pointer arg,
-                # first, or right after a method's receiver.
-                at = 1 if _is_method(fn.name) and params and not params[0].is_result else 0
-                params.insert(at, Param(".dict", WORD, False, at, None))
-                for i, p in enumerate(q for q in params if not q.is_result):
-                    p.index = i
-            return Subprogram(fn.name, params, die)
-        return None
+            # An out-of-line copy of an inlinable function describes its
+            # params by reference to the abstract (inlinable) entry.
+            decl = child
+            if "DW_AT_abstract_origin" in child.attributes and "DW_AT_type" not in child.attributes:
+                decl = child.get_DIE_from_attribute("DW_AT_abstract_origin")
+            flag = decl.attributes.get("DW_AT_variable_parameter")
+            is_result = bool(flag and flag.value)
+            index = n_results if is_result else n_args
+            if is_result:
+                n_results += 1
+            else:
+                n_args += 1
+            params.append(Param(_str(decl.attributes.get("DW_AT_name")), self.type_of(decl),
+                                is_result, index, child))
+        if "[go.shape." in fn.name and not any(p.name == ".dict" for p in params):
+            # Before Go 1.27 DWARF leaves out the dictionary a generic
+            # function's shape instance takes as a hidden pointer arg,
+            # first, or right after a method's receiver.
+            at = 1 if _is_method(fn.name) and params and not params[0].is_result else 0
+            params.insert(at, Param(".dict", WORD, False, at, None))
+            for i, p in enumerate(q for q in params if not q.is_result):
+                p.index = i
+        return Subprogram(fn.name, params, die)
