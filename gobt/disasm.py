@@ -36,7 +36,8 @@ ARCHES = {
         "jump": {"b"},
         "call": {"bl"},
         "cond_branch": lambda m: m.startswith("b.") or m in ("cbz", "cbnz", "tbz", "tbnz"),
-        "moves_sp": lambda m, ops: ops.startswith("sp,") or (m in ("stp", "str") and "[sp" in ops and "]!" in ops),
+        "moves_sp": lambda m, ops: (m in ("sub", "add", "mov") and ops.startswith("sp,"))
+        or (m in ("stp", "str") and "[sp" in ops and "]!" in ops),
         "padding": {b"\x00"},
     },
 }
@@ -87,19 +88,26 @@ def _disassemble(binary, fn):
     code = binary.code(fn)
     out = Code(fn)
     covered = 0
+    furthest_target = 0  # the furthest branch target inside the function
     insns = list(_disassembler(binary.arch).disasm_lite(code, fn.start))
     for address, size, mnemonic, op_str in insns:
         covered = address + size - fn.start
         if mnemonic in facts["ret"]:
             out.ret_offsets.append(address - fn.start)
-        elif mnemonic in facts["jump"]:
-            target = _immediate(op_str)
-            # A jump out of the function's own bytes ends it there: Go's
-            # promoted-method wrappers and some asm functions return this way.
-            if target is not None and not fn.start <= target < fn.end:
+            continue
+        is_jump = mnemonic in facts["jump"]
+        if is_jump or facts["cond_branch"](mnemonic):
+            target = _immediate(op_str.split(",")[-1])
+            if target is None:
+                continue
+            if fn.start <= target < fn.end:
+                furthest_target = max(furthest_target, target - fn.start)
+            elif is_jump:
+                # A jump out of the function's own bytes ends it there: Go's
+                # promoted-method wrappers and some asm functions return so.
                 out.tail_calls.append((address - fn.start, target))
     rest = bytes(code[covered:])
-    if rest and rest.strip(b"".join(facts["padding"])):
+    if rest and rest.strip(b"".join(facts["padding"])) and not _data_after_code(insns, covered, furthest_target, facts):
         from .errors import GobtError
 
         raise GobtError(
@@ -108,6 +116,20 @@ def _disassemble(binary, fn):
         )
     out.entry_offset = _after_stack_check(binary, fn, insns, facts)
     return out
+
+
+def _data_after_code(insns, covered, furthest_target, facts):
+    """Undecodable bytes that no code can reach: a jump table after the code.
+
+    (Go on arm64 puts switch tables right after a function's last
+    instruction.) They are unreachable when the last instruction never
+    falls through and no branch in the function lands at or beyond them.
+    """
+    if not insns:
+        return False
+    _a, _s, mnemonic, _ops = insns[-1]
+    ends = mnemonic in facts["ret"] or mnemonic in facts["jump"]
+    return ends and furthest_target < covered
 
 
 def _after_stack_check(binary, fn, insns, facts):
