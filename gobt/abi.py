@@ -150,7 +150,7 @@ class _Assigner:
 
 def assign(subprogram, arch, go_version):
     """Location of every param of a Subprogram, keyed by (is_result, index)."""
-    if uses_register_abi(arch, go_version):
+    if uses_register_abi(arch, go_version) and not subprogram.abi0:
         a = _Assigner(REGISTER_ABI[arch])
         out = {}
         for p in subprogram.args:
@@ -178,7 +178,7 @@ def arg_width(subprogram, arch, go_version):
     Stack-assigned args, then stack-assigned results, then (register ABI)
     a spill slot for each register-assigned arg, each part pointer-aligned.
     """
-    register = uses_register_abi(arch, go_version)
+    register = uses_register_abi(arch, go_version) and not subprogram.abi0
     a = _Assigner(REGISTER_ABI.get(arch) or REGISTER_ABI["amd64"])
     spills = []
     for p in subprogram.args:

@@ -140,6 +140,20 @@ class SymbolTable:
         return None
 
 
+def code_fingerprint():
+    """gobt's own code, as size and mtime of its modules: a changed gobt
+    (an upgrade, a developer's edit) must not reuse what an older one cached."""
+    import hashlib
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            st = os.stat(os.path.join(here, name))
+            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
+    return h.hexdigest()[:16]
+
+
 class GoBinary:
     def __init__(self, path, display_path=None):
         self.path = path
@@ -265,7 +279,8 @@ class GoBinary:
         from .cache import BinaryCache
 
         st = self.stat
-        identity = f"gobt {__version__}|{self.build_id}|{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}"
+        identity = (f"gobt {__version__} {code_fingerprint()}|{self.build_id}|"
+                    f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}")
         return BinaryCache(identity)
 
     def functions_matching(self, pattern):

@@ -15,6 +15,7 @@ from functools import cached_property
 from .errors import GobtError
 
 DW_AT_GO_KIND = 0x2900
+ADDRESS_MASK = (1 << 64) - 1
 
 # reflect.Kind, as Go writes it in DW_AT_go_kind.
 GO_KINDS = {
@@ -204,18 +205,51 @@ WORD = _Word()
 
 
 def _is_method(symbol):
-    """pkg.(*T).M or pkg.T.M, as opposed to pkg.F (brackets and parens nest)."""
-    rest = symbol[symbol.rfind("/") + 1 :]
+    """pkg.(*T).M or pkg.T.M, as opposed to pkg.F."""
+    plain = re.sub(r"\[.*\]", "", symbol)  # type arguments may hold '/' and '.'
+    rest = plain[plain.rfind("/") + 1 :]
     rest = rest[rest.find(".") + 1 :]
-    depth = 0
-    for c in rest:
-        if c in "[(":
-            depth += 1
-        elif c in "])":
-            depth -= 1
-        elif c == "." and depth == 0:
-            return True
-    return False
+    return "." in rest.replace("(*", "").replace(")", "")
+
+
+_CLOSURE = re.compile(r"(?:^|\.)(?:func|gowrap|deferwrap)\d+|-range\d+")
+
+
+def _is_shape_instance(symbol):
+    """A generic function's or method's shape instance, which takes a dictionary.
+
+    Its closures (F[...].func1, F[...]-range1) share the shape in their
+    names but get the dictionary through their closure context instead.
+    """
+    if "[go.shape." not in symbol:
+        return False
+    return not _CLOSURE.search(symbol[symbol.rfind("]") + 1 :])
+
+
+def _place_dictionary(params, symbol, go_version):
+    """Put a shape instance's dictionary arg where the ABI passes it.
+
+    DWARF names it only from Go 1.27 (and then, in out-of-line copies of
+    inlinable functions, after the results); before, gobt adds it. It is
+    the first arg, except after a method's receiver since the unified IR
+    frontend (Go 1.20; seen first on 1.19 and after the receiver on 1.21+).
+    """
+    if not _is_shape_instance(symbol):
+        return params
+    dicts = [p for p in params if p.name == ".dict"]
+    if not dicts and go_version is not None and go_version >= (1, 27):
+        return params  # DWARF would have named it: trust DWARF
+    dictionary = dicts[0] if dicts else Param(".dict", WORD, False, 0, None)
+    dictionary.is_result = False
+    args = [p for p in params if not p.is_result and p is not dictionary]
+    results = [p for p in params if p.is_result]
+    after_receiver = _is_method(symbol) and go_version is not None and go_version >= (1, 20)
+    args.insert(1 if after_receiver and args else 0, dictionary)
+    for i, p in enumerate(args):
+        p.index = i
+    for i, p in enumerate(results):
+        p.index = i
+    return args + results
 
 
 @dataclass
@@ -234,6 +268,11 @@ class Subprogram:
     name: str
     params: list  # receiver and params, then results
     die: object = field(repr=False, default=None)
+
+    @property
+    def abi0(self):
+        """Assembly functions and their wrappers take args on the stack."""
+        return self.name.endswith(".abi0")
 
     @property
     def args(self):
@@ -346,7 +385,9 @@ class DwarfReader:
                     absolute = getattr(entry, "is_absolute", False)
                     lo = entry.begin_offset if absolute else base + entry.begin_offset
                     hi = entry.end_offset if absolute else base + entry.end_offset
-                    out.append((lo, hi))
+                    # DWARF 5 offsets below the CU's base are negative, as
+                    # 64-bit two's complement: the sum wraps.
+                    out.append((lo & ADDRESS_MASK, hi & ADDRESS_MASK))
             return top, out
         if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
             lo = attrs["DW_AT_low_pc"].value
@@ -412,12 +453,5 @@ class DwarfReader:
                 n_args += 1
             params.append(Param(_str(decl.attributes.get("DW_AT_name")), self.type_of(decl),
                                 is_result, index, child))
-        if "[go.shape." in fn.name and not any(p.name == ".dict" for p in params):
-            # Before Go 1.27 DWARF leaves out the dictionary a generic
-            # function's shape instance takes as a hidden pointer arg,
-            # first, or right after a method's receiver.
-            at = 1 if _is_method(fn.name) and params and not params[0].is_result else 0
-            params.insert(at, Param(".dict", WORD, False, at, None))
-            for i, p in enumerate(q for q in params if not q.is_result):
-                p.index = i
+        params = _place_dictionary(params, fn.name, self.binary.go_version_tuple)
         return Subprogram(fn.name, params, die)

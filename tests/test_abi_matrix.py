@@ -7,28 +7,14 @@ and returned; the generated gobt script prints the same through goarg and
 retval. Equal sets of lines mean gobt read every value right.
 """
 
-import os
 import re
 
 import pytest
 
 import abigen
-from conftest import BUILD_DIR, gobt, no_traceback
+from conftest import gobt, no_traceback
 
 BUILDS = [(go, flags) for go in ("go1.15", "go1.19", "newest") for flags in ("", "all=-N -l")]
-
-
-@pytest.fixture(scope="session")
-def matrix_src():
-    src = os.path.join(BUILD_DIR, "src", "abimatrix")
-    os.makedirs(src, exist_ok=True)
-    files = {"main.go": abigen.go_source(), "go.mod": "module abimatrix\n\ngo 1.15\n"}
-    for name, text in files.items():
-        path = os.path.join(src, name)
-        if not os.path.exists(path) or open(path).read() != text:
-            with open(path, "w") as f:
-                f.write(text)
-    return src
 
 
 def test_matrix_is_big_enough():

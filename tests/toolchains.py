@@ -137,8 +137,10 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
         cmd.append(f"-gcflags={gcflags}")
     cmd.append(package)
     env = toolchain.env(goarch)
-    # The module "cmd" vendors its dependencies: -mod=mod would make go look
-    # them up (and GOPROXY=off fails); its go.mod/vendor are authoritative.
+    # -mod=mod is for the test programs' own modules. The module "cmd"
+    # builds from its vendor directory either way (checked: Go 1.19 and
+    # 1.27 build cmd/go with and without it); clearing GOFLAGS keeps this
+    # build the toolchain's default one.
     env["GOFLAGS"] = ""
     proc = subprocess.run(cmd, cwd=os.path.join(toolchain.goroot, "src"), env=env,
                           capture_output=True, text=True)
