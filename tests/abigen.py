@@ -283,16 +283,3 @@ def gobt_script(binary):
             out.append(f"goret:{binary}:{_symbol(fn)} {{ {_bt_line('R', fn, fn.ret, fn.use_retval)} }}")
     return "\n".join(out) + "\n"
 
-
-def source_dir(root):
-    """Write the generated program under root/src/abimatrix (if changed); its path."""
-    import os
-
-    src = os.path.join(root, "src", "abimatrix")
-    os.makedirs(src, exist_ok=True)
-    for name, text in {"main.go": go_source(), "go.mod": "module abimatrix\n\ngo 1.15\n"}.items():
-        path = os.path.join(src, name)
-        if not os.path.exists(path) or open(path).read() != text:
-            with open(path, "w") as f:
-                f.write(text)
-    return src

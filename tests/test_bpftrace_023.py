@@ -9,10 +9,9 @@ function's entry: gobt uses the file-offset form for those.
 import re
 import subprocess
 
-from conftest import BUILD_DIR, gobt, no_traceback
+from conftest import gobt, no_traceback
 from test_goret import objdump_rets, probe_vaddr
 
-import abigen
 
 
 def test_sym_offset_form_hits_every_ret(newer_bpftrace, go_build):
@@ -35,8 +34,8 @@ def test_sym_offset_form_hits_every_ret(newer_bpftrace, go_build):
     assert seen == truth and sum(truth.values()) == 1000
 
 
-def test_symbol_with_star_still_fires_at_the_ret(newer_bpftrace, go_build):
-    binary = go_build("go1.19", abigen.source_dir(BUILD_DIR))
+def test_symbol_with_star_still_fires_at_the_ret(newer_bpftrace, go_build, matrix_src):
+    binary = go_build("go1.19", matrix_src)
     program = f'goret:{binary}:main.(*T).PtrMethod {{ printf("B R (*T).PtrMethod ~r0=%ld\\n", retval); }}'
     proc = gobt("--bpftrace", newer_bpftrace, "-e", program, "-c", binary)
     no_traceback(proc)

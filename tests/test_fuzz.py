@@ -6,8 +6,6 @@ that hundreds of cases take seconds; a few go through the real command.
 
 import os
 import random
-import subprocess
-import sys
 
 import pytest
 
@@ -69,11 +67,8 @@ def emit(argv):
 
 
 @pytest.fixture(scope="module")
-def binaries(go_build):
-    import abigen
-    from conftest import BUILD_DIR
-
-    return go_build("go1.19", "tests/programs/multiret"), go_build("go1.19", abigen.source_dir(BUILD_DIR))
+def binaries(go_build, matrix_src):
+    return go_build("go1.19", "tests/programs/multiret"), go_build("go1.19", matrix_src)
 
 
 def test_mutated_scripts(binaries, capsys):

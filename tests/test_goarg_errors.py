@@ -4,13 +4,12 @@ import re
 
 import pytest
 
-import abigen
-from conftest import BUILD_DIR, gobt, no_traceback
+from conftest import gobt, no_traceback
 
 
 @pytest.fixture(scope="session")
-def matrix(go_build):
-    return go_build("go1.19", abigen.source_dir(BUILD_DIR))
+def matrix(go_build, matrix_src):
+    return go_build("go1.19", matrix_src)
 
 
 def error_of(proc):

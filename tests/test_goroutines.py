@@ -7,7 +7,6 @@ at least its sleep, and its goroutine's own goid.
 """
 
 import re
-import subprocess
 
 import pytest
 

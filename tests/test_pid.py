@@ -1,11 +1,8 @@
 """-p PID: only that process, and its binary as that process sees it."""
 
-import os
 import re
 import subprocess
-import time
 
-import pytest
 
 from conftest import gobt, no_traceback
 
