@@ -83,18 +83,20 @@ def run(argv):
     if inv.list_mode and inv.positional and inv.positional[0].startswith(LISTABLE):
         from .listing import list_probes
 
-        if list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid, out=click.echo):
+        listed, ctx = list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid,
+                                  out=click.echo)
+        ctx.save_caches()
+        if listed:
             return 0
 
     source = _program_source(inv)
-    if source is None or not may_need_gobt(source.text) or not parse(source).needs_rewrite:
+    script = parse(source) if source is not None and may_need_gobt(source.text) else None
+    if script is None or not script.needs_rewrite:
         # Nothing for gobt to do: bpftrace sees exactly what it would have.
         if inv.emit and source is not None:
             sys.stdout.write(source.text)
             return 0
         exec_bpftrace([bpftrace, *_without_gobt_options(argv)])
-
-    script = parse(source)
 
     # Only now the modules that read binaries: a plain bpftrace script
     # never pays for them.

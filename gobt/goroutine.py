@@ -2,7 +2,8 @@
 
 Threads are the wrong key in Go: goroutines move between threads, and a
 goroutine's stack moves when it grows. What stays put for one call is the
-goroutine (its runtime.g) and the call's depth in that goroutine's stack,
+goroutine (its runtime.g, whose address is in a register) and the call's
+depth in that goroutine's stack,
 g.stack.hi - SP, which is the same at the entry and at the RET of a call
 and is kept when the runtime copies the stack (both ends move together).
 

@@ -16,13 +16,13 @@ from .script import attach_point
 from .source import Source
 
 def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
-    """Print the probes a pattern expands to; False if it is not about a Go binary."""
+    """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary."""
     source = Source(pattern, "-l")
     ap = attach_point(pattern, 0, source)
     ctx = Context(bpftrace, pid=pid)
     binary = ctx.binary(ap.target, source.location(0, len(pattern)))
     if ap.is_uprobe and binary.go_version is None:
-        return False  # not Go: bpftrace lists its own uprobes
+        return False, ctx  # not Go: bpftrace lists its own uprobes
     _, fns = functions(ap, source, ctx, warn_inlined=False)
     provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
     if verbose:
@@ -46,10 +46,18 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
         if verbose:
             for line in _params(binary, fn):
                 out("    " + line)
-    return True
+    return True, ctx
 
 
 def _params(binary, fn):
+    rows = binary.cache.get("lv", fn.name)
+    if rows is None:
+        rows = _param_rows(binary, fn)
+        binary.cache.put("lv", fn.name, rows)
+    return rows
+
+
+def _param_rows(binary, fn):
     try:
         sub = binary.dwarf.subprogram(fn)
     except GobtError as e:

@@ -302,8 +302,10 @@ class _ProbeRewriter:
         """Entry probes that record the call, and the block's read of them.
 
         At each entry (just after the stack check, so once per call) the
-        time and the params the block reads are stored under (probe, goid,
-        depth); the return reads and deletes them. A return whose entry was
+        time and the params the block reads are stored under (probe, g,
+        depth); the return reads and deletes them. The goroutine's g
+        pointer (in a register) stands for it: unlike goid it costs no
+        memory read, and no two live goroutines share one. A return whose entry was
         not seen (the call began before tracing did) is skipped.
         """
         ctx = self.ctx
@@ -312,7 +314,7 @@ class _ProbeRewriter:
         groups = {}
         for i, site in enumerate(self.sites):
             g = site.binary.goroutine
-            stores = [f"$__gobt_g = {g.goid}; $__gobt_d = {g.depth};",
+            stores = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};",
                       f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d] = nsecs;"]
             for slot, kind, entry_exprs in self.captures:
                 ctx.maps_used.add(kind)
@@ -330,7 +332,7 @@ class _ProbeRewriter:
                             self.loc(self.probe.span.start))
         g = keys.pop()
         cell = f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d]"
-        loads = [f"$__gobt_g = {g.goid}; $__gobt_d = {g.depth};", f"$__gobt_t = {cell};", f"delete({cell});"]
+        loads = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};", f"$__gobt_t = {cell};", f"delete({cell});"]
         for slot, kind, _ in self.captures:
             cell = f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d]"
             loads += [f"$__gobt_v{slot} = {cell};", f"delete({cell});"]
@@ -508,7 +510,9 @@ def _check_not_in_symbol(binary, file_offset, fn, ctx, loc):
             f"bpftrace {ctx.bpftrace.version_text} (without bfd) cannot attach inside "
             f"{fn.name}: file offset 0x{file_offset:x} falls inside symbol {covering}",
             loc,
-            ["  use a bpftrace built with bfd, or bpftrace >= 0.22"],
+            ["  bpftrace < 0.22 without bfd takes an offset only as a file offset that no symbol's",
+             "  address range covers, which rules out code more than ~4 MB into a binary's text;",
+             "  run a bpftrace built with bfd, or 0.22+ (--bpftrace PATH, or GOBT_BPFTRACE)"],
         )
 
 
