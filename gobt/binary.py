@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from .errors import GobtError
+from .symbols import is_wildcard, pattern_regex
 
 EM_X86_64 = 62
 EM_AARCH64 = 183
@@ -84,15 +85,13 @@ class SymbolTable:
         return None
 
     def match(self, pattern):
-        """Functions whose names match a bpftrace-style `*` wildcard pattern."""
-        if "*" not in pattern:
-            fn = self.lookup(pattern)
+        """Functions matching a pattern (symbols.py): the exact name, or else
+        every name its wildcards match."""
+        fn = self.lookup(pattern)
+        if fn is not None or not is_wildcard(pattern):
             return [fn] if fn else []
-        regex = b"(?<=\0)" + b".*?".join(
-            re.escape(part.encode()) for part in pattern.split("*")
-        ) + b"(?=\0)"
-        # Names hold no NUL, so the lazy '.*?' cannot run across two names.
-        regex = regex.replace(b".*?", b"[^\0]*")
+        # Names hold no NUL, so a wildcard never runs across two names.
+        regex = b"(?<=\0)" + pattern_regex(pattern, any_char="[^\0]").encode() + b"(?=\0)"
         offsets = {m.start() for m in re.finditer(regex, self._strtab)}
         seen = {}
         for st_name, value, size in self._entries_for(offsets):

@@ -53,7 +53,7 @@ class Code:
 
     function: object
     ret_offsets: list = field(default_factory=list)  # from the function's start
-    tail_calls: list = field(default_factory=list)  # (offset, target address)
+    tail_calls: list = field(default_factory=list)  # (offset, target address, or None: indirect)
     entry_offset: int = 0  # just after the stack-growth check (0: none)
 
 
@@ -99,6 +99,10 @@ def _disassemble(binary, fn):
         if is_jump or facts["cond_branch"](mnemonic):
             target = _immediate(op_str.split(",")[-1])
             if target is None:
+                if is_jump:
+                    # JMP through a register or memory: a method called
+                    # through an interface, as promoted-method wrappers do.
+                    out.tail_calls.append((address - fn.start, None))
                 continue
             if fn.start <= target < fn.end:
                 furthest_target = max(furthest_target, target - fn.start)
@@ -116,6 +120,15 @@ def _disassemble(binary, fn):
         )
     out.entry_offset = _after_stack_check(binary, fn, insns, facts)
     return out
+
+
+def tail_call_target(binary, code):
+    """What a function without RET jumps to at its end, for messages."""
+    _offset, target = code.tail_calls[-1]
+    if target is None:
+        return "an address in a register (an interface method)"
+    found = binary.symbols.at(target)
+    return found.name if found else f"0x{target:x}"
 
 
 def _data_after_code(insns, covered, furthest_target, facts):

@@ -9,7 +9,7 @@
 """
 
 from .abi import assign, describe
-from .disasm import analyze
+from .disasm import analyze, tail_call_target
 from .errors import GobtError
 from .rewrite import Context, check_params_complete, functions
 from .script import attach_point
@@ -34,8 +34,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
         if found.ret_offsets:
             note = f"{n} RET{'s' if n != 1 else ''}"
         elif found.tail_calls:
-            target = binary.symbols.at(found.tail_calls[-1][1])
-            note = f"no RET: tail call to {target.name if target else hex(found.tail_calls[-1][1])}"
+            note = f"no RET: tail call to {tail_call_target(binary, found)}"
         else:
             note = "no RET: never returns"
         if verbose:

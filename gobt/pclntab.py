@@ -11,6 +11,7 @@ import re
 import struct
 
 from .errors import GobtError
+from .symbols import is_wildcard, pattern_regex
 
 # magic -> layout. "words" are pointer-sized header fields after the
 # 8-byte prefix; "functab" the entry encoding.
@@ -175,11 +176,10 @@ class PclnSymbols:
         return self._make(row) if row else None
 
     def match(self, pattern):
-        if "*" not in pattern:
-            fn = self.lookup(pattern)
+        fn = self.lookup(pattern)
+        if fn is not None or not is_wildcard(pattern):
             return [fn] if fn else []
-        regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")) + r"\Z", re.S)
-        self.lookup("")  # builds _by_name
+        regex = re.compile(pattern_regex(pattern) + r"\Z", re.S)
         return sorted((self._make(r) for n, r in self._by_name.items() if regex.match(n)), key=lambda f: f.start)
 
     def all_functions(self):

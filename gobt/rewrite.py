@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from .abi import arg_width, assign
 from .binary import GoBinary
-from .disasm import analyze
+from .disasm import analyze, tail_call_target
 from .errors import GobtError, warn
 from .goarg import GoargResolver
+from .symbols import is_wildcard
 
 # bpftrace refuses more probes than this unless BPFTRACE_MAX_PROBES says so.
 DEFAULT_MAX_PROBES = 512
@@ -194,10 +195,12 @@ class _ProbeRewriter:
         if ap.provider == "goentry":
             binary, fns = functions(ap, self.source, ctx)
             attach = []
-            for fn in fns:
-                code = analyze(binary, fn)
+            for code in _analyze_all(ap, binary, fns, loc):
+                fn = code.function
                 attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
                 self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code))
+            if not attach:
+                raise GobtError(f"goentry:{ap.target}:{ap.func} matches no function gobt can read", loc)
             ctx.probe_count += len(attach)
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
@@ -420,7 +423,7 @@ def functions(ap, source, ctx, warn_inlined=True):
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
     fns = binary.functions_matching(ap.func)
-    if warn_inlined and len(fns) == 1 and "*" not in ap.func:
+    if warn_inlined and len(fns) == 1 and not is_wildcard(ap.func):
         # (For wildcards this would cost a DWARF search per function.)
         inlined = binary.inlined_call_sites(fns[0])
         if inlined:
@@ -429,7 +432,7 @@ def functions(ap, source, ctx, warn_inlined=True):
     if not fns:
         func_loc = source.location(ap.span.start + ap.func_offset, len(ap.func))
         hints = []
-        if "*" not in ap.func:
+        if not is_wildcard(ap.func):
             names = [f.name for f in binary.symbols.all_functions()]
             close = difflib.get_close_matches(ap.func, names, n=5, cutoff=0.6)
             if close:
@@ -438,23 +441,51 @@ def functions(ap, source, ctx, warn_inlined=True):
     return binary, fns
 
 
+def _analyze_all(ap, binary, fns, loc):
+    """disasm.Code of each function; for wildcards, skipping (and naming)
+    the few that cannot be disassembled whole rather than failing them all."""
+    codes = []
+    unreadable = []
+    for fn in fns:
+        try:
+            codes.append(analyze(binary, fn))
+        except GobtError as e:
+            if not is_wildcard(ap.func):
+                raise GobtError(e.message, loc) from None
+            unreadable.append(fn.name)
+    if unreadable:
+        names = ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+        warn(f"{len(unreadable)} functions matching '{ap.func}' could not be disassembled whole "
+             f"and get no probe: {names}", loc)
+    return codes
+
+
 def _expand_goret(ap, binary, fns, ctx, loc):
     """The uprobes on every RET of the functions; (attach points, their Codes)."""
     attach = []
     no_ret = []
     codes = []
-    for fn in fns:
-        found = analyze(binary, fn)
+    unplaceable = []  # (name, why) the installed bpftrace cannot attach to
+    for found in _analyze_all(ap, binary, fns, loc):
         if not found.ret_offsets:
-            no_ret.append((fn, found))
+            no_ret.append((found.function, found))
+            continue
+        try:
+            probes = [_uprobe_at(ctx.attach_target(ap), binary, found.function, offset, ctx, loc)
+                      for offset in found.ret_offsets]
+        except GobtError as e:
+            if not is_wildcard(ap.func):
+                raise
+            unplaceable.append((found.function.name, e))
             continue
         codes.append(found)
-        for offset in found.ret_offsets:
-            attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, offset, ctx, loc))
+        attach.extend(probes)
+    if unplaceable:
+        name, e = unplaceable[0]
+        warn(f"{len(unplaceable)} functions matching '{ap.func}' get no probe, e.g. {e.message}", loc)
     for fn, found in no_ret[:10]:
         if found.tail_calls:
-            target = binary.symbols.at(found.tail_calls[-1][1])
-            to = target.name if target else f"0x{found.tail_calls[-1][1]:x}"
+            to = tail_call_target(binary, found)
             warn(f"{fn.name} has no RET: it ends in a tail call (JMP to {to}); goret never fires for it", loc)
         else:
             warn(f"{fn.name} has no RET (it never returns); goret never fires for it", loc)
