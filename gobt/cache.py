@@ -10,13 +10,15 @@ def disable():
     _disabled = True
 
 
-def cache_dir():
+def cache_dir(binary_facts=False):
     """$XDG_CACHE_HOME/gobt (default ~/.cache/gobt), created on demand.
 
-    None when caching is off or the directory cannot be made: gobt then
-    simply does the work again.
+    None when it cannot be made: gobt then simply does the work again.
+    --no-cache (or GOBT_NO_CACHE) turns off only what gobt learns about
+    binaries; the compiled grammar and the installed bpftrace's
+    capabilities depend on neither the binary nor the script.
     """
-    if _disabled or os.environ.get("GOBT_NO_CACHE"):
+    if binary_facts and (_disabled or os.environ.get("GOBT_NO_CACHE")):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.join(base, "gobt")
@@ -46,7 +48,7 @@ class BinaryCache:
         self.identity = identity
         self._data = None
         self._dirty = False
-        base = cache_dir()
+        base = cache_dir(binary_facts=True)
         name = hashlib.sha256(identity.encode()).hexdigest()[:32]
         self.path = os.path.join(base, "binaries", f"{name}.json") if base else None
 

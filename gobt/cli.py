@@ -32,7 +32,7 @@ gobt adds to bpftrace's language:
 gobt's own options (every other option is bpftrace's):
     --emit              print the bpftrace program gobt generates, and exit
     --bpftrace PATH     the bpftrace to run (also $GOBT_BPFTRACE)
-    --no-cache          do not read or write gobt's cache
+    --no-cache          do not read or write what gobt learned about binaries
 
 See gobt(1). bpftrace's own help follows.
 """

@@ -323,17 +323,9 @@ class DwarfReader:
         attribute, right after a one-byte abbreviation code, so the name's
         bytes in .debug_info point at the DIE.
         """
-        data = self.info.debug_info_sec.stream.getvalue()
-        needle = name.encode() + b"\0"
-        pos = data.find(needle)
-        while pos != -1:
-            try:
-                die = self.info.get_DIE_from_refaddr(pos - 1)
-                if die.tag == "DW_TAG_structure_type" and _str(die.attributes.get("DW_AT_name")) == name:
-                    return GoType(self, die)
-            except Exception:  # not a DIE boundary: keep looking
-                pass
-            pos = data.find(needle, pos + 1)
+        for die in self._dies_at(name.encode() + b"\0"):
+            if die.tag == "DW_TAG_structure_type" and _str(die.attributes.get("DW_AT_name")) == name:
+                return GoType(self, die)
         return None
 
     def inlined_call_sites(self, fn):
@@ -343,21 +335,11 @@ class DwarfReader:
         if origin is None:
             return 0  # never inlined: Go writes an abstract entry only then
         target = origin.value if origin.form == "DW_FORM_ref_addr" else origin.value + sub.die.cu.cu_offset
-        # Go writes DW_AT_abstract_origin (a 4-byte ref_addr) first in its
-        # inlined-subroutine entries, after a one-byte abbreviation code.
-        data = self.info.debug_info_sec.stream.getvalue()
-        needle = struct.pack("<I", target)
         count = 0
-        pos = data.find(needle)
-        while pos != -1:
-            try:
-                die = self.info.get_DIE_from_refaddr(pos - 1)
-                attr = die.attributes.get("DW_AT_abstract_origin")
-                if die.tag == "DW_TAG_inlined_subroutine" and attr is not None and attr.value == target:
-                    count += 1
-            except Exception:  # not a DIE boundary
-                pass
-            pos = data.find(needle, pos + 1)
+        for die in self._dies_at(struct.pack("<I", target)):
+            attr = die.attributes.get("DW_AT_abstract_origin")
+            if die.tag == "DW_TAG_inlined_subroutine" and attr is not None and attr.value == target:
+                count += 1
         return count
 
     def type_of(self, die):
@@ -400,6 +382,9 @@ class DwarfReader:
     def subprogram(self, fn):
         """The DWARF description of a Function (from the symbol table)."""
         try:
+            die = self._find_by_name(fn)
+            if die is not None:
+                return self._describe(die, fn)
             for ranges, cu in self._cu_ranges_all():
                 if any(lo <= fn.start < hi for lo, hi in ranges):
                     die = self._subprograms_in(cu).get(fn.start)
@@ -410,6 +395,46 @@ class DwarfReader:
         except Exception as e:
             raise GobtError(f"{self.binary.display_path}: unreadable DWARF for {fn.name} ({e})") from None
         raise GobtError(f"{self.binary.display_path}: no DWARF entry for {fn.name}")
+
+    def _dies_at(self, needle, back=1):
+        """DIEs that may start `back` bytes before each occurrence of needle.
+
+        Go writes a DIE's first attribute right after a one-byte
+        abbreviation code: a subprogram's inline name, an inlined call's or
+        out-of-line copy's 4-byte DW_AT_abstract_origin. Finding those bytes
+        finds the DIE without walking its CU (seconds for runtime's).
+        """
+        data = self.info.debug_info_sec.stream.getvalue()
+        pos = data.find(needle)
+        while pos != -1:
+            try:
+                yield self.info.get_DIE_from_refaddr(pos - back)
+            except Exception:  # not a DIE boundary after all
+                pass
+            pos = data.find(needle, pos + 1)
+
+    def _find_by_name(self, fn):
+        """fn's concrete subprogram DIE, found by bytes; None to walk CUs instead."""
+        abstract = None
+        for die in self._dies_at(fn.name.encode() + b"\0"):
+            if die.tag != "DW_TAG_subprogram" or _str(die.attributes.get("DW_AT_name")) != fn.name:
+                continue
+            low = die.attributes.get("DW_AT_low_pc")
+            if low is not None and low.value == fn.start:
+                return die
+            if "DW_AT_inline" in die.attributes:
+                abstract = die
+        if abstract is None:
+            return None
+        # An inlinable function's out-of-line copy has no name of its own,
+        # only a reference to the abstract entry.
+        for die in self._dies_at(struct.pack("<I", abstract.offset)):
+            origin = die.attributes.get("DW_AT_abstract_origin")
+            low = die.attributes.get("DW_AT_low_pc")
+            if (die.tag == "DW_TAG_subprogram" and origin is not None and origin.value == abstract.offset
+                    and low is not None and low.value == fn.start):
+                return die
+        return None
 
     def _cu_ranges_all(self):
         """(address ranges, CU) of every CU, from the top DIEs only, once."""
