@@ -86,3 +86,17 @@ def test_uprobe_on_go_binary_counts_like_bpftrace(bpf, go_build):
     ours, theirs = run_both(bpf, ["-e", program, "-c", f"{binary} 500"])
     assert "@calls: 500" in theirs.stdout
     assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+
+
+@pytest.mark.parametrize("script", DISTRO_TOOLS[:3], ids=os.path.basename)
+def test_plain_script_imports_no_heavy_library(script):
+    # A script without gobt constructs must cost no more than Python and
+    # click: no lark, pyelftools or capstone (python -X importtime). (A
+    # script that merely mentions goret or goid, in a comment say, is parsed
+    # to make sure: the cheap check errs on that side.)
+    proc = subprocess.run(["python3", "-X", "importtime", "-m", "gobt", "--emit", script],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
+    assert "gobt" in imported
+    assert not imported & {"lark", "elftools", "capstone"}, imported & {"lark", "elftools", "capstone"}
