@@ -74,15 +74,23 @@ class SymbolTable:
 
     def lookup(self, name):
         """The function called exactly `name`, or None."""
-        needle = b"\0" + name.encode() + b"\0"
-        offsets = set()
-        pos = self._strtab.find(needle)
-        while pos != -1:
-            offsets.add(pos + 1)
-            pos = self._strtab.find(needle, pos + 1)
-        for _, value, size in self._entries_for(offsets):
-            return Function(name, value, size)
-        return None
+        return next(iter(self._functions_at(self._starts_of(re.escape(name.encode())))), None)
+
+    def _starts_of(self, regex):
+        """strtab offsets where a name matching regex starts and ends at a NUL.
+
+        Not only after a NUL: GNU ld (external linking, cgo) merges names
+        that are suffixes of others, so main.Foo may be the tail of
+        xmain.Foo's bytes.
+        """
+        return {m.start() for m in re.finditer(b"(?=(?:" + regex + b")\0)", self._strtab)}
+
+    def _functions_at(self, offsets):
+        seen = {}
+        for st_name, value, size in self._entries_for(offsets):
+            name = self._name_at(st_name)
+            seen.setdefault(name, Function(name, value, size))
+        return sorted(seen.values(), key=lambda f: f.start)
 
     def match(self, pattern):
         """Functions matching a pattern (symbols.py): the exact name, or else
@@ -91,13 +99,12 @@ class SymbolTable:
         if fn is not None or not is_wildcard(pattern):
             return [fn] if fn else []
         # Names hold no NUL, so a wildcard never runs across two names.
-        regex = b"(?<=\0)" + pattern_regex(pattern, any_char="[^\0]").encode() + b"(?=\0)"
-        offsets = {m.start() for m in re.finditer(regex, self._strtab)}
-        seen = {}
-        for st_name, value, size in self._entries_for(offsets):
-            name = self._name_at(st_name)
-            seen.setdefault(name, Function(name, value, size))
-        return sorted(seen.values(), key=lambda f: f.start)
+        return self._functions_at(self._starts_of(pattern_regex(pattern, any_char="[^\0]").encode()))
+
+    def glob(self, pattern):
+        """Functions bpftrace's own matching finds: every '*' a wildcard."""
+        regex = b"[^\0]*".join(re.escape(part.encode()) for part in pattern.split("*"))
+        return self._functions_at(self._starts_of(regex))
 
     def address_of(self, name):
         """The value of the symbol called `name`, of any type, or None."""

@@ -27,7 +27,19 @@ VALUE_OPTIONS = {
     "-B", "-f", "-o", "-e", "-I", "-p", "-c",
     "--include", "--emit-elf", "--emit-llvm", "--no-feature", "--aot",
     "--test", "--usdt-file-activation-path", "--dry-run-file",
+    "--pid", "--cmd", "--output", "--mode", "--debug", "--format",
 }
+# Long spellings that mean what a short option means to gobt too.
+LONG_ALIASES = {"--pid": "-p", "--list": "-l", "--verbose": "-v"}
+# -d takes a stage name in bpftrace >= 0.21 and nothing before: it takes the
+# next word only when that word is a stage.
+DEBUG_STAGES = {"all", "ast", "codegen", "codegen-opt", "dis", "libbpf", "verifier", "types", "parse"}
+# bpftrace refuses more probes than this unless BPFTRACE_MAX_PROBES says so.
+DEFAULT_MAX_PROBES = 512
+# From this many probes on, a bpftrace that detaches one at a time (perf
+# event uprobes, ~0.1 s each) makes the user wait visibly at exit.
+DETACH_WARNING_PROBES = 50
+
 # bpftrace builtins that need --unsafe; gobt never adds --unsafe to a script
 # that uses them unless the user asked for it.
 UNSAFE_BUILTINS = {"system", "signal", "override"}
@@ -45,19 +57,17 @@ class Bpftrace:
 
     @property
     def attach_form(self):
-        if self.bfd:
-            return "sym_offset"
-        if self.version >= (0, 22):
-            return "sym_offset"
-        return "file_offset"
+        return "sym_offset" if self.bfd or self.version >= (0, 22) else "file_offset"
+
+    @property
+    def fast_detach(self):
+        # 0.20+ attaches uprobes through bpf links (uprobe_multi where the
+        # kernel has it); 0.17's perf-event uprobes detach ~0.1 s apiece.
+        return self.version >= (0, 20)
 
     @property
     def offset_needs_unsafe(self):
         return not self.bfd
-
-    @property
-    def has_uprobe_multi(self):
-        return self.version >= (0, 20)
 
 
 def find_bpftrace(explicit=None):
@@ -131,7 +141,7 @@ def program_fd(text, name):
     No file is ever written, so nothing is left behind whatever happens to
     bpftrace; the fd's name shows the user's script in /proc.
     """
-    fd = os.memfd_create(os.path.basename(name) or "gobt", 0)
+    fd = os.memfd_create((os.path.basename(name) or "gobt")[:200], 0)  # names over 249 bytes fail
     data = text.encode()
     view = memoryview(data)
     while view:

@@ -10,13 +10,16 @@ import sys
 import click
 
 from . import __version__, cache
-from .bpftrace import UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
+from .bpftrace import DEFAULT_MAX_PROBES, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
 from .cmdline import parse_argv
 from .errors import GobtError, note
-from .script import may_need_gobt, parse
+from .script import may_need_gobt, needs_gobt_outside_comments, parse
 from .source import Source
 
-LISTABLE = ("goret:", "goentry:", "uprobe:", "u:")
+def _gobt_lists(pattern, verbose):
+    # goret:/goentry: are gobt's; for uprobe: only -lv, whose param list
+    # bpftrace would give by the C convention. Plain -l stays bpftrace's.
+    return pattern.startswith(("goret:", "goentry:")) or (verbose and pattern.startswith(("uprobe:", "u:")))
 
 GOBT_HELP = """\
 gobt {version}: bpftrace for Go programs.
@@ -26,8 +29,13 @@ USAGE:
     gobt [bpftrace options] -e 'PROGRAM'
 
 gobt adds to bpftrace's language:
-    goret:BIN:FUNC      a probe at every return of a Go function (no uretprobe)
+    goret:BIN:FUNC      at every return of a Go function (a uprobe per RET, no uretprobe)
+    goentry:BIN:FUNC    once per call, after the stack-growth check
     uprobe:BIN:FUNC     Go symbols such as main.(*T).M need no quotes
+    goarg(PATH)         a param or result by name: goarg(r.URL.Path), goarg(~r0)
+    retval              the first result, in goret
+    goid                the goroutine's id
+    goelapsed           ns since this call's entry, in goret
 
 gobt's own options (every other option is bpftrace's):
     --emit              print the bpftrace program gobt generates, and exit
@@ -38,16 +46,12 @@ See gobt(1). bpftrace's own help follows.
 """
 
 
-@click.command(
-    context_settings=dict(ignore_unknown_options=True, allow_extra_args=True, help_option_names=[])
-)
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def command(argv):
+def main():
     # bpftrace's getopt-style arguments (clusters like -kk, values glued to
-    # flags, options after the script) are parsed by cmdline.py; click only
-    # hands them over unprocessed.
+    # flags, options after the script, `--`) are parsed by cmdline.py, from
+    # sys.argv as it is: a command-line framework would take `--` away.
     try:
-        sys.exit(run(list(argv)))
+        sys.exit(run(sys.argv[1:]))
     except GobtError as e:
         click.echo(e.render(), err=True)
         sys.exit(1)
@@ -64,10 +68,6 @@ def command(argv):
         sys.exit(70)
 
 
-def main():
-    command(prog_name="gobt")
-
-
 def run(argv):
     inv = parse_argv(argv)
     if inv.no_cache:
@@ -80,7 +80,7 @@ def run(argv):
     if inv.version:
         click.echo(f"gobt v{__version__}")
 
-    if inv.list_mode and inv.positional and inv.positional[0].startswith(LISTABLE):
+    if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0], inv.verbose):
         from .listing import list_probes
 
         listed, ctx = list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid,
@@ -90,17 +90,29 @@ def run(argv):
             return 0
 
     source = _program_source(inv)
-    script = parse(source) if source is not None and may_need_gobt(source.text) else None
+    script = None
+    if source is not None and may_need_gobt(source.text):
+        try:
+            script = parse(source)
+        except GobtError:
+            # gobt's grammar is coarser than bpftrace's: a script that only
+            # mentions goret or goid in a comment is bpftrace's to judge.
+            if needs_gobt_outside_comments(source.text):
+                raise
     if script is None or not script.needs_rewrite:
         # Nothing for gobt to do: bpftrace sees exactly what it would have.
         if inv.emit and source is not None:
             sys.stdout.write(source.text)
             return 0
+        if inv.script_path == "-":
+            # gobt has read bpftrace's stdin: hand the same bytes over.
+            fd = program_fd(source.text, "stdin")
+            os.dup2(fd, 0)
         exec_bpftrace([bpftrace, *_without_gobt_options(argv)])
 
     # Only now the modules that read binaries: a plain bpftrace script
     # never pays for them.
-    from .rewrite import DEFAULT_MAX_PROBES, Context, rewrite
+    from .rewrite import Context, rewrite
 
     found = probe_bpftrace(bpftrace)
     ctx = Context(found, pid=inv.pid)
@@ -123,8 +135,7 @@ def run(argv):
         note(f"adding --unsafe: {ctx.needs_unsafe} (bpftrace's 'instruction boundary' warnings are "
              "expected: gobt checked each offset)")
         args.append("--unsafe")
-    if ctx.probe_count > DEFAULT_MAX_PROBES and "BPFTRACE_MAX_PROBES" not in os.environ:
-        os.environ["BPFTRACE_MAX_PROBES"] = str(ctx.probe_count + 16)
+    check_probe_count(ctx.probe_count, found)
 
     if inv.program_text is not None and len(program) < 100_000:
         args += ["-e", program]
@@ -132,7 +143,25 @@ def run(argv):
         # Too big for an argument (E2BIG near 128 KB), or a file: a memfd.
         fd = program_fd(program, source.filename)
         args.append(f"/proc/self/fd/{fd}")
-    exec_bpftrace([bpftrace, *args, *inv.positional])
+    # `--` keeps positional params that look like options (-5) params.
+    exec_bpftrace([bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
+
+
+def check_probe_count(count, found):
+    """Stop before bpftrace refuses, and say what many probes will cost."""
+    try:
+        limit = int(os.environ.get("BPFTRACE_MAX_PROBES", DEFAULT_MAX_PROBES))
+    except ValueError:
+        limit = DEFAULT_MAX_PROBES
+    if count > limit:
+        raise GobtError(
+            f"the script expands to {count} probes; bpftrace allows {limit}",
+            hints=[f"  allow them with BPFTRACE_MAX_PROBES={count} (each costs ~0.1 s to detach on "
+                   f"bpftrace {found.version_text}), or narrow the pattern"],
+        )
+    if count >= DETACH_WARNING_PROBES and not found.fast_detach:
+        note(f"{count} probes: bpftrace {found.version_text} detaches about 10 a second, "
+             f"so expect ~{max(1, round(count * 0.11))} s between Ctrl-C and the output")
 
 
 def _program_source(inv):

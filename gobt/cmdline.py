@@ -9,10 +9,14 @@ follow the script file (`gobt script.gbt -p 42`), and `--` ends them.
 
 from dataclasses import dataclass, field
 
-from .bpftrace import VALUE_OPTIONS
+from .bpftrace import DEBUG_STAGES, LONG_ALIASES, VALUE_OPTIONS
 from .errors import GobtError
 
 GOBT_FLAGS = {"--emit", "--no-cache"}
+# bpftrace's long flags (no value): anything else after the script is a
+# named param of the script.
+KNOWN_LONG_FLAGS = {"--unsafe", "--help", "--version", "--info", "--no-warnings", "--usdt-file-activation",
+                    "--list", "--verbose", "--dry-run", "--quiet", "--warnings"}
 GOBT_VALUE_OPTIONS = {"--bpftrace"}
 
 
@@ -31,6 +35,13 @@ class Invocation:
     bpftrace: str | None = None
     help: bool = False
     version: bool = False
+
+
+def _pid(value):
+    try:
+        return int(value)
+    except ValueError:
+        raise GobtError(f"-p needs a process id, not {value!r}") from None
 
 
 def _take_value(argv, i, opt, attached):
@@ -59,8 +70,16 @@ def parse_argv(argv):
                 inv.bpftrace, i = _take_value(argv, i, name, attached)
             elif name in VALUE_OPTIONS:
                 value, i = _take_value(argv, i, name, attached)
+                if LONG_ALIASES.get(name) == "-p":
+                    inv.pid = _pid(value)
                 inv.passthrough += [name, value]
+            elif plain and name not in KNOWN_LONG_FLAGS:
+                plain.append(arg)  # after the script: a named param (bpftrace 0.24's --x=1)
             else:
+                if LONG_ALIASES.get(name) == "-l":
+                    inv.list_mode = True
+                elif LONG_ALIASES.get(name) == "-v":
+                    inv.verbose = True
                 if name == "--unsafe":
                     inv.unsafe = True
                 elif name == "--help":
@@ -98,15 +117,15 @@ def _short_cluster(argv, i, inv):
                 inv.program_text = value
                 return i
             if opt == "-p":
-                try:
-                    inv.pid = int(value)
-                except ValueError:
-                    raise GobtError(f"-p needs a process id, not {value!r}") from None
+                inv.pid = _pid(value)
             inv.passthrough += [opt, value]
             return i
         flag = _SHORT_FLAGS.get(opt)
         if flag:
             setattr(inv, flag, True)
+        if opt == "-d" and j == len(arg) - 1 and i + 1 < len(argv) and argv[i + 1] in DEBUG_STAGES:
+            inv.passthrough += [arg, argv[i + 1]]
+            return i + 1
     inv.passthrough.append(arg)
     return i
 

@@ -122,6 +122,14 @@ def _disassemble(binary, fn):
     return out
 
 
+def is_instruction_boundary(binary, fn, offset):
+    """Whether fn+offset starts an instruction (a uprobe elsewhere corrupts code)."""
+    for address, _size, _m, _ops in _disassembler(binary.arch).disasm_lite(binary.code(fn), fn.start):
+        if address - fn.start >= offset:
+            return address - fn.start == offset
+    return False
+
+
 def tail_call_target(binary, code):
     """What a function without RET jumps to at its end, for messages."""
     _offset, target = code.tail_calls[-1]

@@ -45,6 +45,9 @@ class GoroutineExprs:
 
 
 def goroutine_exprs(binary):
+    from .rewrite import require_go
+
+    require_go(binary, "goid and goelapsed read Go's runtime.g")
     abi = "register" if binary.register_abi else "stack"
     g = G_POINTER.get((binary.arch, abi))
     if g is None:

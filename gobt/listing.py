@@ -29,7 +29,11 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
     for fn in fns:
-        found = analyze(binary, fn)
+        try:
+            found = analyze(binary, fn)
+        except GobtError:
+            out(f"{provider}:{ap.target}:{fn.name}  not probed: cannot be disassembled whole")
+            continue
         n = len(found.ret_offsets)
         if found.ret_offsets:
             note = f"{n} RET{'s' if n != 1 else ''}"

@@ -6,6 +6,7 @@ line), so bpftrace's own error positions still point at the user's lines.
 Bytes outside the edited spans are copied through untouched.
 """
 
+import contextlib
 import difflib
 import os
 import shutil
@@ -13,13 +14,11 @@ from dataclasses import dataclass
 
 from .abi import arg_width, assign
 from .binary import GoBinary
-from .disasm import analyze, tail_call_target
+from .disasm import analyze, is_instruction_boundary, tail_call_target
 from .errors import GobtError, warn
 from .goarg import GoargResolver
+from .script import BPFTRACE_UNQUOTED
 from .symbols import is_wildcard
-
-# bpftrace refuses more probes than this unless BPFTRACE_MAX_PROBES says so.
-DEFAULT_MAX_PROBES = 512
 
 
 @dataclass
@@ -171,14 +170,16 @@ class _ProbeRewriter:
     def edits(self):
         out = []
         for ap in self.probe.attach_points:
-            out.extend(self._attach_point(ap))
+            with _located(self.loc(ap.span.start, len(ap.text))):
+                out.extend(self._attach_point(ap))
         use_edits = self._uses()
         if self.captures or any(u.kind == "goelapsed" for u in self.probe.uses):
-            out.extend(self._carry_from_entry(use_edits))
+            with _located(self.loc(self.probe.span.start)):
+                out.extend(self._carry_from_entry(use_edits))
         else:
             out.extend(use_edits)
-            if self.generated and self.ctx.pid is not None:
-                out.append(_pid_filter(self.probe, self.source, self.ctx.pid))
+            if (self.generated or use_edits) and self.ctx.pid is not None:
+                out.extend(_pid_filter(self.probe, self.source, self.ctx.pid))
         return out
 
     # -- attach points ------------------------------------------------------
@@ -186,6 +187,9 @@ class _ProbeRewriter:
     def _attach_point(self, ap):
         ctx = self.ctx
         loc = self.loc(ap.span.start, len(ap.text))
+        if ap.is_gobt and ap.probe_offset is not None:
+            raise GobtError(f"{ap.provider} takes no +OFFSET: it places its own probes", loc,
+                            [f"  for a probe at an offset, write uprobe:{ap.target}:{ap.func}+{ap.probe_offset}"])
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
             attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
@@ -211,10 +215,11 @@ class _ProbeRewriter:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
                 self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry") for fn in fns]
-            if ap.needs_quoting():
-                self.generated = True
-                return [Edit(ap.span.start, ap.span.end, _quote_uprobe(ap, fns, ctx))]
-            return []
+            spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
+            if spelled == [ap.text]:
+                return []
+            self.generated = True
+            return [Edit(ap.span.start, ap.span.end, ", ".join(spelled))]
         self.not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
         return []
 
@@ -227,27 +232,31 @@ class _ProbeRewriter:
             loc = self.loc(use.span.start, use.span.end - use.span.start)
             if use.kind == "retval" and not at_return:
                 continue  # bpftrace's own retval, in a uretprobe
-            if self.not_go:
-                ap, why = self.not_go[0]
-                raise GobtError(
-                    f"{use.kind} is valid only in goret:, goentry:, or a uprobe: at a Go function's entry; "
-                    f"this probe also fires at '{ap.text}': {why}",
-                    loc,
-                )
-            if not self.sites:
-                raise GobtError(f"{use.kind} needs a probe on a Go function", loc)
-            if use.kind == "goid":
-                text = _same_everywhere(
-                    {s.binary.goroutine.goid for s in self.sites}, "goid", loc)
-            elif use.kind == "goelapsed":
-                if not all(s.at == "return" for s in self.sites):
-                    raise GobtError("goelapsed is valid only in goret: probes (it is the time since "
-                                    "this call's entry)", loc)
-                text = "(nsecs - $__gobt_t)"
-            else:
-                text = self._read_value(use)
-            edits.append(Edit(use.span.start, use.span.end, text))
+            with _located(loc):
+                edits.append(self._use(use, loc))
         return edits
+
+    def _use(self, use, loc):
+        """The edit that replaces one helper use."""
+        if self.not_go:
+            ap, why = self.not_go[0]
+            raise GobtError(
+                f"{use.kind} is valid only in goret:, goentry:, or a uprobe: at a Go function's entry; "
+                f"this probe also fires at '{ap.text}': {why}",
+                loc,
+            )
+        if not self.sites:
+            raise GobtError(f"{use.kind} needs a probe on a Go function", loc)
+        if use.kind == "goid":
+            text = _same_everywhere({s.binary.goroutine.goid for s in self.sites}, "goid", loc)
+        elif use.kind == "goelapsed":
+            if not all(s.at == "return" for s in self.sites):
+                raise GobtError("goelapsed is valid only in goret: probes (it is the time since "
+                                "this call's entry)", loc)
+            text = "(nsecs - $__gobt_t)"
+        else:
+            text = self._read_value(use)
+        return Edit(use.span.start, use.span.end, text)
 
     def _read_value(self, use):
         """The expression for goarg(PATH) or retval, the same at every site."""
@@ -361,6 +370,7 @@ class _ProbeRewriter:
 
 def _resolve(site, path, where, is_retval):
     """(expression, Go kind, read at entry for a return site), cached per binary."""
+    require_go(site.binary, "goarg and retval read Go's calling convention")
     key = f"{site.function.name}|{site.at}|{path}"
     row = site.binary.cache.get("read", key)
     if row is not None:
@@ -378,6 +388,11 @@ def _resolve(site, path, where, is_retval):
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
+
+
+def require_go(binary, why):
+    if binary.go_version is None:
+        raise GobtError(f"{binary.display_path} is not a Go binary (it has no Go build info); {why}")
 
 
 def check_params_complete(binary, fn, sub, loc=None):
@@ -399,6 +414,17 @@ def check_params_complete(binary, fn, sub, loc=None):
         )
 
 
+@contextlib.contextmanager
+def _located(loc):
+    """Give a script's place to errors raised without one (binary, DWARF)."""
+    try:
+        yield
+    except GobtError as e:
+        if e.location is None:
+            e.location = loc
+        raise
+
+
 def _same_everywhere(values, what, loc):
     if len(values) > 1:
         raise GobtError(f"{what} reads differently in the binaries this probe covers", loc)
@@ -410,12 +436,15 @@ def _is_address(func):
 
 
 def _pid_filter(probe, source, pid):
-    # bpftrace 0.17 does not filter uprobes by -p; gobt's own probes must
-    # fire only in the process the user named.
+    """Edits that make a probe fire only in process pid.
+
+    bpftrace 0.17 does not filter uprobes by -p. Two insertions around the
+    user's predicate, so edits inside it (goarg) still apply.
+    """
     if probe.predicate is None:
-        return Edit(probe.block.start, probe.block.start, f"/pid == {pid}/ ")
-    inner = source.text[probe.predicate.start + 1 : probe.predicate.end - 1]
-    return Edit(probe.predicate.start, probe.predicate.end, f"/pid == {pid} && ({inner})/")
+        return [Edit(probe.block.start, probe.block.start, f"/pid == {pid}/ ")]
+    return [Edit(probe.predicate.start + 1, probe.predicate.start + 1, f"pid == {pid} && ("),
+            Edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
 
 
 def functions(ap, source, ctx, warn_inlined=True):
@@ -498,19 +527,26 @@ def _expand_goret(ap, binary, fns, ctx, loc):
 
 
 def _uprobe_at(target, binary, fn, offset, ctx, loc):
-    """A uprobe at fn+offset, spelled as the installed bpftrace accepts it."""
-    if offset == 0 and not _needs_quotes(fn.name):
-        return f"uprobe:{target}:{fn.name}"
-    if offset == 0 and not _has_glob(fn.name):
-        return f'uprobe:{target}:"{fn.name}"'
+    """A uprobe at fn+offset, spelled as the installed bpftrace accepts it.
+
+    By name where bpftrace finds exactly this function by that name; else
+    "sym"+offset where this bpftrace checks offsets itself and no wildcard
+    character can make it drop the offset; else by file offset.
+    """
     bt = ctx.bpftrace
-    if bt.attach_form == "sym_offset" and not _has_glob(fn.name):
-        if bt.offset_needs_unsafe:
-            ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only with --unsafe"
-        return f'uprobe:{target}:"{fn.name}"+{offset}'
+    escapes = any(c in fn.name for c in '"\\')
+    if not binary.stripped and not escapes:  # a stripped binary has no names for bpftrace
+        if offset == 0 and _names_only(binary, fn):
+            return f'uprobe:{target}:{fn.name if not _needs_quotes(fn.name) else chr(34) + fn.name + chr(34)}'
+        if offset and bt.attach_form == "sym_offset" and not _has_glob(fn.name):
+            if bt.offset_needs_unsafe:
+                ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only with --unsafe"
+            return f'uprobe:{target}:"{fn.name}"+{offset}'
     file_offset = binary.file_offset(fn.start + offset)
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
-    if bt.attach_form == "sym_offset":
+    if binary.stripped:
+        ctx.needs_unsafe = f"{binary.display_path} is stripped: bpftrace can only take file offsets in it"
+    elif bt.attach_form == "sym_offset":
         ctx.needs_unsafe = (f"bpftrace {bt.version_text} reads the '*' in {fn.name} as a wildcard and "
                             "would drop the offset, so gobt attaches by file offset")
     else:
@@ -518,10 +554,17 @@ def _uprobe_at(target, binary, fn, offset, ctx, loc):
     return f"uprobe:{target}:0x{file_offset:x}"
 
 
-def _needs_quotes(name):
-    from .script import _BPFTRACE_UNQUOTED
+def _names_only(binary, fn):
+    """Whether bpftrace, reading every '*' as a wildcard, finds only fn by its name."""
+    if not _has_glob(fn.name):
+        return True
+    if "?" in fn.name or "[" in fn.name:
+        return False
+    return len(binary.symbols.glob(fn.name)) == 1
 
-    return not _BPFTRACE_UNQUOTED.match(name)
+
+def _needs_quotes(name):
+    return not BPFTRACE_UNQUOTED.match(name)
 
 
 def _has_glob(name):
@@ -552,9 +595,17 @@ def _target_text(ap):
     return parts.split(":", 1)[1]
 
 
-def _quote_uprobe(ap, fns, ctx):
-    """uprobe:BIN:main.(*T).M -> uprobe:BIN:"main.(*T).M" (its existence checked by the caller)."""
-    head = f"{ap.provider}:{ctx.attach_target(ap)}:"
+def _exact_uprobes(ap, binary, fns, ctx, loc):
+    """One uprobe per function gobt resolved, each naming exactly that function.
+
+    Quoting main.(*T).M is not enough: bpftrace reads the '*' inside the
+    quotes as a wildcard too, and would also probe main.(*OtherT).M, whose
+    params gobt never resolved.
+    """
+    offset = ap.probe_offset or 0
+    if offset:
+        for fn in fns:
+            if not is_instruction_boundary(binary, fn, offset):
+                raise GobtError(f"+{offset} is not an instruction boundary in {fn.name}", loc)
     ctx.probe_count += len(fns)
-    offset = f"+{ap.probe_offset}" if ap.probe_offset is not None else ""
-    return f'{head}"{ap.func}"{offset}'
+    return [_uprobe_at(ctx.attach_target(ap), binary, fn, offset, ctx, loc) for fn in fns]

@@ -1,6 +1,7 @@
 """Parse: a bpftrace script, with gobt's extensions, into probes and uses.
 
-The grammar lives in grammar/bpftrace.lark. Only the structure gobt rewrites
+The grammar lives in the top-level grammar/bpftrace.lark, installed as the
+package gobt.grammar. Only the structure gobt rewrites
 is extracted here (attach points, predicates, blocks, and the gobt helpers
 inside blocks), each with its offsets in the original text, so the rewriter
 can splice the text and leave every other byte alone.
@@ -23,16 +24,26 @@ _MAY_NEED_GOBT = re.compile(
 )
 
 GOBT_PROVIDERS = {"goret", "goentry"}
+# uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
+LANGUAGE_PREFIXES = ("cpp:",)
 UPROBE_PROVIDERS = {"uprobe", "u"}
 HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg"}
 
 # What bpftrace accepts unquoted in a probe's function part (bpftrace 0.17's
 # lexer); anything else in a Go symbol needs quotes.
-_BPFTRACE_UNQUOTED = re.compile(r"[_\-./a-zA-Z0-9#*]+\Z")
+BPFTRACE_UNQUOTED = re.compile(r"[_\-./a-zA-Z0-9#*]+\Z")
 
 
 def may_need_gobt(text):
     return _MAY_NEED_GOBT.search(text) is not None
+
+
+_COMMENTS_AND_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"', re.S)
+
+
+def needs_gobt_outside_comments(text):
+    """may_need_gobt, on the code only (comments and strings blanked)."""
+    return may_need_gobt(_COMMENTS_AND_STRINGS.sub(" ", text))
 
 
 @dataclass
@@ -66,7 +77,8 @@ class AttachPoint:
             self.is_uprobe
             and not self.func_quoted
             and bool(self.func)
-            and not _BPFTRACE_UNQUOTED.match(self.func)
+            and not self.func.startswith(LANGUAGE_PREFIXES)
+            and not BPFTRACE_UNQUOTED.match(self.func)
         )
 
 

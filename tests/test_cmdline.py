@@ -47,3 +47,18 @@ def test_list_mode_takes_search():
 def test_missing_value_is_an_error():
     with pytest.raises(GobtError, match="needs a value"):
         parse_argv(["-p"])
+
+
+def test_newer_bpftrace_long_options():
+    inv = parse_argv(["--pid", "42", "s.gbt", "--x=1"])
+    assert inv.pid == 42 and inv.script_path == "s.gbt"
+    assert inv.passthrough == ["--pid", "42"] and inv.positional == ["--x=1"]
+    inv = parse_argv(["--list", "--verbose", "goret:./a:main.*"])
+    assert inv.list_mode and inv.verbose and inv.positional == ["goret:./a:main.*"]
+
+
+def test_debug_stage_is_taken_only_when_it_is_one():
+    inv = parse_argv(["-d", "all", "-e", "BEGIN{}"])
+    assert inv.passthrough == ["-d", "all"] and inv.program_text == "BEGIN{}"
+    inv = parse_argv(["-d", "s.bt"])  # bpftrace 0.17: -d is a flag
+    assert inv.passthrough == ["-d"] and inv.script_path == "s.bt"

@@ -1,6 +1,7 @@
 """goarg, retval and -lv: errors that teach, and listings that tell the truth."""
 
 import re
+import subprocess
 
 import pytest
 
@@ -67,8 +68,16 @@ def test_goarg_outside_go_probes(matrix, tmp_path):
     assert "valid only in goret:, goentry:, or a uprobe: at a Go function's entry" in msg
 
 
+def second_instruction(binary, func):
+    out = subprocess.run(["objdump", "-d", "--no-show-raw-insn", binary], capture_output=True, text=True).stdout
+    body = out.split(f"<{func}>:\n", 1)[1].splitlines()
+    first, second = (int(line.split(":")[0], 16) for line in body[:2])
+    return second - first
+
+
 def test_goarg_at_an_offset_is_refused(matrix):
-    prog = f'uprobe:{matrix}:"main.Mixed"+4 {{ printf("%d\\n", goarg(a)); }}'
+    offset = second_instruction(matrix, "main.Mixed")
+    prog = f'uprobe:{matrix}:"main.Mixed"+{offset} {{ printf("%d\\n", goarg(a)); }}'
     _, _, msg, _ = error_of(gobt("-e", prog))
     assert "not at the entry" in msg
 
@@ -120,3 +129,48 @@ def test_lv_shows_types_and_abi_locations(matrix):
     proc = gobt("-lv", f"goret:{matrix}:main.ElevenResults")
     assert re.search(r"^\s+~r9\s+int\s+\[SP\+8\] at return$", proc.stdout, re.M), proc.stdout
     assert re.search(r"^goret:.*:main\.ElevenResults\s+1 RET$", proc.stdout, re.M), proc.stdout
+
+
+@pytest.mark.parametrize("probe", ["uprobe", "goentry", "goret"])
+def test_method_with_star_is_probed_exactly(probe, go_build, bpf):
+    # bpftrace reads the '*' in "main.(*T).M" as a wildcard, which also
+    # matches main.(*ST).M: gobt must probe exactly the function whose
+    # params it resolved.
+    binary = go_build("go1.19", "tests/programs/methods")
+    read = "goarg(t.B)" if probe != "goret" else "retval"
+    proc = gobt("-e", f'{probe}:{binary}:main.(*T).M {{ printf("B %s %ld\\n", probe, {read}); }}', "-c", binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    hits = re.findall(r"^B .* (\d+)$", proc.stdout, re.M)
+    assert hits == (["2"] if probe != "goret" else ["12"]), proc.stdout
+    assert "12 25" in proc.stdout
+
+
+def test_pid_filter_with_goarg_in_the_predicate(matrix):
+    for probe in ("goentry", "uprobe"):
+        prog = f'{probe}:{matrix}:main.Mixed /goarg(a) < 0/ {{ printf("%d\\n", goarg(c)); }}'
+        proc = gobt("--emit", "-p", "1", "-e", prog)
+        no_traceback(proc)
+        assert proc.returncode == 0, proc.stderr
+        assert '/pid == 1 && ((int8)reg("ax") < 0)/' in proc.stdout
+
+
+def test_not_a_go_binary(tmp_path):
+    src = tmp_path / "c.c"
+    src.write_text("int foo(int x, long y) { return x + (int)y; }\nint main(void) { return foo(1, 2); }\n")
+    binary = tmp_path / "c"
+    subprocess.run(["gcc", "-g", "-O0", "-o", str(binary), str(src)], check=True)
+    for helper in ("goarg(x)", "goid"):
+        proc = gobt("--emit", "-e", f'uprobe:{binary}:foo {{ printf("%d\\n", {helper}); }}')
+        no_traceback(proc)
+        assert proc.returncode == 1
+        assert "is not a Go binary" in proc.stderr and "-e:1:" in proc.stderr
+
+
+def test_too_many_probes_stop_before_bpftrace(matrix):
+    proc = gobt("-e", f"goret:{matrix}:main.* {{ @n = count(); }}", env={"BPFTRACE_MAX_PROBES": "10"})
+    no_traceback(proc)
+    assert proc.returncode == 1
+    m = re.search(r"expands to (\d+) probes; bpftrace allows 10", proc.stderr)
+    assert m and int(m.group(1)) > 10, proc.stderr
+    assert f"BPFTRACE_MAX_PROBES={m.group(1)}" in proc.stderr

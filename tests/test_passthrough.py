@@ -100,3 +100,21 @@ def test_plain_script_imports_no_heavy_library(script):
     imported = {line.split("|")[-1].strip().split(".")[0] for line in proc.stderr.splitlines() if "|" in line}
     assert "gobt" in imported
     assert not imported & {"lark", "elftools", "capstone"}, imported & {"lark", "elftools", "capstone"}
+
+
+def test_double_dash_and_stdin_pass_through(bpf, go_build, tmp_path):
+    script = tmp_path / "p.bt"
+    script.write_text('BEGIN { printf("%s\\n", str($1)); exit(); }\n')
+    ours, theirs = run_both(bpf, [str(script), "--", "-5"])
+    assert theirs.stdout.startswith("Attaching 1 probe...\n-5\n")
+    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+    # The same through gobt's rewrite path, whose exec adds the `--` itself.
+    binary = go_build("go1.19", "tests/programs/multiret")
+    proc = gobt("-e", f'goret:{binary}:main.classify {{ printf("arg %s\\n", str($1)); exit(); }}',
+                "-c", f"{binary} 3", "--", "-x")
+    assert proc.returncode == 0, proc.stderr
+    assert "arg -x" in proc.stdout
+    # A script on stdin: gobt reads it and must hand bpftrace the same bytes.
+    text = 'BEGIN { printf("from stdin\\n"); exit(); }'
+    ours = gobt("-", input=text)
+    assert ours.returncode == 0 and "from stdin" in ours.stdout, ours.stderr
