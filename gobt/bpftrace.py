@@ -60,6 +60,11 @@ class Bpftrace:
         return "sym_offset" if self.bfd or self.version >= (0, 22) else "file_offset"
 
     @property
+    def str_size_counts_nul(self):
+        # 0.23 fixed str(p, n) to count the terminating NUL in n.
+        return self.version >= (0, 23)
+
+    @property
     def fast_detach(self):
         # 0.20+ attaches uprobes through bpf links (uprobe_multi where the
         # kernel has it); 0.17's perf-event uprobes detach ~0.1 s apiece.

@@ -67,11 +67,13 @@ def _int_type(size, signed):
 class GoargResolver:
     """Turns paths into expressions for one function at one place (entry or return)."""
 
-    def __init__(self, subprogram, locations, at, register_abi):
+    def __init__(self, subprogram, locations, at, register_abi, str_size_counts_nul=False):
         self.subprogram = subprogram
         self.locations = locations
         self.at = at  # "entry" or "return"
         self.register_abi = register_abi  # the ABI table, or None for the stack ABI
+        # bpftrace >= 0.23 counts the NUL it adds in str()'s size.
+        self.str_size_counts_nul = str_size_counts_nul
 
     def head(self, path, where):
         """The param or result a path starts at."""
@@ -196,7 +198,7 @@ class GoargResolver:
         if kind == "string":
             ptr = self._scalar(self._offset(at, 0, t.fields[0].type), shown, loc, type_name="uint64")
             length = self._scalar(self._offset(at, 8, t.fields[1].type), shown, loc, type_name="int64")
-            return f"str({ptr}, {length})"
+            return f"str({ptr}, {length} + 1)" if self.str_size_counts_nul else f"str({ptr}, {length})"
         if kind == "interface":
             return self._scalar(self._offset(at, 0, t.fields[0].type), shown, loc, type_name="uint64")
         if kind in ("float", "complex"):

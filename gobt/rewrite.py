@@ -278,7 +278,7 @@ class _ProbeRewriter:
         exprs = {}
         captured = {}
         for i, site in enumerate(self.sites):
-            expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval")
+            expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval", self.ctx.bpftrace)
             if at_entry:
                 captured[i] = (expr, kind)
             else:
@@ -368,10 +368,11 @@ class _ProbeRewriter:
         return edits + use_edits
 
 
-def _resolve(site, path, where, is_retval):
+def _resolve(site, path, where, is_retval, bpftrace):
     """(expression, Go kind, read at entry for a return site), cached per binary."""
     require_go(site.binary, "goarg and retval read Go's calling convention")
-    key = f"{site.function.name}|{site.at}|{path}"
+    nul = bpftrace.str_size_counts_nul
+    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}"
     row = site.binary.cache.get("read", key)
     if row is not None:
         return tuple(row)
@@ -380,11 +381,11 @@ def _resolve(site, path, where, is_retval):
         raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
     check_params_complete(site.binary, site.function, sub, where(0, len(path)))
     locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
-    resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi)
+    resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi, nul)
     at_entry = site.at == "return" and not resolver.head(path, where).is_result
     if at_entry:
         # A param at return: read at entry, carried to this return.
-        resolver = GoargResolver(sub, locations, "entry", site.binary.register_abi)
+        resolver = GoargResolver(sub, locations, "entry", site.binary.register_abi, nul)
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
@@ -538,17 +539,19 @@ def _uprobe_at(target, binary, fn, offset, ctx, loc):
     if not binary.stripped and not escapes:  # a stripped binary has no names for bpftrace
         if offset == 0 and _names_only(binary, fn):
             return f'uprobe:{target}:{fn.name if not _needs_quotes(fn.name) else chr(34) + fn.name + chr(34)}'
-        if offset and bt.attach_form == "sym_offset" and not _has_glob(fn.name):
+        if bt.attach_form == "sym_offset":
             if bt.offset_needs_unsafe:
                 ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only with --unsafe"
-            return f'uprobe:{target}:"{fn.name}"+{offset}'
+            if not _has_glob(fn.name):
+                return f'uprobe:{target}:"{fn.name}"+{offset}'
+            # A '*' in the name would make bpftrace glob, and drop the
+            # offset: give the address, which it maps back to fn+offset
+            # and checks itself.
+            return f"uprobe:{target}:0x{fn.start + offset:x}"
     file_offset = binary.file_offset(fn.start + offset)
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
     if binary.stripped:
         ctx.needs_unsafe = f"{binary.display_path} is stripped: bpftrace can only take file offsets in it"
-    elif bt.attach_form == "sym_offset":
-        ctx.needs_unsafe = (f"bpftrace {bt.version_text} reads the '*' in {fn.name} as a wildcard and "
-                            "would drop the offset, so gobt attaches by file offset")
     else:
         ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only by file offset"
     return f"uprobe:{target}:0x{file_offset:x}"

@@ -6,6 +6,7 @@ set by .ci/run) a missing requirement fails the test instead, so CI can
 never pass by skipping the tests that matter.
 """
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -33,15 +34,28 @@ def toolchains():
     return find_toolchains()
 
 
+# GOBT_TEST_BPFTRACE=trixie runs the whole suite against Debian trixie's
+# bpftrace 0.23 (bfd, uprobe_multi) in its chroot instead of the host's.
+ON_TRIXIE = os.environ.get("GOBT_TEST_BPFTRACE") == "trixie"
+# A hand-written str(ptr, len) reads len - 1 bytes on bpftrace >= 0.23,
+# which counts the NUL in the size (goarg takes care of it by itself).
+STR_LEN_EXTRA = " + 1" if ON_TRIXIE else ""
+
+
 @pytest.fixture(scope="session")
-def bpf():
-    """Real bpftrace with the rights to attach probes."""
+def bpf(tmp_path_factory):
+    """Real bpftrace with the rights to attach probes (gobt runs the same one)."""
     need(os.geteuid() == 0, "end-to-end tests need root")
     need(shutil.which("bpftrace") is not None, "bpftrace is not installed")
     tracing = "/sys/kernel/tracing"
     if os.path.isdir(tracing) and not os.listdir(tracing):
         subprocess.run(["mount", "-t", "tracefs", "nodev", tracing], check=False)
-    return shutil.which("bpftrace")
+    if not ON_TRIXIE:
+        yield shutil.which("bpftrace")
+        return
+    with trixie_bpftrace(tmp_path_factory) as wrapper:
+        os.environ["GOBT_BPFTRACE"] = wrapper
+        yield wrapper
 
 
 @pytest.fixture(scope="session")
@@ -91,12 +105,19 @@ def no_traceback(proc):
 
 @pytest.fixture(scope="session")
 def newer_bpftrace(bpf, tmp_path_factory):
-    """Debian trixie's bpftrace (0.23: bfd, uprobe_multi), run in its chroot.
+    """Debian trixie's bpftrace (0.23: bfd, uprobe_multi), run in its chroot."""
+    if ON_TRIXIE:
+        yield bpf
+        return
+    with trixie_bpftrace(tmp_path_factory) as wrapper:
+        yield wrapper
 
-    The chroot sees this machine's /proc, /sys, /dev, /tmp and the test
-    builds at the same paths, so the programs gobt emits name valid paths
-    there; a wrapper script makes it look like any other bpftrace.
-    """
+
+@contextlib.contextmanager
+def trixie_bpftrace(tmp_path_factory):
+    """A wrapper that runs trixie's bpftrace in its chroot, which sees this
+    machine's /proc, /sys, /dev, /tmp and the test builds at the same paths,
+    so the programs gobt emits name valid paths there."""
     root = os.path.join(CACHE, "trixie")
     need(os.access(os.path.join(root, "usr/bin/bpftrace"), os.X_OK),
          "the trixie chroot with bpftrace is missing (run scripts/setup)")
@@ -114,8 +135,11 @@ def newer_bpftrace(bpf, tmp_path_factory):
         mount(["--bind", "/tmp"], root + "/tmp")
         os.makedirs(BUILD_DIR, exist_ok=True)
         mount(["--bind", BUILD_DIR], root + BUILD_DIR)
+        mount(["--bind", ROOT], root + ROOT)  # scripts and examples of the repo
         wrapper = tmp_path_factory.mktemp("bpftrace-trixie") / "bpftrace"
-        wrapper.write_text(f'#!/bin/sh\nexec chroot {root} /usr/bin/bpftrace "$@"\n')
+        # chroot starts in /: go back to the caller's directory, so relative
+        # paths (-c ./app, goret:./app:...) mean the same inside.
+        wrapper.write_text(f'#!/bin/sh\nexec chroot {root} /bin/sh -c \'cd "$0" && exec /usr/bin/bpftrace "$@"\' "$PWD" "$@"\n')
         wrapper.chmod(0o755)
         yield str(wrapper)
     finally:

@@ -347,8 +347,12 @@ def test_arm64_stack_program_puts_args_on_the_stack(arm64_programs):
 # -- return probes ----------------------------------------------------------------
 
 
-def _ret_check(binary_path, program):
-    """Every goret attach point in an emitted program is a RET instruction of that binary."""
+def _ret_check(binary_path, program, numbers_are_addresses=False):
+    """Every goret attach point in an emitted program is a RET instruction of that binary.
+
+    A bare number is a file offset for a bpftrace without bfd (< 0.22), and
+    an address for one that maps it back to a symbol.
+    """
     binary = GoBinary(binary_path)
     if binary.arch == "arm64":
         md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
@@ -361,7 +365,8 @@ def _ret_check(binary_path, program):
             if not m:
                 continue  # an entry probe, by symbol
             if m.group(2):
-                off = int(m.group(2), 16)  # a file offset
+                number = int(m.group(2), 16)
+                off = binary.file_offset(number) if numbers_are_addresses else number
             else:
                 fn = binary.symbols.lookup(m.group(3))
                 off = binary.file_offset(fn.start + int(m.group(4), 0))
@@ -393,11 +398,12 @@ def test_arm64_goret(arm64_programs, tmp_path):
     proc = _emit(multiret_goret_script(binary), tmp_path, "multiret-arm64")
     if bpftrace.attach_form == "sym_offset":
         assert proc.returncode == 0, proc.stderr
-        assert _ret_check(binary, proc.stdout) >= 7
+        assert _ret_check(binary, proc.stdout, numbers_are_addresses=True) >= 7
         matrix, _ = arm64_programs["abimatrix"]
         proc = _emit(abigen.gobt_script(matrix), tmp_path, "matrix-arm64")
         assert proc.returncode == 0, proc.stderr
-        assert _ret_check(matrix, proc.stdout) >= len([f for f in abigen.functions() if f.ret])
+        assert _ret_check(matrix, proc.stdout, numbers_are_addresses=True) >= len(
+            [f for f in abigen.functions() if f.ret])
     else:
         # bpftrace < 0.22 without bfd: no way to attach inside an arm64 Go
         # function; gobt must say so in one clear error, not emit a program.

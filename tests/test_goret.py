@@ -6,7 +6,7 @@ import subprocess
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from conftest import gobt, no_traceback
+from conftest import STR_LEN_EXTRA, gobt, no_traceback
 
 REGISTER_ABI_GOS = ["go1.19", "newest"]
 
@@ -25,11 +25,15 @@ def probe_vaddr(binary, probe_name):
     last = probe_name.rsplit(":", 1)[1]
     with open(binary, "rb") as f:
         elf = ELFFile(f)
-        m = re.fullmatch(r'"(.+)"\+(\d+)', last)
+        # "sym"+off as gobt writes it, or sym+off as bpftrace 0.23 names it
+        m = re.fullmatch(r'"?([^"]+?)"?\+(\d+)', last)
         if m:
             sym = elf.get_section_by_name(".symtab").get_symbol_by_name(m.group(1))[0]
             return sym["st_value"] + int(m.group(2))
         offset = int(last, 0)
+        loads = [seg for seg in elf.iter_segments() if seg["p_type"] == "PT_LOAD"]
+        if offset >= min(seg["p_vaddr"] for seg in loads):
+            return offset  # an address (a bpftrace with bfd maps it back to a symbol)
         for seg in elf.iter_segments():
             if seg["p_type"] == "PT_LOAD" and seg["p_offset"] <= offset < seg["p_offset"] + seg["p_filesz"]:
                 return offset - seg["p_offset"] + seg["p_vaddr"]
@@ -51,7 +55,7 @@ def test_uretprobe_crashes_stacker_but_goret_does_not(go, go_build, bpf, tmp_pat
 
     script = tmp_path / "stacker.gbt"
     script.write_text(
-        f'goret:{stacker}:main.stacker\n{{\n  printf("result: \\"%s\\"\\n", str(reg("ax"), reg("bx")));\n}}\n'
+        f'goret:{stacker}:main.stacker\n{{\n  printf("result: \\"%s\\"\\n", str(reg("ax"), reg("bx"){STR_LEN_EXTRA}));\n}}\n'
     )
     proc = gobt(str(script), "-c", cmd)
     no_traceback(proc)
@@ -103,8 +107,8 @@ def test_goret_on_stack_abi_go115_reads_results_from_sp(go_build, bpf, tmp_path)
         f"goret:{swapper}:main.swap\n"
         "{\n"
         '  printf("results: \\"%s\\" and \\"%s\\"\\n",\n'
-        '    str(*(uint64 *)(reg("sp") + 40), *(uint64 *)(reg("sp") + 48)),\n'
-        '    str(*(uint64 *)(reg("sp") + 56), *(uint64 *)(reg("sp") + 64)));\n'
+        f'    str(*(uint64 *)(reg("sp") + 40), *(uint64 *)(reg("sp") + 48){STR_LEN_EXTRA}),\n'
+        f'    str(*(uint64 *)(reg("sp") + 56), *(uint64 *)(reg("sp") + 64){STR_LEN_EXTRA}));\n'
         "}\n"
     )
     proc = gobt(str(script), "-c", f"{swapper} hello go")

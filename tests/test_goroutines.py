@@ -114,7 +114,7 @@ def test_goelapsed_on_stacker_does_not_crash(go, go_build, bpf, tmp_path):
     script = tmp_path / "s.gbt"
     script.write_text(
         f'goret:{stacker}:main.stacker {{ printf("%s took %d ns, count %d\\n", '
-        'str(reg("ax"), reg("bx")), goelapsed, goarg(count)); }\n'
+        'retval, goelapsed, goarg(count)); }\n'
     )
     proc = gobt(str(script), "-c", f"{stacker} 1000000")
     no_traceback(proc)
