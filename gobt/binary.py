@@ -7,6 +7,7 @@ get_symbol_by_name builds a dict of every symbol first, which costs a
 large fraction of a second on a big binary).
 """
 
+import bisect
 import mmap
 import os
 import re
@@ -140,10 +141,30 @@ class SymbolTable:
 
     def covering(self, address):
         """Any symbol (of any type) whose range holds `address`."""
-        for st_name, _info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if shndx != 0 and value <= address < value + max(size, 1):
-                return self._name_at(st_name) or f"0x{value:x}"
-        return None
+        starts, reach = self._ranges
+        i = bisect.bisect_right(starts, address) - 1
+        if i < 0 or reach[i][0] <= address:
+            return None
+        end, st_name, value = reach[i]
+        return self._name_at(st_name) or f"0x{value:x}"
+
+    @cached_property
+    def _ranges(self):
+        # Sorted starts, and for each, the farthest-reaching symbol among
+        # those starting at or before it: a wildcard checks every RET of
+        # hundreds of functions, which must not rescan .symtab each time.
+        rows = sorted(
+            (value, value + max(size, 1), st_name)
+            for st_name, _info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab)
+            if shndx != 0
+        )
+        starts, reach, best = [], [], (0, 0, 0)
+        for value, end, st_name in rows:
+            if end > best[0]:
+                best = (end, st_name, value)
+            starts.append(value)
+            reach.append(best)
+        return starts, reach
 
 
 def code_fingerprint():
