@@ -24,6 +24,7 @@ to bench/results/<timestamp>.json and bench/results/latest.json.
 """
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -45,7 +46,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, HERE)
 
 import genbig  # noqa: E402
-from toolchains import CACHE, build, build_package, find_toolchains  # noqa: E402
+from toolchains import CACHE, TRIXIE, build, build_package, chroot_bpftrace, find_toolchains  # noqa: E402
 
 BENCH_CACHE = os.path.join(CACHE, "bench")
 RESULTS = os.path.join(HERE, "results")
@@ -203,6 +204,13 @@ def machine_facts(toolchains, gobt, gobt_python, bpftrace):
     pyver = subprocess.run([gobt_python, "--version"], capture_output=True, text=True).stdout.strip() if gobt_python else ""
     # bpftrace --info is what gobt runs (once, then cached) to pick the attach form.
     info_run = Run([bpftrace, "--info"])
+    # The interpreter's own start-up bounds gobt's warm time from below: the
+    # same python, with and without `site` (whose .pth hooks vary by machine).
+    python_start = {}
+    if gobt_python:
+        env = gobt_env(tempfile.mkdtemp(prefix="py-"))
+        for name, flags in (("site", []), ("no_site", ["-S"])):
+            python_start[name] = median(Run([gobt_python, *flags, "-c", "pass"], env=env).wall for _ in range(15))
     return {
         "loadavg_start": _loadavg(),
         "gobt_source_start": gobt_source_hash(),
@@ -214,6 +222,7 @@ def machine_facts(toolchains, gobt, gobt_python, bpftrace):
         "cpus": os.cpu_count(),
         "memory": mem,
         "go": {name: t.version for name, t in sorted(toolchains.items())},
+        "python_start_s": python_start,
         "gobt": {"path": gobt, "python": gobt_python, "python_version": pyver,
                  "commit": commit.stdout.strip(), "gobt_dir_modified": bool(dirty.stdout.strip())},
         "bench_python": sys.version.split()[0],
@@ -481,7 +490,7 @@ def bpftrace_run(bpftrace, program, tmp, extra_args=(), label="prog"):
         args.append("--unsafe")  # what gobt adds on a bpftrace without bfd
     args += [*extra_args, path]
     env = dict(os.environ)
-    env["BPFTRACE_MAX_PROBES"] = str(max(512, uprobe_count(program) + 32))
+    env["BPFTRACE_MAX_PROBES"] = str(max(1024, uprobe_count(program) + 32, 1100 if "*" in program else 0))
     run = Run(args, env=env, timeout=1200,
               watch={"attaching": r"^Attaching \d+ probes?", "ready": re.escape(READY)})
     if run.rc != 0 or "ready" not in run.marks:
@@ -505,13 +514,21 @@ def bpftrace_run(bpftrace, program, tmp, extra_args=(), label="prog"):
 # ---------------------------------------------------------------- sections
 
 
-def bench_emit(gobt, python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, skip_big=False):
+def bench_emit(gobt, python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, skip_big=False, label=None,
+               emit_only=False):
+    """gobt's time per scenario against the start-up of bpftrace on what it
+    emitted. label names a bpftrace other than the installed one: gobt is
+    then run with --bpftrace, as a user of that bpftrace would run it."""
     out = []
     for target, name, args in scenarios(targets):
-        log(f"gobt {args[0]} on {target}: {name} ({runs} cold + {runs} warm)")
+        if emit_only and args[0] != "--emit":
+            continue
+        if label:
+            args = ["--bpftrace", bpftrace, *args]
+        log(f"gobt {args[0]} on {target}: {name} ({runs} cold + {runs} warm){f' for {label}' if label else ''}")
         timing, program = time_gobt(gobt, python, args, runs, tmp)
-        row = {"target": target, "scenario": name, "args": args, **timing}
-        if args[0] == "--emit":
+        row = {"target": target, "scenario": name, "args": args, "bpftrace_label": label, **timing}
+        if "--emit" in args:
             row["program_bytes"] = len(program)
             row["uprobes"] = uprobe_count(program)
             n = 1 if row["uprobes"] > 200 else bpftrace_runs
@@ -528,7 +545,7 @@ def bench_emit(gobt, python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, 
         row["bpftrace"] = bt
         for key in ("to_attaching_s", "to_ready_s", "to_end_s", "attach_s", "detach_s", "maxrss_kb"):
             row[f"bpftrace_{key}"] = median(r.get(key) for r in bt)
-        base = row["bpftrace_to_attaching_s"] if args[0] == "--emit" else row["bpftrace_to_end_s"]
+        base = row["bpftrace_to_attaching_s"] if "--emit" in args else row["bpftrace_to_end_s"]
         row["ratio_cold_vs_bpftrace_start"] = row["cold_median_s"] / base if base else None
         row["ratio_warm_vs_bpftrace_start"] = row["warm_median_s"] / base if base else None
         end = row["bpftrace_to_end_s"]
@@ -541,7 +558,7 @@ def bench_emit(gobt, python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, 
 def memoized_bpftrace(memo, bpftrace, program, tmp, label):
     """The same program is run once: the 1000-function wildcard is also the
     1000-probe point of the attach/detach series (each costs minutes)."""
-    key = program
+    key = (bpftrace, program)
     if key in memo and memo[key].get("reuse"):
         return {**memo[key]["result"], "reused": True}
     result = bpftrace_run(bpftrace, program, tmp, label=label)
@@ -549,26 +566,56 @@ def memoized_bpftrace(memo, bpftrace, program, tmp, label):
     return result
 
 
-def bench_attach(gobt, bpftrace, big, sizes, repeats, tmp, memo):
+def second_bpftrace(choice, stack, tmp):
+    """The second bpftrace's path (a chroot wrapper for 'trixie'), or None."""
+    if choice == "none":
+        return None
+    if choice == "trixie":
+        # The chroot must see the bench's binaries and temp files at the same paths.
+        return stack.enter_context(chroot_bpftrace(tempfile.mkdtemp(dir=tmp), [BENCH_CACHE]))
+    path = shutil.which(choice)
+    if not path:
+        die(f"cannot find the second bpftrace ({choice})")
+    return path
+
+
+def attach_form(program):
+    if re.search(r"\buprobe:[^:\s]+:0x[0-9a-fA-F]+", program):
+        return "file offset + --unsafe"
+    if re.search(r'"\+0x[0-9a-fA-F]+', program):
+        return '"sym"+offset'
+    return "?"
+
+
+def bench_attach(gobt, bpftrace, name, big, sizes, repeats, tmp, memo, multi=False):
+    """Attach and detach time against the probe count, on one bpftrace: the
+    form gobt emits for it (goret: a probe per RET), plain entry uprobes by
+    name, and with multi, one wildcard (uprobe_multi, one link for all)."""
     out = []
     for n in sizes:
         digits = {10: "00", 100: "0", 1000: ""}[n]
         pattern = f"{BIG_PKG}.Fn{digits}*"
-        emitted = check(Run([gobt, "--emit", "-e", f"goret:{big}:{pattern} {{ @n = count(); }}"],
+        emitted = check(Run([gobt, "--bpftrace", bpftrace, "--emit", "-e", f"goret:{big}:{pattern} {{ @n = count(); }}"],
                             env=gobt_env(os.path.join(tmp, "attach-cache"))), "gobt --emit")
-        file_offset = emitted.text("out")
+        goret = emitted.text("out")
         names = [f"{BIG_PKG}.Fn{i:03d}" for i in range(n)]
         sym = ", ".join(f'uprobe:{big}:"{s}"' for s in names) + " { @n = count(); }"
-        for form, program in (("file offset (gobt goret, --unsafe)", file_offset),
-                              ("uprobe:BIN:sym (entry, baseline)", sym)):
+        forms = [(f"gobt goret: {attach_form(goret)}", goret), ("uprobe:BIN:\"sym\" (entry)", sym)]
+        if multi:
+            forms.append((f"uprobe:BIN:{BIG_PKG}.Fn{digits}* (entry, one wildcard)",
+                          f"uprobe:{big}:{pattern} {{ @n = count(); }}"))
+        for form, program in forms:
             reps = repeats if n <= 10 else 1
-            log(f"attach/detach: {form}, {n} probes ({reps} run(s))")
-            rs = [memoized_bpftrace(memo, bpftrace, program, tmp, f"attach-{n}-{form.split()[0]}") for _ in range(reps)]
-            row = {"form": form, "n": n, "probes": uprobe_count(program), "runs": rs}
+            log(f"attach/detach on {name}: {form}, {n} functions ({reps} run(s))")
+            label = f"attach-{n}-{form.split()[0].strip(':')}-{len(out)}"
+            rs = [memoized_bpftrace(memo, bpftrace, program, tmp, label) for _ in range(reps)]
+            row = {"bpftrace": name, "form": form, "n": n, "probes": uprobe_count(program), "runs": rs,
+                   "attached": rs[0]["probes"]}
             for key in ("to_attaching_s", "attach_s", "to_ready_s", "detach_s", "to_end_s", "maxrss_kb"):
                 row[key] = median(r[key] for r in rs)
-            row["attach_ms_per_probe"] = 1000 * row["attach_s"] / row["probes"]
-            row["detach_ms_per_probe"] = 1000 * row["detach_s"] / row["probes"]
+            count = row["attached"] or row["probes"]
+            row["attach_ms_per_probe"] = 1000 * row["attach_s"] / count
+            row["detach_ms_per_probe"] = 1000 * row["detach_s"] / count
             out.append(row)
     return out
 
@@ -743,6 +790,15 @@ def report(res):
                    + (" -- the machine was busy: expect noise" if busy else ""))
     out.append(f"`bpftrace --info` (run by a cold gobt): {fmt_s(f['bpftrace']['info_wall_s'])}, "
                f"{f['bpftrace']['info_maxrss_kb'] / 1024:.0f} MB RSS")
+    py = f.get("python_start_s") or {}
+    if py:
+        out.append(f"gobt's python starts in {fmt_s(py.get('site'))} (`python -c pass`; "
+                   f"{fmt_s(py.get('no_site'))} with -S, without the site-packages .pth hooks): "
+                   "a floor under every gobt time below")
+    if f.get("second_bpftrace"):
+        sb = f["second_bpftrace"]
+        out.append(f"second bpftrace: {sb['version']} (bfd: {sb['info'].get('bfd', '?')}, uprobe_multi: "
+                   f"{sb['info'].get('uprobe_multi', '?')}), {sb['path']}")
     out.append("")
     out.append("## Targets (built with " + next(iter(res["targets"].values()))["toolchain"] + ")")
     rows = []
@@ -762,30 +818,38 @@ def report(res):
     out.append("bpftrace columns: the emitted program run by bpftrace with BEGIN { exit(); }: exec -> \"Attaching\", "
                "-> all attached, -> end (incl. detach). For -lv: `bpftrace -lv` on the same probe.")
     rows = []
+    installed = f["bpftrace"]["info"].get("version") or f["bpftrace"]["version"]
     for r in res["emit"]:
-        rows.append([r["target"], r["scenario"], "-" if r["uprobes"] is None else r["uprobes"],
+        rows.append([r["target"], r["scenario"], r.get("bpftrace_label") or installed,
+                     "-" if r["uprobes"] is None else r["uprobes"],
                      fmt_s(r["cold_median_s"]), fmt_s(r["warm_median_s"]),
                      f"{_mb(r['cold_own_rss_kb'])}/{_mb(r['warm_own_rss_kb'])}",
                      fmt_s(r.get("bpftrace_to_attaching_s")), fmt_s(r.get("bpftrace_to_ready_s")),
                      fmt_s(r.get("bpftrace_to_end_s")),
                      fmt_r(r["ratio_cold_vs_bpftrace_start"]), fmt_r(r["ratio_warm_vs_bpftrace_start"]),
                      fmt_r(r["ratio_cold_vs_bpftrace_end"])])
-    out.append(table(["target", "scenario", "probes", "gobt cold", "gobt warm", "RSS MB c/w",
+    out.append(table(["target", "scenario", "bpftrace", "probes", "gobt cold", "gobt warm", "RSS MB c/w",
                       "bt ->Attaching", "bt ->attached", "bt ->end", "cold/Attaching", "warm/Attaching",
-                      "cold/end"], rows, align=["<", "<"] + [">"] * 10))
+                      "cold/end"], rows, align=["<", "<", "<"] + [">"] * 10))
+    if py.get("site"):
+        warm = [r["warm_median_s"] for r in res["emit"]]
+        out.append(f"gobt warm minus python's start-up: {fmt_s(min(warm) - py['site'])} to "
+                   f"{fmt_s(max(warm) - py['site'])} (a warm run reuses the whole rewritten program)")
     out.append("(For -lv rows the ratios are against `bpftrace -lv`'s whole run. RSS: gobt's own process, "
                "cold/warm; a cold gobt also runs `bpftrace --info`, see above.)")
     out.append("")
 
-    out.append("## Attach and detach vs number of probes (bigprog, installed bpftrace)")
+    out.append("## Attach and detach vs number of probes (bigprog: N functions, one RET each)")
     rows = []
     for r in res["attach"]:
-        rows.append([r["form"], r["probes"], fmt_s(r["to_attaching_s"]), fmt_s(r["attach_s"]),
+        rows.append([r.get("bpftrace", installed), r["form"], r["n"], r["attached"] or r["probes"],
+                     fmt_s(r["to_attaching_s"]), fmt_s(r["attach_s"]),
                      f"{r['attach_ms_per_probe']:.2f}", fmt_s(r["detach_s"]), f"{r['detach_ms_per_probe']:.0f}",
                      fmt_s(r["to_end_s"]), f"{r['maxrss_kb'] / 1024:.0f}"])
-    out.append(table(["form", "probes", "->Attaching", "attach", "ms/probe", "detach", "ms/probe", "total",
-                      "bpftrace RSS MB"], rows))
-    out.append("attach = \"Attaching N probes\" -> BEGIN's output (all attached); detach = exit() -> process end.")
+    out.append(table(["bpftrace", "form", "functions", "probes", "->Attaching", "attach", "ms/probe", "detach",
+                      "ms/probe", "total", "bpftrace RSS MB"], rows, align=["<", "<"] + [">"] * 9))
+    out.append("attach = \"Attaching N probes\" -> BEGIN's output (all attached); detach = exit() -> process end. "
+               "probes: as bpftrace counts them, BEGIN included.")
     out.append("")
 
     ov = res["overhead"]
@@ -836,6 +900,9 @@ def main(argv=None):
     ap.add_argument("--gobt", help="the gobt to measure (default: gobt on PATH, or $GOBT)")
     ap.add_argument("--bpftrace", default=os.environ.get("GOBT_BPFTRACE") or "bpftrace",
                     help="the bpftrace to measure against (default: bpftrace on PATH, or $GOBT_BPFTRACE)")
+    ap.add_argument("--second-bpftrace", default="trixie" if os.path.exists(TRIXIE) else "none",
+                    help="a second bpftrace for the emit and attach/detach sections: a path, 'trixie' (Debian "
+                         "trixie's 0.23 in the chroot scripts/setup makes; the default when it exists) or 'none'")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile / importtime run")
     ap.add_argument("--build-only", action="store_true", help="build (and check) the targets, then stop")
     args = ap.parse_args(argv)
@@ -866,9 +933,19 @@ def main(argv=None):
            "params": {"quick": args.quick, "runs": runs, "calls": calls, "sizes": sizes,
                       "bpftrace_runs": bpftrace_runs, "overhead_runs": overhead_runs, "traced_runs": traced_runs}}
     memo = {}
-    with tempfile.TemporaryDirectory(prefix="gobt-bench-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="gobt-bench-") as tmp, contextlib.ExitStack() as stack:
         res["emit"] = bench_emit(gobt, gobt_python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, skip_big=args.quick)
-        res["attach"] = bench_attach(gobt, bpftrace, targets["bigprog"], sizes, bpftrace_runs, tmp, memo)
+        installed = facts["bpftrace"]["info"].get("version") or facts["bpftrace"]["version"]
+        res["attach"] = bench_attach(gobt, bpftrace, installed, targets["bigprog"], sizes, bpftrace_runs, tmp, memo)
+        second = second_bpftrace(args.second_bpftrace, stack, tmp)
+        if second:
+            facts["second_bpftrace"] = dict(zip(("version", "info"), bpftrace_facts(second)), path=args.second_bpftrace)
+            label = facts["second_bpftrace"]["info"].get("version") or facts["second_bpftrace"]["version"]
+            log(f"second bpftrace: {label} ({args.second_bpftrace})")
+            res["emit"] += bench_emit(gobt, gobt_python, second, targets, runs, bpftrace_runs, tmp, memo,
+                                      skip_big=args.quick, label=label, emit_only=True)
+            res["attach"] += bench_attach(gobt, second, label, targets["bigprog"], sizes, bpftrace_runs, tmp, memo,
+                                          multi=True)
         res["overhead"], res["safety"] = bench_overhead(gobt, bpftrace, targets["loop"], calls, overhead_runs,
                                                         traced_runs, tmp)
         if not args.no_profile:

@@ -167,20 +167,6 @@ class SymbolTable:
         return starts, reach
 
 
-def code_fingerprint():
-    """gobt's own code, as size and mtime of its modules: a changed gobt
-    (an upgrade, a developer's edit) must not reuse what an older one cached."""
-    import hashlib
-
-    here = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for name in sorted(os.listdir(here)):
-        if name.endswith(".py"):
-            st = os.stat(os.path.join(here, name))
-            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
-    return h.hexdigest()[:16]
-
-
 class GoBinary:
     def __init__(self, path, display_path=None):
         self.path = path
@@ -303,7 +289,7 @@ class GoBinary:
     @cached_property
     def cache(self):
         from . import __version__
-        from .cache import BinaryCache
+        from .cache import BinaryCache, code_fingerprint
 
         st = self.stat
         identity = (f"gobt {__version__} {code_fingerprint()}|{self.build_id}|"

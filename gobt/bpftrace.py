@@ -15,8 +15,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-from dataclasses import dataclass
 
 from .cache import cache_dir
 from .errors import GobtError
@@ -34,7 +32,8 @@ LONG_ALIASES = {"--pid": "-p", "--list": "-l", "--verbose": "-v"}
 # -d takes a stage name in bpftrace >= 0.21 and nothing before: it takes the
 # next word only when that word is a stage.
 DEBUG_STAGES = {"all", "ast", "codegen", "codegen-opt", "dis", "libbpf", "verifier", "types", "parse"}
-# bpftrace refuses more probes than this unless BPFTRACE_MAX_PROBES says so.
+# bpftrace refuses more probes than this unless BPFTRACE_MAX_PROBES says so;
+# 0.23 raised it to 1024.
 DEFAULT_MAX_PROBES = 512
 # From this many probes on, a bpftrace that detaches one at a time (perf
 # event uprobes, ~0.1 s each) makes the user wait visibly at exit.
@@ -45,11 +44,11 @@ DETACH_WARNING_PROBES = 50
 UNSAFE_BUILTINS = {"system", "signal", "override"}
 
 
-@dataclass
 class Bpftrace:
-    path: str
-    version: tuple  # (0, 17, 0)
-    bfd: bool
+    def __init__(self, path, version, bfd):
+        self.path = path
+        self.version = version  # (0, 17, 0)
+        self.bfd = bfd
 
     @property
     def version_text(self):
@@ -69,6 +68,10 @@ class Bpftrace:
         # 0.20+ attaches uprobes through bpf links (uprobe_multi where the
         # kernel has it); 0.17's perf-event uprobes detach ~0.1 s apiece.
         return self.version >= (0, 20)
+
+    @property
+    def max_probes(self):
+        return 1024 if self.version >= (0, 23) else DEFAULT_MAX_PROBES
 
     @property
     def offset_needs_unsafe(self):
@@ -100,6 +103,8 @@ def probe_bpftrace(path):
                 return Bpftrace(path, tuple(entry["version"]), entry["bfd"])
         except (OSError, ValueError, KeyError, TypeError):
             pass
+    import subprocess
+
     try:
         proc = subprocess.run([path, "--info"], capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as e:

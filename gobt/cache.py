@@ -29,6 +29,54 @@ def cache_dir(binary_facts=False):
     return path
 
 
+def code_fingerprint():
+    """gobt's own code, as the size and mtime of its modules and grammar: a
+    changed gobt (an upgrade, a developer's edit) must not reuse what an
+    older one cached. Returned whole, not hashed: the warm path compares it
+    and must not pay for importing hashlib."""
+    import importlib.util
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    spec = importlib.util.find_spec("gobt.grammar")
+    dirs = [here, *(spec.submodule_search_locations or [] if spec else [])]
+    parts = []
+    for d in dirs:
+        for name in sorted(os.listdir(d)):
+            if name.endswith((".py", ".lark")):
+                st = os.stat(os.path.join(d, name))
+                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    return ";".join(parts)
+
+
+def prune(directory, keep):
+    """Remove the least recently used files of a cache folder, beyond `keep`.
+
+    Every rebuilt binary and every edited script makes a new entry, so
+    without this the folder only grows. Entries are marked used by their
+    mtime (touch_used); two gobts pruning at once only remove a file twice.
+    """
+    try:
+        entries = [(e.stat().st_mtime_ns, e.path) for e in os.scandir(directory)
+                   if e.is_file() and not e.name.startswith(".tmp-")]
+    except OSError:
+        return
+    if len(entries) <= keep:
+        return
+    entries.sort()
+    for _, path in entries[: len(entries) - keep]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+def touch_used(path):
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
 class BinaryCache:
     """What gobt learned about one binary: symbols matched, RET offsets,
     goarg reads. Kept as JSON under the cache dir, one file per binary.
@@ -41,6 +89,7 @@ class BinaryCache:
     """
 
     FORMAT = 1
+    KEEP = 64  # binaries
 
     def __init__(self, identity):
         import hashlib
@@ -66,6 +115,7 @@ class BinaryCache:
         try:
             with open(self.path, encoding="utf-8") as f:
                 data = json.load(f)
+            touch_used(self.path)
         except (OSError, ValueError):
             return None
         if not isinstance(data, dict) or data.get("identity") != self.identity or data.get("format") != self.FORMAT:
@@ -96,6 +146,7 @@ class BinaryCache:
                 json.dump({"format": self.FORMAT, "identity": self.identity, "tables": merged}, f)
             os.replace(tmp, self.path)
             self._dirty = False
+            prune(os.path.dirname(self.path), self.KEEP)
         except OSError:
             try:
                 os.unlink(tmp)

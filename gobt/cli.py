@@ -7,13 +7,11 @@ emit -> exec); each stage lives in its own module.
 import os
 import sys
 
-import click
-
 from . import __version__, cache
-from .bpftrace import DEFAULT_MAX_PROBES, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
+from .bpftrace import DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
 from .cmdline import parse_argv
 from .errors import GobtError, note
-from .script import may_need_gobt, needs_gobt_outside_comments, parse
+from .precheck import may_need_gobt, needs_gobt_outside_comments
 from .source import Source
 
 def _gobt_lists(pattern, verbose):
@@ -53,19 +51,27 @@ def main():
     try:
         sys.exit(run(sys.argv[1:]))
     except GobtError as e:
-        click.echo(e.render(), err=True)
+        _echo_error(e.render())
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
     except Exception as e:  # a bug in gobt, not the user's mistake
         if os.environ.get("GOBT_DEBUG"):
             raise
-        click.echo(
+        _echo_error(
             f"gobt: internal error: {type(e).__name__}: {e}\n"
-            "  this is a bug in gobt; rerun with GOBT_DEBUG=1 for the traceback and report it",
-            err=True,
+            "  this is a bug in gobt; rerun with GOBT_DEBUG=1 for the traceback and report it"
         )
         sys.exit(70)
+
+
+def _echo_error(text):
+    # click only here, on the way out: the warm path must not pay its import.
+    # It colours "error" on a terminal and strips the colour elsewhere.
+    import click
+
+    head, sep, rest = text.partition("error:")
+    click.echo(head + click.style("error:", fg="red", bold=True) + rest if sep else text, err=True)
 
 
 def run(argv):
@@ -75,67 +81,53 @@ def run(argv):
     bpftrace = find_bpftrace(inv.bpftrace)
 
     if inv.help:
-        click.echo(GOBT_HELP.format(version=__version__))
+        print(GOBT_HELP.format(version=__version__), flush=True)
         exec_bpftrace([bpftrace, "--help"])
     if inv.version:
-        click.echo(f"gobt v{__version__}")
+        print(f"gobt v{__version__}", flush=True)
 
     if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0], inv.verbose):
         from .listing import list_probes
 
         listed, ctx = list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid,
-                                  out=click.echo)
+                                  out=print)
         ctx.save_caches()
         if listed:
             return 0
 
     source = _program_source(inv)
-    script = None
-    if source is not None and may_need_gobt(source.text):
-        try:
-            script = parse(source)
-        except GobtError:
-            # gobt's grammar is coarser than bpftrace's: a script that only
-            # mentions goret or goid in a comment is bpftrace's to judge.
-            if needs_gobt_outside_comments(source.text):
-                raise
-    if script is None or not script.needs_rewrite:
-        # Nothing for gobt to do: bpftrace sees exactly what it would have.
-        if inv.emit and source is not None:
-            sys.stdout.write(source.text)
-            return 0
-        if inv.script_path == "-":
-            # gobt has read bpftrace's stdin: hand the same bytes over.
-            fd = program_fd(source.text, "stdin")
-            os.dup2(fd, 0)
-        exec_bpftrace([bpftrace, *_without_gobt_options(argv)])
+    if source is None or not may_need_gobt(source.text):
+        return _pass_through(inv, argv, source, bpftrace)
 
-    # Only now the modules that read binaries: a plain bpftrace script
-    # never pays for them.
-    from .rewrite import Context, rewrite
+    from .programcache import ProgramCache
 
-    found = probe_bpftrace(bpftrace)
-    ctx = Context(found, pid=inv.pid)
-    program = rewrite(script, ctx)
-    ctx.save_caches()
+    cache_entry = ProgramCache(source, bpftrace, inv.pid)
+    done = cache_entry.load()
+    if done is not None:
+        for line in done.messages:
+            print(line, file=sys.stderr)
+    else:
+        done = _rewrite(inv, source, bpftrace, cache_entry)
+        if done is None:
+            return _pass_through(inv, argv, source, bpftrace)
+    program = done.program
 
     if inv.emit:
         sys.stdout.write(program)
         return 0
 
     args = list(inv.passthrough)
-    if ctx.needs_unsafe and not inv.unsafe:
-        unsafe_used = sorted(script.words & UNSAFE_BUILTINS)
-        if unsafe_used:
+    if done.needs_unsafe and not inv.unsafe:
+        if done.unsafe_used:
             raise GobtError(
-                f"the probes need --unsafe ({ctx.needs_unsafe}), and the script calls "
-                f"{', '.join(unsafe_used)}(); gobt will not enable those for you",
+                f"the probes need --unsafe ({done.needs_unsafe}), and the script calls "
+                f"{', '.join(done.unsafe_used)}(); gobt will not enable those for you",
                 hints=["  pass --unsafe yourself if you mean it"],
             )
-        note(f"adding --unsafe: {ctx.needs_unsafe} (bpftrace's 'instruction boundary' warnings are "
+        note(f"adding --unsafe: {done.needs_unsafe} (bpftrace's 'instruction boundary' warnings are "
              "expected: gobt checked each offset)")
         args.append("--unsafe")
-    check_probe_count(ctx.probe_count, found)
+    check_probe_count(done)
 
     if inv.program_text is not None and len(program) < 100_000:
         args += ["-e", program]
@@ -147,20 +139,67 @@ def run(argv):
     exec_bpftrace([bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
 
 
-def check_probe_count(count, found):
-    """Stop before bpftrace refuses, and say what many probes will cost."""
+def _pass_through(inv, argv, source, bpftrace):
+    """Nothing for gobt to do: bpftrace sees exactly what it would have."""
+    if inv.emit and source is not None:
+        sys.stdout.write(source.text)
+        return 0
+    if inv.script_path == "-":
+        # gobt has read bpftrace's stdin: hand the same bytes over.
+        fd = program_fd(source.text, "stdin")
+        os.dup2(fd, 0)
+    exec_bpftrace([bpftrace, *_without_gobt_options(argv)])
+
+
+def _rewrite(inv, source, bpftrace, cache_entry):
+    """parse -> resolve -> rewrite, the cold path: a Rewritten, or None when
+    the script turns out to need nothing of gobt."""
+    from . import errors
+    from .programcache import Rewritten
+    from .script import parse
+
     try:
-        limit = int(os.environ.get("BPFTRACE_MAX_PROBES", DEFAULT_MAX_PROBES))
+        script = parse(source)
+    except GobtError:
+        # gobt's grammar is coarser than bpftrace's: a script that only
+        # mentions goret or goid in a comment is bpftrace's to judge.
+        if needs_gobt_outside_comments(source.text):
+            raise
+        script = None
+    if script is None or not script.needs_rewrite:
+        return None
+
+    # Only now the modules that read binaries: a plain bpftrace script
+    # never pays for them.
+    from .rewrite import Context, rewrite
+
+    first_message = len(errors.printed)
+    found = probe_bpftrace(bpftrace)
+    ctx = Context(found, pid=inv.pid)
+    program = rewrite(script, ctx)
+    ctx.save_caches()
+    done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
+                     errors.printed[first_message:], found.version_text, found.fast_detach,
+                     found.max_probes)
+    cache_entry.store(done, ctx.binaries_read())
+    return done
+
+
+def check_probe_count(done):
+    """Stop before bpftrace refuses, and say what many probes will cost."""
+    count = done.probe_count
+    try:
+        limit = int(os.environ.get("BPFTRACE_MAX_PROBES", done.max_probes))
     except ValueError:
-        limit = DEFAULT_MAX_PROBES
+        limit = done.max_probes
     if count > limit:
+        cost = "" if done.fast_detach else f" (each costs ~0.1 s to detach on bpftrace {done.bpftrace_version})"
         raise GobtError(
-            f"the script expands to {count} probes; bpftrace allows {limit}",
-            hints=[f"  allow them with BPFTRACE_MAX_PROBES={count} (each costs ~0.1 s to detach on "
-                   f"bpftrace {found.version_text}), or narrow the pattern"],
+            f"the script expands to {count} probes; bpftrace {done.bpftrace_version} allows {limit}",
+            hints=[f"  allow them with BPFTRACE_MAX_PROBES={count}{cost}, or narrow the pattern"],
         )
-    if count >= DETACH_WARNING_PROBES and not found.fast_detach:
-        note(f"{count} probes: bpftrace {found.version_text} detaches about 10 a second, "
+    if count >= DETACH_WARNING_PROBES and not done.fast_detach:
+        note(f"{count} probes: bpftrace {done.bpftrace_version} detaches about 10 a second, "
              f"so expect ~{max(1, round(count * 0.11))} s between Ctrl-C and the output")
 
 

@@ -7,8 +7,6 @@ untouched. bpftrace parses with GNU getopt, which permutes: options may
 follow the script file (`gobt script.gbt -p 42`), and `--` ends them.
 """
 
-from dataclasses import dataclass, field
-
 from .bpftrace import DEBUG_STAGES, LONG_ALIASES, VALUE_OPTIONS
 from .errors import GobtError
 
@@ -20,21 +18,24 @@ KNOWN_LONG_FLAGS = {"--unsafe", "--help", "--version", "--info", "--no-warnings"
 GOBT_VALUE_OPTIONS = {"--bpftrace"}
 
 
-@dataclass
 class Invocation:
-    passthrough: list = field(default_factory=list)  # bpftrace's options, in order
-    program_text: str | None = None  # from -e
-    script_path: str | None = None
-    positional: list = field(default_factory=list)  # script args, or -l's search
-    pid: int | None = None
-    unsafe: bool = False
-    list_mode: bool = False
-    verbose: bool = False
-    emit: bool = False
-    no_cache: bool = False
-    bpftrace: str | None = None
-    help: bool = False
-    version: bool = False
+    """What gobt found among the arguments. (A plain class: dataclasses
+    costs more to import than gobt's whole warm path.)"""
+
+    def __init__(self):
+        self.passthrough = []  # bpftrace's options, in order
+        self.program_text = None  # from -e
+        self.script_path = None
+        self.positional = []  # script args, or -l's search
+        self.pid = None
+        self.unsafe = False
+        self.list_mode = False
+        self.verbose = False
+        self.emit = False
+        self.no_cache = False
+        self.bpftrace = None
+        self.help = False
+        self.version = False
 
 
 def _pid(value):

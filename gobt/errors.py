@@ -6,18 +6,13 @@ makes gobt exit non-zero. Anything else escaping is a bug in gobt.
 """
 
 import sys
-from dataclasses import dataclass
+from collections import namedtuple
 
 
-@dataclass(frozen=True)
-class Location:
+class Location(namedtuple("Location", "filename line column source_line width", defaults=("", 1))):
     """A point in a script: what the user sees in their editor."""
 
-    filename: str
-    line: int  # 1-based
-    column: int  # 1-based
-    source_line: str = ""
-    width: int = 1
+    __slots__ = ()
 
     def __str__(self):
         return f"{self.filename}:{self.line}:{self.column}"
@@ -44,10 +39,19 @@ class GobtError(Exception):
         return "\n".join(lines)
 
 
+# Every warning and note printed, in order: the warm path replays them.
+printed = []
+
+
+def _say(line):
+    printed.append(line)
+    print(line, file=sys.stderr)
+
+
 def warn(message, location=None):
     where = f"{location}: " if location else ""
-    print(f"gobt: {where}warning: {message}", file=sys.stderr)
+    _say(f"gobt: {where}warning: {message}")
 
 
 def note(message):
-    print(f"gobt: {message}", file=sys.stderr)
+    _say(f"gobt: {message}")

@@ -8,8 +8,6 @@ Bytes outside the edited spans are copied through untouched.
 
 import contextlib
 import difflib
-import os
-import shutil
 from dataclasses import dataclass
 
 from .abi import arg_width, assign
@@ -19,6 +17,7 @@ from .errors import GobtError, warn
 from .goarg import GoargResolver
 from .script import BPFTRACE_UNQUOTED
 from .symbols import is_wildcard
+from .targets import resolve_binary
 
 
 @dataclass
@@ -43,6 +42,10 @@ class Context:
         for binary in self._binaries.values():
             binary.cache.save()
 
+    def binaries_read(self):
+        """target -> (path, stat) of every binary this rewrite read."""
+        return {t: (b.path, b.stat) for t, b in self._binaries.items()}
+
     def binary(self, target, location):
         """The GoBinary for a probe's BIN (its .attach_path is for bpftrace)."""
         if target not in self._binaries:
@@ -65,44 +68,6 @@ class Context:
         if binary.attach_path == ap.target:
             return _target_text(ap)  # the user's own spelling, quotes and all
         return binary.attach_path
-
-
-def resolve_binary(target, pid):
-    """The path of BIN as bpftrace must see it, or None.
-
-    Without -p, as bpftrace finds it: a path, or a name in $PATH. With -p,
-    as that process sees it: through /proc/PID/root, which reaches into its
-    mount namespace (a container), and failing that /proc/PID/exe when BIN
-    names the process's own executable.
-    """
-    if pid is not None:
-        proc = f"/proc/{pid}"
-        if not os.path.isdir(proc):
-            raise GobtError(f"-p {pid}: no such process")
-        inside = os.path.join(proc, "root", os.path.abspath(target).lstrip("/"))
-        if os.path.isfile(inside):
-            if os.path.exists(target) and _same_file(target, inside):
-                return target
-            return inside
-        try:
-            exe = os.readlink(f"{proc}/exe")
-        except OSError:
-            exe = ""
-        if exe and os.path.basename(exe.removesuffix(" (deleted)")) == os.path.basename(target):
-            return f"{proc}/exe"
-    if os.path.exists(target):
-        return target
-    if "/" not in target:
-        return shutil.which(target)
-    return None
-
-
-def _same_file(a, b):
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
 
 
 @dataclass

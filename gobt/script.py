@@ -13,16 +13,6 @@ from dataclasses import dataclass, field
 
 from .errors import GobtError
 
-# Cheap test that decides whether a script needs gobt at all. A script that
-# fails it goes to bpftrace as it is, without importing lark or reading any
-# binary. It may say yes too often (a word in a comment); the full parse
-# then finds nothing to rewrite and the text still comes out unchanged.
-_MAY_NEED_GOBT = re.compile(
-    r"\bgo(?:ret|entry|arg|id|elapsed)\b"
-    # an unquoted uprobe function bpftrace could not lex: a Go method
-    r"|\b(?:uprobe|u):[^\s{,]*[^\s{,_\-./a-zA-Z0-9#*:\"+]"
-)
-
 GOBT_PROVIDERS = {"goret", "goentry"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
 LANGUAGE_PREFIXES = ("cpp:",)
@@ -32,18 +22,6 @@ HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg"}
 # What bpftrace accepts unquoted in a probe's function part (bpftrace 0.17's
 # lexer); anything else in a Go symbol needs quotes.
 BPFTRACE_UNQUOTED = re.compile(r"[_\-./a-zA-Z0-9#*]+\Z")
-
-
-def may_need_gobt(text):
-    return _MAY_NEED_GOBT.search(text) is not None
-
-
-_COMMENTS_AND_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"', re.S)
-
-
-def needs_gobt_outside_comments(text):
-    """may_need_gobt, on the code only (comments and strings blanked)."""
-    return may_need_gobt(_COMMENTS_AND_STRINGS.sub(" ", text))
 
 
 @dataclass

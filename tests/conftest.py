@@ -15,7 +15,7 @@ import sys
 import pytest
 
 import abigen
-from toolchains import CACHE, ROOT, build, find_toolchains
+from toolchains import CACHE, ROOT, build, chroot_bpftrace, find_toolchains
 
 REQUIRE_E2E = os.environ.get("GOBT_REQUIRE_E2E") == "1"
 BUILD_DIR = os.path.join(CACHE, "builds")
@@ -115,33 +115,10 @@ def newer_bpftrace(bpf, tmp_path_factory):
 
 @contextlib.contextmanager
 def trixie_bpftrace(tmp_path_factory):
-    """A wrapper that runs trixie's bpftrace in its chroot, which sees this
-    machine's /proc, /sys, /dev, /tmp and the test builds at the same paths,
-    so the programs gobt emits name valid paths there."""
+    """trixie's bpftrace 0.23, run in its chroot (toolchains.chroot_bpftrace)."""
     root = os.path.join(CACHE, "trixie")
     need(os.access(os.path.join(root, "usr/bin/bpftrace"), os.X_OK),
          "the trixie chroot with bpftrace is missing (run scripts/setup)")
-    mounted = []
-
-    def mount(args, target):
-        os.makedirs(target, exist_ok=True)
-        subprocess.run(["mount", *args, target], check=True)
-        mounted.append(target)
-
-    try:
-        mount(["-t", "proc", "proc"], root + "/proc")
-        mount(["--rbind", "/sys"], root + "/sys")
-        mount(["--rbind", "/dev"], root + "/dev")
-        mount(["--bind", "/tmp"], root + "/tmp")
-        os.makedirs(BUILD_DIR, exist_ok=True)
-        mount(["--bind", BUILD_DIR], root + BUILD_DIR)
-        mount(["--bind", ROOT], root + ROOT)  # scripts and examples of the repo
-        wrapper = tmp_path_factory.mktemp("bpftrace-trixie") / "bpftrace"
-        # chroot starts in /: go back to the caller's directory, so relative
-        # paths (-c ./app, goret:./app:...) mean the same inside.
-        wrapper.write_text(f'#!/bin/sh\nexec chroot {root} /bin/sh -c \'cd "$0" && exec /usr/bin/bpftrace "$@"\' "$PWD" "$@"\n')
-        wrapper.chmod(0o755)
-        yield str(wrapper)
-    finally:
-        for target in reversed(mounted):
-            subprocess.run(["umount", "-R", "-l", target], check=False)
+    os.makedirs(BUILD_DIR, exist_ok=True)
+    with chroot_bpftrace(str(tmp_path_factory.mktemp("bpftrace-trixie")), [BUILD_DIR, ROOT]) as wrapper:
+        yield wrapper

@@ -6,6 +6,7 @@ Go 1.15 from Debian bullseye. Builds are cached there too, keyed by the
 toolchain, the flags and the source, so a second run builds nothing.
 """
 
+import contextlib
 import glob
 import hashlib
 import os
@@ -148,3 +149,43 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
     os.replace(out + ".tmp", out)
     return out
+
+
+TRIXIE = os.path.join(CACHE, "trixie")
+
+
+@contextlib.contextmanager
+def chroot_bpftrace(wrapper_dir, paths):
+    """A wrapper script that runs Debian trixie's bpftrace (0.23: bfd,
+    uprobe_multi) in its chroot, which scripts/setup makes.
+
+    The chroot sees this machine's /proc, /sys, /dev and /tmp, and each of
+    `paths` bind-mounted at the same place, so the programs gobt emits name
+    files that exist inside too. Everything is unmounted on the way out.
+    """
+    if not os.access(os.path.join(TRIXIE, "usr/bin/bpftrace"), os.X_OK):
+        raise FileNotFoundError(f"no bpftrace in {TRIXIE}: run scripts/setup")
+    mounted = []
+
+    def mount(args, target):
+        os.makedirs(target, exist_ok=True)
+        subprocess.run(["mount", *args, target], check=True)
+        mounted.append(target)
+
+    try:
+        mount(["-t", "proc", "proc"], TRIXIE + "/proc")
+        mount(["--rbind", "/sys"], TRIXIE + "/sys")
+        mount(["--rbind", "/dev"], TRIXIE + "/dev")
+        mount(["--bind", "/tmp"], TRIXIE + "/tmp")
+        for path in paths:
+            mount(["--bind", path], TRIXIE + path)
+        wrapper = os.path.join(wrapper_dir, "bpftrace")
+        # chroot starts in /: go back to the caller's directory, so relative
+        # paths (-c ./app, goret:./app:...) mean the same inside.
+        with open(wrapper, "w") as f:
+            f.write(f'#!/bin/sh\nexec chroot {TRIXIE} /bin/sh -c \'cd "$0" && exec /usr/bin/bpftrace "$@"\' "$PWD" "$@"\n')
+        os.chmod(wrapper, 0o755)
+        yield wrapper
+    finally:
+        for target in reversed(mounted):
+            subprocess.run(["umount", "-R", "-l", target], check=False)

@@ -1,0 +1,115 @@
+"""The warm path: a whole rewrite, reused when nothing it read has changed.
+
+People re-run one script against one binary dozens of times while they
+debug. The per-binary cache (cache.BinaryCache) already spares the ELF,
+DWARF and disassembly work, but a run would still import lark, parse the
+script and import the readers. This cache keeps the finished program, so a
+repeat run costs a hash, a few stat() calls and the exec of bpftrace.
+
+An entry is found by everything the rewrite read that is not a binary:
+gobt's own code, the bpftrace binary, the script's text and name, -p, the
+working directory and $PATH (they decide which file a BIN names). It is
+used only if each BIN still resolves to the same file, with the same
+device, inode, size, mtime and ctime. ctime is there because no user tool
+can set it back: a binary rewritten in place and touched to its old mtime
+still misses. Only successful rewrites are kept, so errors are always
+found afresh, with their locations.
+
+The warnings the rewrite printed are kept too and printed again: a warm
+run says exactly what the cold run said.
+"""
+
+import os
+
+from .cache import cache_dir, code_fingerprint, prune, touch_used
+
+FORMAT = 1
+KEEP = 256  # programs: every edit of a script makes one
+
+
+class Rewritten:
+    def __init__(self, program, needs_unsafe, probe_count, unsafe_used, messages, bpftrace_version,
+                 fast_detach, max_probes):
+        self.program = program
+        self.needs_unsafe = needs_unsafe  # why the probes need --unsafe, or ""
+        self.probe_count = probe_count
+        self.unsafe_used = unsafe_used  # --unsafe builtins the script itself calls
+        self.messages = messages  # gobt's warnings and notes, as printed
+        # What the probe count check needs of the bpftrace (in the key).
+        self.bpftrace_version = bpftrace_version
+        self.fast_detach = fast_detach
+        self.max_probes = max_probes  # bpftrace's default limit
+
+
+def _identity(st):
+    return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
+
+
+class ProgramCache:
+    def __init__(self, source, bpftrace_path, pid):
+        import zlib
+
+        self.pid = pid
+        self.path = None
+        base = cache_dir(binary_facts=True)
+        if base is None:
+            return
+        st = os.stat(bpftrace_path)
+        parts = [
+            f"format {FORMAT}", code_fingerprint(),
+            os.path.realpath(bpftrace_path), *map(str, _identity(st)),
+            source.filename, str(pid), os.getcwd(), os.environ.get("PATH", ""),
+            source.text,
+        ]
+        # The entry holds the whole key and a hit must equal it, so the file
+        # name can be a cheap checksum: a collision only costs a miss.
+        self.key = "\0".join(parts)
+        name = zlib.crc32(self.key.encode("utf-8", "surrogateescape"))
+        self.path = os.path.join(base, "programs", f"{name:08x}-{len(self.key)}.json")
+
+    def load(self):
+        """The cached Rewritten, or None when absent, stale or unreadable."""
+        import json
+
+        from .errors import GobtError
+        from .targets import resolve_binary
+
+        if not self.path:
+            return None
+        try:
+            with open(self.path, encoding="utf-8", errors="surrogateescape") as f:
+                entry = json.load(f)
+            if entry.get("key") != self.key:
+                return None
+            for target, path, identity in entry["targets"]:
+                if resolve_binary(target, self.pid) != path or _identity(os.stat(path)) != identity:
+                    return None
+            done = Rewritten(**entry["rewritten"])
+            touch_used(self.path)
+            return done
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, GobtError):
+            return None
+
+    def store(self, rewritten, binaries):
+        """binaries: target text -> (the path the rewrite read for it, and
+        that file's stat as it was when read)."""
+        import json
+        import tempfile
+
+        if not self.path:
+            return
+        tmp = None
+        try:
+            targets = [[t, p, _identity(st)] for t, (p, st) in sorted(binaries.items())]
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".tmp-")
+            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+                json.dump({"key": self.key, "targets": targets, "rewritten": rewritten.__dict__}, f)
+            os.replace(tmp, self.path)  # atomic: a reader sees the old entry or the new one
+            prune(os.path.dirname(self.path), KEEP)
+        except OSError:
+            if tmp:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
