@@ -525,7 +525,8 @@ def bench_emit(gobt, python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, 
             continue
         if label:
             args = ["--bpftrace", bpftrace, *args]
-        log(f"gobt {args[0]} on {target}: {name} ({runs} cold + {runs} warm){f' for {label}' if label else ''}")
+        mode = "--emit" if "--emit" in args else "-lv"
+        log(f"gobt {mode} on {target}: {name} ({runs} cold + {runs} warm){f' for bpftrace {label}' if label else ''}")
         timing, program = time_gobt(gobt, python, args, runs, tmp)
         row = {"target": target, "scenario": name, "args": args, "bpftrace_label": label, **timing}
         if "--emit" in args:
@@ -582,7 +583,7 @@ def second_bpftrace(choice, stack, tmp):
 def attach_form(program):
     if re.search(r"\buprobe:[^:\s]+:0x[0-9a-fA-F]+", program):
         return "file offset + --unsafe"
-    if re.search(r'"\+0x[0-9a-fA-F]+', program):
+    if re.search(r'"\+(?:0x[0-9a-fA-F]+|\d+)', program):
         return '"sym"+offset'
     return "?"
 
@@ -607,7 +608,7 @@ def bench_attach(gobt, bpftrace, name, big, sizes, repeats, tmp, memo, multi=Fal
         for form, program in forms:
             reps = repeats if n <= 10 else 1
             log(f"attach/detach on {name}: {form}, {n} functions ({reps} run(s))")
-            label = f"attach-{n}-{form.split()[0].strip(':')}-{len(out)}"
+            label = f"attach-{n}-{len(out)}"
             rs = [memoized_bpftrace(memo, bpftrace, program, tmp, label) for _ in range(reps)]
             row = {"bpftrace": name, "form": form, "n": n, "probes": uprobe_count(program), "runs": rs,
                    "attached": rs[0]["probes"]}

@@ -8,7 +8,7 @@ import os
 import sys
 
 from . import __version__, cache
-from .bpftrace import DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
+from .bpftrace import DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
 from .cmdline import parse_argv
 from .errors import GobtError, note
 from .precheck import may_need_gobt, needs_gobt_outside_comments
@@ -179,8 +179,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     program = rewrite(script, ctx)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
-                     errors.printed[first_message:], found.version_text, found.fast_detach,
-                     found.max_probes)
+                     errors.printed[first_message:], found.version_text, found.max_probes)
     cache_entry.store(done, ctx.binaries_read())
     return done
 
@@ -193,14 +192,14 @@ def check_probe_count(done):
     except ValueError:
         limit = done.max_probes
     if count > limit:
-        cost = "" if done.fast_detach else f" (each costs ~0.1 s to detach on bpftrace {done.bpftrace_version})"
+        cost = f" (each costs ~{DETACH_SECONDS_PER_PROBE} s to detach)"
         raise GobtError(
             f"the script expands to {count} probes; bpftrace {done.bpftrace_version} allows {limit}",
             hints=[f"  allow them with BPFTRACE_MAX_PROBES={count}{cost}, or narrow the pattern"],
         )
-    if count >= DETACH_WARNING_PROBES and not done.fast_detach:
-        note(f"{count} probes: bpftrace {done.bpftrace_version} detaches about 10 a second, "
-             f"so expect ~{max(1, round(count * 0.11))} s between Ctrl-C and the output")
+    if count >= DETACH_WARNING_PROBES:
+        note(f"{count} probes: bpftrace detaches uprobes at offsets one at a time, about 10 a second, "
+             f"so expect ~{max(1, round(count * DETACH_SECONDS_PER_PROBE))} s between Ctrl-C and the output")
 
 
 def _program_source(inv):

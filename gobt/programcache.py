@@ -29,7 +29,7 @@ KEEP = 256  # programs: every edit of a script makes one
 
 class Rewritten:
     def __init__(self, program, needs_unsafe, probe_count, unsafe_used, messages, bpftrace_version,
-                 fast_detach, max_probes):
+                 max_probes):
         self.program = program
         self.needs_unsafe = needs_unsafe  # why the probes need --unsafe, or ""
         self.probe_count = probe_count
@@ -37,7 +37,6 @@ class Rewritten:
         self.messages = messages  # gobt's warnings and notes, as printed
         # What the probe count check needs of the bpftrace (in the key).
         self.bpftrace_version = bpftrace_version
-        self.fast_detach = fast_detach
         self.max_probes = max_probes  # bpftrace's default limit
 
 

@@ -5,6 +5,9 @@ import pytest
 from gobt.cmdline import parse_argv
 from gobt.errors import GobtError
 
+# Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).
+pytestmark = pytest.mark.bpftrace_independent
+
 
 def test_script_then_options_then_args():
     inv = parse_argv(["script.gbt", "-p", "42", "a1", "--unsafe", "a2"])

@@ -704,6 +704,7 @@ def survey(request, toolchains):
     return _SURVEYS[name]
 
 
+@pytest.mark.bpftrace_independent  # DWARF against gobt's ABI tables; no bpftrace
 def test_abi_agrees_with_location_lists(survey):
     msg = survey.summary()
     assert survey.total >= 1000, msg

@@ -174,3 +174,16 @@ def test_too_many_probes_stop_before_bpftrace(matrix):
     m = re.search(r"expands to (\d+) probes; bpftrace [\d.]+ allows 10", proc.stderr)
     assert m and int(m.group(1)) > 10, proc.stderr
     assert f"BPFTRACE_MAX_PROBES={m.group(1)}" in proc.stderr
+
+
+def test_many_probes_say_how_long_the_exit_will_take(matrix, bpf):
+    # bpftrace (0.17 and 0.23 alike) detaches each uprobe at an offset on
+    # its own, ~0.1 s apiece: gobt says so before the user waits. The -c
+    # command does not exist, so bpftrace stops before attaching anything.
+    proc = gobt("-e", f"goret:{matrix}:fmt.* {{ @n = count(); }}", "-c", "/nonexistent/gobt-test")
+    no_traceback(proc)
+    m = re.search(r"gobt: (\d+) probes: bpftrace detaches uprobes at offsets one at a time.* expect ~(\d+) s",
+                  proc.stderr)
+    assert m, proc.stderr
+    assert int(m.group(1)) >= 50 and int(m.group(2)) == round(int(m.group(1)) * 0.11)
+    assert proc.returncode != 0

@@ -12,6 +12,9 @@ from conftest import need
 from gobt import cmdline, script
 from toolchains import ROOT
 
+# Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).
+pytestmark = pytest.mark.bpftrace_independent
+
 MAN = os.path.join(ROOT, "man", "gobt.1")
 
 

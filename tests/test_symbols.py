@@ -1,7 +1,12 @@
 """Function patterns: Go's own stars are not wildcards; exact names win."""
 
+import pytest
+
 from gobt.binary import GoBinary
 from gobt.symbols import is_wildcard, pattern_regex
+
+# Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).
+pytestmark = pytest.mark.bpftrace_independent
 
 
 def test_go_type_stars_are_literal():

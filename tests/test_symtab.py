@@ -2,7 +2,12 @@
 
 import struct
 
+import pytest
+
 from gobt.binary import STT_FUNC, SymbolTable
+
+# Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).
+pytestmark = pytest.mark.bpftrace_independent
 
 
 def test_suffix_merged_names_are_found():
