@@ -251,7 +251,8 @@ class Arm64Dwarf:
         self.binary = GoBinary(path)
         assert self.binary.arch == "arm64"
         self.reader = self.binary.dwarf
-        info = self.reader.info
+        # All of DWARF, location lists included: not gobt's own reader.
+        info = self.binary.elf.get_dwarf_info(relocate_dwarf_sections=False)
         self.loclists = info.location_lists()
         self.subprograms = {}  # low_pc -> (die, cu_low, parser)
         for cu in info.iter_CUs():

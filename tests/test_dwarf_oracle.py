@@ -473,7 +473,8 @@ def survey_binary(name, path):
     binary = GoBinary(path)
     arch, version = binary.arch, binary.go_version_tuple
     reader = binary.dwarf
-    info = reader.info
+    # All of DWARF, location lists included: gobt's reader leaves them out.
+    info = binary.elf.get_dwarf_info(relocate_dwarf_sections=False)
     loclists = info.location_lists()
     by_start = {}
     for fn in binary.symbols.all_functions():

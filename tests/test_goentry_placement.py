@@ -17,7 +17,7 @@ from gobt.errors import GobtError
 
 def cfa_rules(binary):
     """{function start: [(pc, cfa offset)]} from .debug_frame."""
-    dwarf = binary.dwarf.info
+    dwarf = binary.elf.get_dwarf_info(relocate_dwarf_sections=False)  # .debug_frame: not read by gobt
     out = {}
     for entry in dwarf.CFI_entries():
         if not hasattr(entry, "cie") or entry.cie is None or "initial_location" not in entry.header:
