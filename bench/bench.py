@@ -388,7 +388,8 @@ def scenarios(targets):
     return [
         ("stacker", "one function", ["--emit", "-e", f"goret:{st}:main.stacker {{ @n = count(); }}"]),
         ("stacker", "-lv one function", ["-lv", f"uprobe:{st}:main.stacker"]),
-        ("cmd/go", "one function", ["--emit", "-e", f"goret:{cg}:runtime.mallocgc {{ @n = count(); }}"]),
+        ("cmd/go", "one function, goarg", ["--emit", "-e",
+            f"goret:{cg}:runtime.mallocgc {{ @bytes = hist(goarg(size)); }}"]),
         ("cmd/go", "-lv one function", ["-lv", f"uprobe:{cg}:runtime.mallocgc"]),
         ("bigprog", "one function", ["--emit", "-e", f"goret:{big}:{BIG_PKG}.Fn500 {{ @n = count(); }}"]),
         ("bigprog", "goarg, 20 params", ["--emit", "-e",
@@ -441,31 +442,42 @@ def own_rss_kb(python, args, env, tmp):
 
 
 def time_gobt(gobt, python, args, runs, tmp):
-    """Cold (--no-cache, empty XDG_CACHE_HOME, new process) and warm runs."""
+    """First-ever, cold and warm runs, each a new process.
+
+    first: an empty XDG_CACHE_HOME and --no-cache: nothing gobt ever kept.
+    cold: --no-cache with only what gobt keeps per installation (the
+    compiled grammar, the bpftrace's capabilities): a first run on this
+    binary. warm: every cache filled by one run first.
+    """
     # One discarded run first: it compiles gobt's bytecode on the very first
     # scenario and brings the binary into the page cache, so that cold means
     # "gobt's cache is empty", not "the disk is cold".
-    check(Run([gobt, "--no-cache", *args], env=gobt_env(tempfile.mkdtemp(prefix="cold-", dir=tmp)), timeout=300),
-          "gobt (warm-up)")
-    cold = []
+    installed = tempfile.mkdtemp(prefix="cold-", dir=tmp)
+    check(Run([gobt, "--no-cache", *args], env=gobt_env(installed), timeout=300), "gobt (warm-up)")
+    first = []
     for i in range(runs):
-        home = tempfile.mkdtemp(prefix="cold-", dir=tmp)
-        cold.append(check(Run([gobt, "--no-cache", *args], env=gobt_env(home), timeout=300), "gobt (cold)"))
-    cold_own = own_rss_kb(python, ["--no-cache", *args], gobt_env(tempfile.mkdtemp(prefix="cold-", dir=tmp)), tmp)
+        home = tempfile.mkdtemp(prefix="first-", dir=tmp)
+        first.append(check(Run([gobt, "--no-cache", *args], env=gobt_env(home), timeout=300), "gobt (first)"))
+    cold = [check(Run([gobt, "--no-cache", *args], env=gobt_env(installed), timeout=300), "gobt (cold)")
+            for _ in range(runs)]
+    cold_own = own_rss_kb(python, ["--no-cache", *args], gobt_env(installed), tmp)
     home = tempfile.mkdtemp(prefix="warm-", dir=tmp)
     fill = check(Run([gobt, *args], env=gobt_env(home), timeout=300), "gobt (filling the cache)")
     warm = [check(Run([gobt, *args], env=gobt_env(home), timeout=300), "gobt (warm)") for _ in range(runs)]
     warm_own = own_rss_kb(python, args, gobt_env(home), tmp)
     cache_bytes = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(home) for f in fs)
     return {
+        "first": [r.raw() for r in first],
         "cold": [r.raw() for r in cold],
         "fill": fill.raw(),
         "warm": [r.raw() for r in warm],
+        "first_median_s": median(r.wall for r in first),
         "cold_median_s": median(r.wall for r in cold),
         "warm_median_s": median(r.wall for r in warm),
         "cold_cpu_median_s": median(r.utime + r.stime for r in cold),
         "warm_cpu_median_s": median(r.utime + r.stime for r in warm),
-        "cold_maxrss_kb": max(r.maxrss_kb for r in cold),  # includes reaped children (bpftrace --info)
+        "first_maxrss_kb": max(r.maxrss_kb for r in first),  # includes reaped children (bpftrace --info)
+        "cold_maxrss_kb": max(r.maxrss_kb for r in cold),
         "warm_maxrss_kb": max(r.maxrss_kb for r in warm),
         "cold_own_rss_kb": cold_own,  # RUSAGE_SELF: gobt's process alone
         "warm_own_rss_kb": warm_own,
@@ -815,7 +827,10 @@ def report(res):
                "records (bulk); the rest is code, its metadata and DWARF.")
     out.append("")
 
-    out.append("## gobt's own time (median wall; cold = --no-cache + empty XDG_CACHE_HOME) vs bpftrace's start-up")
+    out.append("## gobt's own time (median wall) vs bpftrace's start-up")
+    out.append("first: --no-cache and an empty XDG_CACHE_HOME (gobt compiles its grammar and runs `bpftrace --info`); "
+               "cold: --no-cache, a binary gobt has not read (grammar and bpftrace facts kept); "
+               "warm: the caches filled.")
     out.append("bpftrace columns: the emitted program run by bpftrace with BEGIN { exit(); }: exec -> \"Attaching\", "
                "-> all attached, -> end (incl. detach). For -lv: `bpftrace -lv` on the same probe.")
     rows = []
@@ -823,15 +838,15 @@ def report(res):
     for r in res["emit"]:
         rows.append([r["target"], r["scenario"], r.get("bpftrace_label") or installed,
                      "-" if r["uprobes"] is None else r["uprobes"],
-                     fmt_s(r["cold_median_s"]), fmt_s(r["warm_median_s"]),
+                     fmt_s(r.get("first_median_s")), fmt_s(r["cold_median_s"]), fmt_s(r["warm_median_s"]),
                      f"{_mb(r['cold_own_rss_kb'])}/{_mb(r['warm_own_rss_kb'])}",
                      fmt_s(r.get("bpftrace_to_attaching_s")), fmt_s(r.get("bpftrace_to_ready_s")),
                      fmt_s(r.get("bpftrace_to_end_s")),
                      fmt_r(r["ratio_cold_vs_bpftrace_start"]), fmt_r(r["ratio_warm_vs_bpftrace_start"]),
                      fmt_r(r["ratio_cold_vs_bpftrace_end"])])
-    out.append(table(["target", "scenario", "bpftrace", "probes", "gobt cold", "gobt warm", "RSS MB c/w",
-                      "bt ->Attaching", "bt ->attached", "bt ->end", "cold/Attaching", "warm/Attaching",
-                      "cold/end"], rows, align=["<", "<", "<"] + [">"] * 10))
+    out.append(table(["target", "scenario", "bpftrace", "probes", "gobt first", "gobt cold", "gobt warm",
+                      "RSS MB c/w", "bt ->Attaching", "bt ->attached", "bt ->end", "cold/Attaching",
+                      "warm/Attaching", "cold/end"], rows, align=["<", "<", "<"] + [">"] * 11))
     if py.get("site"):
         warm = [r["warm_median_s"] for r in res["emit"]]
         out.append(f"gobt warm minus python's start-up: {fmt_s(min(warm) - py['site'])} to "

@@ -90,6 +90,17 @@ def find_bpftrace(explicit=None):
 
 def probe_bpftrace(path):
     """Version and bfd of a bpftrace binary, cached by the binary's identity."""
+    return start_probe(path)()
+
+
+def start_probe(path):
+    """probe_bpftrace(path), begun now and finished when the returned
+    function is called.
+
+    A cold gobt has to run `bpftrace --info` (~50 ms: it loads LLVM and
+    tries BPF features); started before the script is parsed, it runs while
+    gobt imports its readers, instead of after.
+    """
     st = os.stat(path)
     key = f"{os.path.realpath(path)}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
     cache = cache_dir()
@@ -99,28 +110,37 @@ def probe_bpftrace(path):
             with open(cache_file) as f:
                 entry = json.load(f).get(key)
             if entry:
-                return Bpftrace(path, tuple(entry["version"]), entry["bfd"])
-        except (OSError, ValueError, KeyError, TypeError):
+                found = Bpftrace(path, tuple(entry["version"]), entry["bfd"])
+                return lambda: found
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             pass
     import subprocess
 
     try:
-        proc = subprocess.run([path, "--info"], capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.TimeoutExpired) as e:
+        proc = subprocess.Popen([path, "--info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except OSError as e:
         raise GobtError(f"cannot run {path} --info: {e}") from None
-    info = proc.stdout + proc.stderr
-    m = re.search(r"version:\s*v?(\d+)\.(\d+)\.(\d+)", info)
-    if not m:
-        proc = subprocess.run([path, "--version"], capture_output=True, text=True)
-        m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", proc.stdout + proc.stderr)
-    if not m:
-        raise GobtError(f"cannot tell the version of {path} from --info or --version")
-    version = tuple(int(x) for x in m.groups())
-    bfd = re.search(r"\bbfd:\s*yes", info) is not None
-    found = Bpftrace(path, version, bfd)
-    if cache_file:
-        _store(cache_file, key, {"version": list(version), "bfd": bfd})
-    return found
+
+    def finish():
+        try:
+            info = proc.communicate(timeout=30)[0]
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise GobtError(f"{path} --info did not answer in 30 s") from None
+        m = re.search(r"version:\s*v?(\d+)\.(\d+)\.(\d+)", info)
+        if not m:
+            out = subprocess.run([path, "--version"], capture_output=True, text=True)
+            m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
+        if not m:
+            raise GobtError(f"cannot tell the version of {path} from --info or --version")
+        version = tuple(int(x) for x in m.groups())
+        bfd = re.search(r"\bbfd:\s*yes", info) is not None
+        if cache_file:
+            _store(cache_file, key, {"version": list(version), "bfd": bfd})
+        return Bpftrace(path, version, bfd)
+
+    return finish
 
 
 def _store(cache_file, key, value):

@@ -8,7 +8,8 @@ import os
 import sys
 
 from . import __version__, cache
-from .bpftrace import DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd
+from .bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace,
+                       probe_bpftrace, program_fd, start_probe)
 from .cmdline import parse_argv
 from .errors import GobtError, note
 from .precheck import may_need_gobt, needs_gobt_outside_comments
@@ -158,6 +159,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     from .programcache import Rewritten
     from .script import parse
 
+    bpftrace_facts = start_probe(bpftrace)
     try:
         script = parse(source)
     except GobtError:
@@ -174,7 +176,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     from .rewrite import Context, rewrite
 
     first_message = len(errors.printed)
-    found = probe_bpftrace(bpftrace)
+    found = bpftrace_facts()
     ctx = Context(found, pid=inv.pid)
     program = rewrite(script, ctx)
     ctx.save_caches()
