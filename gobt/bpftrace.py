@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 
-from .cache import cache_dir
+from .cache import cache_dir, read_trusted
 from .errors import GobtError
 
 # bpftrace's options that take a value, across releases; the rest are flags.
@@ -95,7 +95,7 @@ def probe_bpftrace(path):
 
 def start_probe(path):
     """probe_bpftrace(path), begun now and finished when the returned
-    function is called.
+    _Probe is called.
 
     A cold gobt has to run `bpftrace --info` (~50 ms: it loads LLVM and
     tries BPF features); started before the script is parsed, it runs while
@@ -105,14 +105,13 @@ def start_probe(path):
     key = f"{os.path.realpath(path)}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
     cache = cache_dir()
     cache_file = os.path.join(cache, "bpftrace-info.json") if cache else None
-    if cache_file:
+    text = read_trusted(cache_file) if cache_file else None
+    if text is not None:
         try:
-            with open(cache_file) as f:
-                entry = json.load(f).get(key)
+            entry = json.loads(text).get(key)
             if entry:
-                found = Bpftrace(path, tuple(entry["version"]), entry["bfd"])
-                return lambda: found
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                return _Probe(path, found=Bpftrace(path, tuple(entry["version"]), entry["bfd"]))
+        except (ValueError, KeyError, TypeError, AttributeError):
             pass
     import subprocess
 
@@ -120,13 +119,37 @@ def start_probe(path):
         proc = subprocess.Popen([path, "--info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     except OSError as e:
         raise GobtError(f"cannot run {path} --info: {e}") from None
+    return _Probe(path, proc=proc, cache_file=cache_file, key=key)
 
-    def finish():
+
+class _Probe:
+    def __init__(self, path, found=None, proc=None, cache_file=None, key=None):
+        self.path = path
+        self.found = found
+        self.proc = proc
+        self.cache_file = cache_file
+        self.key = key
+
+    def __call__(self):
+        if self.found is None:
+            self.found = self._finish()
+        return self.found
+
+    def cancel(self):
+        """Not needed after all (the script is bpftrace's alone): stop it,
+        so that no `bpftrace --info` outlives gobt's exec of bpftrace."""
+        if self.proc is not None and self.found is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+    def _finish(self):
+        import subprocess
+
+        path = self.path
         try:
-            info = proc.communicate(timeout=30)[0]
+            info = self.proc.communicate(timeout=30)[0]
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            self.cancel()
             raise GobtError(f"{path} --info did not answer in 30 s") from None
         m = re.search(r"version:\s*v?(\d+)\.(\d+)\.(\d+)", info)
         if not m:
@@ -136,20 +159,17 @@ def start_probe(path):
             raise GobtError(f"cannot tell the version of {path} from --info or --version")
         version = tuple(int(x) for x in m.groups())
         bfd = re.search(r"\bbfd:\s*yes", info) is not None
-        if cache_file:
-            _store(cache_file, key, {"version": list(version), "bfd": bfd})
+        if self.cache_file:
+            _store(self.cache_file, self.key, {"version": list(version), "bfd": bfd})
         return Bpftrace(path, version, bfd)
-
-    return finish
 
 
 def _store(cache_file, key, value):
     try:
-        with open(cache_file) as f:
-            data = json.load(f)
+        data = json.loads(read_trusted(cache_file) or "{}")
         if not isinstance(data, dict):
             data = {}
-    except (OSError, ValueError):
+    except ValueError:
         data = {}
     data[key] = value
     tmp = f"{cache_file}.{os.getpid()}.tmp"

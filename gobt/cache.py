@@ -3,6 +3,7 @@
 import os
 
 _disabled = False
+_warned = False
 
 
 def disable():
@@ -13,20 +14,56 @@ def disable():
 def cache_dir(binary_facts=False):
     """$XDG_CACHE_HOME/gobt (default ~/.cache/gobt), created on demand.
 
-    None when it cannot be made: gobt then simply does the work again.
-    --no-cache (or GOBT_NO_CACHE) turns off only what gobt learns about
-    binaries; the compiled grammar and the installed bpftrace's
-    capabilities depend on neither the binary nor the script.
+    None when it cannot be made, or cannot be trusted: gobt then simply does
+    the work again. --no-cache (or GOBT_NO_CACHE) turns off what gobt learns
+    about binaries and scripts; the compiled grammar and the installed
+    bpftrace's capabilities depend on neither.
     """
+    global _warned
     if binary_facts and (_disabled or os.environ.get("GOBT_NO_CACHE")):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.join(base, "gobt")
     try:
-        os.makedirs(path, exist_ok=True)
+        os.makedirs(path, mode=0o755, exist_ok=True)
+        st = os.stat(path)
     except OSError:
         return None
+    if not _trusted(st):
+        if not _warned:
+            from .errors import note
+
+            note(f"not using the cache in {path}: it belongs to uid {st.st_uid}, or others can write to it "
+                 "(set XDG_CACHE_HOME to a folder of your own)")
+            _warned = True
+        return None
     return path
+
+
+def _trusted(st):
+    # Only what this user wrote. Root running gobt on a user's cache (sudo
+    # keeps XDG_CACHE_HOME or HOME) must not run a program that user left
+    # there, nor unpickle their grammar cache.
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def read_trusted(path):
+    """The text of a cache file that this user wrote and only they can
+    change, or None."""
+    try:
+        with open(path, "rb") as f:
+            if not _trusted(os.fstat(f.fileno())):
+                return None
+            return f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+
+
+def is_trusted_file(path):
+    try:
+        return _trusted(os.stat(path))
+    except OSError:
+        return True  # absent: whoever makes it now is this user
 
 
 def code_fingerprint():
@@ -45,6 +82,14 @@ def code_fingerprint():
             if name.endswith((".py", ".lark")):
                 st = os.stat(os.path.join(d, name))
                 parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+    # The libraries' answers are cached too (capstone's disassembly, lark's
+    # parse, pyelftools' DWARF): an upgrade of one must not reuse them. Their
+    # packages are found, not imported: the warm path imports none of them.
+    for lib in ("capstone", "elftools", "lark"):
+        spec = importlib.util.find_spec(lib)
+        if spec and spec.origin and os.path.exists(spec.origin):
+            st = os.stat(spec.origin)
+            parts.append(f"{lib}:{spec.origin}:{st.st_size}:{st.st_mtime_ns}")
     return ";".join(parts)
 
 
@@ -55,11 +100,22 @@ def prune(directory, keep):
     without this the folder only grows. Entries are marked used by their
     mtime (touch_used); two gobts pruning at once only remove a file twice.
     """
+    import time
+
     try:
-        entries = [(e.stat().st_mtime_ns, e.path) for e in os.scandir(directory)
-                   if e.is_file() and not e.name.startswith(".tmp-")]
+        entries = [(e.stat().st_mtime_ns, e.path, e.name.startswith(".tmp-")) for e in os.scandir(directory)
+                   if e.is_file()]
     except OSError:
         return
+    # A write in flight is a .tmp- file for milliseconds; one an hour old
+    # was left by a gobt that was killed.
+    stale = time.time_ns() - 3600 * 10**9
+    for mtime, path, _ in [e for e in entries if e[2] and e[0] < stale]:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    entries = [e[:2] for e in entries if not e[2]]
     if len(entries) <= keep:
         return
     entries.sort()
@@ -112,9 +168,11 @@ class BinaryCache:
 
         if not self.path:
             return None
+        text = read_trusted(self.path)
+        if text is None:
+            return None
         try:
-            with open(self.path, encoding="utf-8") as f:
-                data = json.load(f)
+            data = json.loads(text)
             touch_used(self.path)
         except (OSError, ValueError):
             return None

@@ -166,9 +166,11 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         # gobt's grammar is coarser than bpftrace's: a script that only
         # mentions goret or goid in a comment is bpftrace's to judge.
         if needs_gobt_outside_comments(source.text):
+            bpftrace_facts.cancel()
             raise
         script = None
     if script is None or not script.needs_rewrite:
+        bpftrace_facts.cancel()
         return None
 
     # Only now the modules that read binaries: a plain bpftrace script

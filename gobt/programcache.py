@@ -21,7 +21,7 @@ run says exactly what the cold run said.
 
 import os
 
-from .cache import cache_dir, code_fingerprint, prune, touch_used
+from .cache import cache_dir, code_fingerprint, prune, read_trusted, touch_used
 
 FORMAT = 1
 KEEP = 256  # programs: every edit of a script makes one
@@ -38,6 +38,15 @@ class Rewritten:
         # What the probe count check needs of the bpftrace (in the key).
         self.bpftrace_version = bpftrace_version
         self.max_probes = max_probes  # bpftrace's default limit
+
+
+def _well_formed(done):
+    # A hand-edited or foreign entry must miss, not crash gobt later.
+    return (isinstance(done.program, str) and isinstance(done.needs_unsafe, str)
+            and type(done.probe_count) is int and type(done.max_probes) is int
+            and isinstance(done.bpftrace_version, str)
+            and isinstance(done.unsafe_used, list) and all(isinstance(w, str) for w in done.unsafe_used)
+            and isinstance(done.messages, list) and all(isinstance(m, str) for m in done.messages))
 
 
 def _identity(st):
@@ -73,17 +82,19 @@ class ProgramCache:
         from .errors import GobtError
         from .targets import resolve_binary
 
-        if not self.path:
+        text = read_trusted(self.path) if self.path else None
+        if text is None:
             return None
         try:
-            with open(self.path, encoding="utf-8", errors="surrogateescape") as f:
-                entry = json.load(f)
+            entry = json.loads(text)
             if entry.get("key") != self.key:
                 return None
             for target, path, identity in entry["targets"]:
                 if resolve_binary(target, self.pid) != path or _identity(os.stat(path)) != identity:
                     return None
             done = Rewritten(**entry["rewritten"])
+            if not _well_formed(done):
+                return None
             touch_used(self.path)
             return done
         except (OSError, ValueError, KeyError, TypeError, AttributeError, GobtError):

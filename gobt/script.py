@@ -114,15 +114,16 @@ def _get_parser():
     if _parser is None:
         import lark
 
-        from .cache import cache_dir
+        from .cache import cache_dir, is_trusted_file
 
         grammar = _grammar_path()
         kwargs = dict(parser="lalr", lexer="contextual", propagate_positions=True)
         cache = cache_dir()
-        if cache:
+        cache_file = os.path.join(cache, f"grammar-{lark.__version__}.lark.cache") if cache else None
+        if cache_file and is_trusted_file(cache_file):  # Lark unpickles it
             # Lark keys its cache file on the grammar and options itself; we
             # only choose where it lives, so no stray files land in /tmp.
-            kwargs["cache"] = os.path.join(cache, f"grammar-{lark.__version__}.lark.cache")
+            kwargs["cache"] = cache_file
         try:
             _parser = lark.Lark(grammar.read_text(), **kwargs)
         except OSError:

@@ -58,6 +58,15 @@ def bpf(tmp_path_factory):
         yield wrapper
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_bpftrace_per_session(request):
+    # Under GOBT_TEST_BPFTRACE=trixie every gobt a test runs must use 0.23,
+    # also in the tests that never ask for `bpf` (emit-only ones), whatever
+    # order they run in: the bpf fixture sets GOBT_BPFTRACE up front.
+    if ON_TRIXIE:
+        request.getfixturevalue("bpf")
+
+
 @pytest.fixture(scope="session")
 def go_build(toolchains):
     """go_build(name, program_dir, **flags) -> path of the built binary."""

@@ -1,6 +1,7 @@
 """The warm path: a repeat run reuses the whole rewrite, and only when nothing
 it read has changed."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -108,3 +109,46 @@ def test_cache_folders_keep_only_the_most_recently_used(tmp_path):
     touch_used(tmp_path / "0.json")  # used just now: the newest
     prune(tmp_path, 4)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-writing", "0.json", "7.json", "8.json", "9.json"]
+
+
+def test_entries_of_the_right_key_but_the_wrong_shape_miss(go_build, tmp_path):
+    binary = go_build("go1.19", "tests/programs/inlined")
+    program = PROGRAM.format(b=binary)
+    good = run(tmp_path, "-e", program)[0]
+    (path,) = (tmp_path / "gobt" / "programs").iterdir()
+    entry = json.loads(path.read_text())
+    broken = [
+        {**entry, "targets": [["x"]]},
+        {**entry, "targets": 7},
+        {**entry, "rewritten": {**entry["rewritten"], "surprise": 1}},
+        {**entry, "rewritten": {k: v for k, v in entry["rewritten"].items() if k != "program"}},
+        {**entry, "rewritten": {**entry["rewritten"], "messages": None}},
+        {**entry, "rewritten": {**entry["rewritten"], "probe_count": "3"}},
+        {**entry, "rewritten": {**entry["rewritten"], "program": ["not", "text"]}},
+    ]
+    for junk in broken:
+        path.write_text(json.dumps(junk))
+        out, _, imported = run(tmp_path, "-e", program)
+        assert out == good and rewrote(imported), junk
+
+
+def test_a_cache_someone_else_can_write_is_not_used(go_build, tmp_path):
+    # Root running gobt with a user's XDG_CACHE_HOME (sudo keeps it) must
+    # not run a program that user left there.
+    binary = go_build("go1.19", "tests/programs/inlined")
+    program = PROGRAM.format(b=binary)
+    good = run(tmp_path, "-e", program)[0]
+    (entry,) = (tmp_path / "gobt" / "programs").iterdir()
+    planted = json.loads(entry.read_text())
+    planted["rewritten"]["program"] = 'BEGIN { system("touch /tmp/gobt-pwned"); }'
+    entry.write_text(json.dumps(planted))
+    os.chown(entry, 65534, 65534)  # an entry another user wrote
+    out, _, imported = run(tmp_path, "-e", program)
+    assert out == good and rewrote(imported)
+    os.chown(tmp_path / "gobt", 65534, 65534)  # the whole folder is another user's
+    out, said, imported = run(tmp_path, "-e", program)
+    assert out == good and rewrote(imported)
+    assert "not using the cache in" in said and "uid 65534" in said
+    os.chown(tmp_path / "gobt", 0, 0)
+    os.chmod(tmp_path / "gobt", 0o777)  # or anyone may write to it
+    assert "not using the cache in" in run(tmp_path, "-e", program)[1]
