@@ -88,12 +88,7 @@ def run(argv):
         print(f"gobt v{__version__}", flush=True)
 
     if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0], inv.verbose):
-        from .listing import list_probes
-
-        listed, ctx = list_probes(inv.positional[0], inv.verbose, probe_bpftrace(bpftrace), pid=inv.pid,
-                                  out=print)
-        ctx.save_caches()
-        if listed:
+        if _list(inv, bpftrace):
             return 0
 
     source = _program_source(inv)
@@ -138,6 +133,42 @@ def run(argv):
         args.append(f"/proc/self/fd/{fd}")
     # `--` keeps positional params that look like options (-5) params.
     exec_bpftrace([bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
+
+
+def _list(inv, bpftrace):
+    """-l/-lv on a Go binary; False when bpftrace should list instead.
+
+    A listing is kept like a rewritten program (programcache.py, with the
+    pattern as the script): a repeat -lv prints it again without reading
+    the binary.
+    """
+    from . import errors
+    from .programcache import ProgramCache, Rewritten
+
+    pattern = inv.positional[0]
+    cache_entry = ProgramCache(Source(pattern, "-lv" if inv.verbose else "-l"), bpftrace, inv.pid)
+    done = cache_entry.load()
+    if done is not None:
+        for line in done.messages:
+            print(line, file=sys.stderr)
+        sys.stdout.write(done.program)
+        return True
+    from .listing import list_probes
+
+    lines = []
+
+    def out(line):
+        print(line)
+        lines.append(line + "\n")
+
+    first_message = len(errors.printed)
+    found = probe_bpftrace(bpftrace)
+    listed, ctx = list_probes(pattern, inv.verbose, found, pid=inv.pid, out=out)
+    ctx.save_caches()
+    if listed:
+        cache_entry.store(Rewritten("".join(lines), "", 0, [], errors.printed[first_message:], found.version_text,
+                                    found.max_probes), ctx.binaries_read())
+    return listed
 
 
 def _pass_through(inv, argv, source, bpftrace):

@@ -152,3 +152,17 @@ def test_a_cache_someone_else_can_write_is_not_used(go_build, tmp_path):
     os.chown(tmp_path / "gobt", 0, 0)
     os.chmod(tmp_path / "gobt", 0o777)  # or anyone may write to it
     assert "not using the cache in" in run(tmp_path, "-e", program)[1]
+
+
+def test_a_repeat_listing_does_not_read_the_binary(go_build, tmp_path):
+    binary = go_build("go1.19", "tests/programs/inlined")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
+    outs = []
+    for _ in range(2):
+        proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "gobt", "-lv", f"uprobe:{binary}:main.add"],
+                              capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        outs.append((proc.stdout, {line.split("|")[-1].strip() for line in proc.stderr.splitlines()}))
+    (cold, cold_imported), (warm, warm_imported) = outs
+    assert "main.add  1 RET, inlined at 1 call site" in cold and warm == cold
+    assert "gobt.listing" in cold_imported and "gobt.listing" not in warm_imported
