@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 
-from .cache import cache_dir, read_trusted
+from .cache import cache_dir, read_trusted, write_atomic
 from .errors import GobtError
 
 # bpftrace's options that take a value, across releases; the rest are flags.
@@ -172,16 +172,7 @@ def _store(cache_file, key, value):
     except ValueError:
         data = {}
     data[key] = value
-    tmp = f"{cache_file}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, cache_file)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+    write_atomic(cache_file, data)
 
 
 def program_fd(text, name):

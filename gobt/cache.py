@@ -66,11 +66,22 @@ def is_trusted_file(path):
         return True  # absent: whoever makes it now is this user
 
 
+_fingerprint = None
+
+
 def code_fingerprint():
     """gobt's own code, as the size and mtime of its modules and grammar: a
     changed gobt (an upgrade, a developer's edit) must not reuse what an
     older one cached. Returned whole, not hashed: the warm path compares it
-    and must not pay for importing hashlib."""
+    and must not pay for importing hashlib. Taken once per run: the program
+    cache and each binary's cache both key on it."""
+    global _fingerprint
+    if _fingerprint is None:
+        _fingerprint = _code_fingerprint()
+    return _fingerprint
+
+
+def _code_fingerprint():
     import importlib.util
 
     here = os.path.dirname(os.path.abspath(__file__))
@@ -124,6 +135,30 @@ def prune(directory, keep):
             os.unlink(path)
         except OSError:
             pass
+
+
+def write_atomic(path, data):
+    """Write data as JSON to path, so that a reader sees the old file or
+    the new one whole (a temp file renamed over it). False on failure:
+    gobt then simply has nothing cached."""
+    import json
+    import tempfile
+
+    tmp = None
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            json.dump(data, f)
+        os.replace(tmp, path)
+        return True
+    except OSError:
+        if tmp:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
 
 
 def touch_used(path):
@@ -189,24 +224,12 @@ class BinaryCache:
         self._dirty = True
 
     def save(self):
-        import json
-        import tempfile
-
         if not self._dirty or not self.path:
             return
-        try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            merged = self._read() or {}
-            for table, rows in self._data.items():
-                merged.setdefault(table, {}).update(rows)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump({"format": self.FORMAT, "identity": self.identity, "tables": merged}, f)
-            os.replace(tmp, self.path)
+        # Merge what another gobt may have written meanwhile.
+        merged = self._read() or {}
+        for table, rows in self._data.items():
+            merged.setdefault(table, {}).update(rows)
+        if write_atomic(self.path, {"format": self.FORMAT, "identity": self.identity, "tables": merged}):
             self._dirty = False
             prune(os.path.dirname(self.path), self.KEEP)
-        except OSError:
-            try:
-                os.unlink(tmp)
-            except (OSError, UnboundLocalError):
-                pass

@@ -100,8 +100,7 @@ def run(argv):
     cache_entry = ProgramCache(source, bpftrace, inv.pid)
     done = cache_entry.load()
     if done is not None:
-        for line in done.messages:
-            print(line, file=sys.stderr)
+        done.say_again()
     else:
         done = _rewrite(inv, source, bpftrace, cache_entry)
         if done is None:
@@ -149,8 +148,7 @@ def _list(inv, bpftrace):
     cache_entry = ProgramCache(Source(pattern, "-lv" if inv.verbose else "-l"), bpftrace, inv.pid)
     done = cache_entry.load()
     if done is not None:
-        for line in done.messages:
-            print(line, file=sys.stderr)
+        done.say_again()
         sys.stdout.write(done.program)
         return True
     from .listing import list_probes

@@ -20,8 +20,9 @@ run says exactly what the cold run said.
 """
 
 import os
+import sys
 
-from .cache import cache_dir, code_fingerprint, prune, read_trusted, touch_used
+from .cache import cache_dir, code_fingerprint, prune, read_trusted, touch_used, write_atomic
 
 FORMAT = 1
 KEEP = 256  # programs: every edit of a script makes one
@@ -38,6 +39,11 @@ class Rewritten:
         # What the probe count check needs of the bpftrace (in the key).
         self.bpftrace_version = bpftrace_version
         self.max_probes = max_probes  # bpftrace's default limit
+
+    def say_again(self):
+        """Print the warnings the run that made this printed."""
+        for line in self.messages:
+            print(line, file=sys.stderr)
 
 
 def _well_formed(done):
@@ -103,23 +109,8 @@ class ProgramCache:
     def store(self, rewritten, binaries):
         """binaries: target text -> (the path the rewrite read for it, and
         that file's stat as it was when read)."""
-        import json
-        import tempfile
-
         if not self.path:
             return
-        tmp = None
-        try:
-            targets = [[t, p, _identity(st)] for t, (p, st) in sorted(binaries.items())]
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(self.path), prefix=".tmp-")
-            with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-                json.dump({"key": self.key, "targets": targets, "rewritten": rewritten.__dict__}, f)
-            os.replace(tmp, self.path)  # atomic: a reader sees the old entry or the new one
+        targets = [[t, p, _identity(st)] for t, (p, st) in sorted(binaries.items())]
+        if write_atomic(self.path, {"key": self.key, "targets": targets, "rewritten": rewritten.__dict__}):
             prune(os.path.dirname(self.path), KEEP)
-        except OSError:
-            if tmp:
-                try:
-                    os.unlink(tmp)
-                except OSError:
-                    pass

@@ -29,6 +29,14 @@ def rewrote(imported):
     return "gobt.rewrite" in imported
 
 
+def cached_once(go_build, tmp_path):
+    """A program, gobt's output for it, and the cache entry that run left."""
+    program = PROGRAM.format(b=go_build("go1.19", "tests/programs/inlined"))
+    good = run(tmp_path, "-e", program)[0]
+    (entry,) = (tmp_path / "gobt" / "programs").iterdir()
+    return program, good, entry
+
+
 def test_warm_run_skips_parse_and_rewrite_and_says_the_same(go_build, tmp_path):
     binary = go_build("go1.19", "tests/programs/inlined")
     script = tmp_path / "add.gbt"
@@ -87,10 +95,7 @@ def test_a_relative_binary_is_resolved_in_each_working_directory(go_build, tmp_p
 
 
 def test_corrupt_entries_are_ignored_and_replaced(go_build, tmp_path):
-    binary = go_build("go1.19", "tests/programs/inlined")
-    program = PROGRAM.format(b=binary)
-    good = run(tmp_path, "-e", program)[0]
-    (entry,) = (tmp_path / "gobt" / "programs").iterdir()
+    program, good, entry = cached_once(go_build, tmp_path)
     for junk in ("{not json", "[]", '{"key": 1}', "", '{"key": null, "targets": [], "rewritten": {}}'):
         entry.write_text(junk)
         out, _, imported = run(tmp_path, "-e", program)
@@ -112,10 +117,7 @@ def test_cache_folders_keep_only_the_most_recently_used(tmp_path):
 
 
 def test_entries_of_the_right_key_but_the_wrong_shape_miss(go_build, tmp_path):
-    binary = go_build("go1.19", "tests/programs/inlined")
-    program = PROGRAM.format(b=binary)
-    good = run(tmp_path, "-e", program)[0]
-    (path,) = (tmp_path / "gobt" / "programs").iterdir()
+    program, good, path = cached_once(go_build, tmp_path)
     entry = json.loads(path.read_text())
     broken = [
         {**entry, "targets": [["x"]]},
@@ -135,10 +137,7 @@ def test_entries_of_the_right_key_but_the_wrong_shape_miss(go_build, tmp_path):
 def test_a_cache_someone_else_can_write_is_not_used(go_build, tmp_path):
     # Root running gobt with a user's XDG_CACHE_HOME (sudo keeps it) must
     # not run a program that user left there.
-    binary = go_build("go1.19", "tests/programs/inlined")
-    program = PROGRAM.format(b=binary)
-    good = run(tmp_path, "-e", program)[0]
-    (entry,) = (tmp_path / "gobt" / "programs").iterdir()
+    program, good, entry = cached_once(go_build, tmp_path)
     planted = json.loads(entry.read_text())
     planted["rewritten"]["program"] = 'BEGIN { system("touch /tmp/gobt-pwned"); }'
     entry.write_text(json.dumps(planted))
