@@ -89,10 +89,12 @@ def _code_fingerprint():
     dirs = [here, *(spec.submodule_search_locations or [] if spec else [])]
     parts = []
     for d in dirs:
-        for name in sorted(os.listdir(d)):
-            if name.endswith((".py", ".lark")):
-                st = os.stat(os.path.join(d, name))
-                parts.append(f"{name}:{st.st_size}:{st.st_mtime_ns}")
+        for sub, folders, names in sorted(os.walk(d)):
+            folders[:] = [f for f in folders if f != "__pycache__"]
+            for name in sorted(names):
+                if name.endswith((".py", ".lark")):
+                    st = os.stat(os.path.join(sub, name))
+                    parts.append(f"{os.path.relpath(os.path.join(sub, name), d)}:{st.st_size}:{st.st_mtime_ns}")
     # The libraries' answers are cached too (capstone's disassembly, lark's
     # parse, pyelftools' DWARF): an upgrade of one must not reuse them. Their
     # packages are found, not imported: the warm path imports none of them.

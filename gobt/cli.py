@@ -7,13 +7,14 @@ emit -> exec); each stage lives in its own module.
 import os
 import sys
 
-from . import __version__, cache
-from .bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace,
+from . import __version__
+from . import cache
+from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace,
                        probe_bpftrace, program_fd, start_probe)
 from .cmdline import parse_argv
 from .errors import GobtError, note
-from .precheck import may_need_gobt, needs_gobt_outside_comments
-from .source import Source
+from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
+from .lang.source import Source
 
 def _gobt_lists(pattern, verbose):
     # goret:/goentry: are gobt's; for uprobe: only -lv, whose param list
@@ -186,7 +187,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     the script turns out to need nothing of gobt."""
     from . import errors
     from .programcache import Rewritten
-    from .script import parse
+    from .lang.script import parse
 
     bpftrace_facts = start_probe(bpftrace)
     try:
@@ -204,7 +205,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
 
     # Only now the modules that read binaries: a plain bpftrace script
     # never pays for them.
-    from .rewrite import Context, rewrite
+    from .rewrite.probes import Context, rewrite
 
     first_message = len(errors.printed)
     found = bpftrace_facts()

@@ -7,7 +7,7 @@ untouched. bpftrace parses with GNU getopt, which permutes: options may
 follow the script file (`gobt script.gbt -p 42`), and `--` ends them.
 """
 
-from .bpftrace import DEBUG_STAGES, LONG_ALIASES, VALUE_OPTIONS
+from .run.bpftrace import DEBUG_STAGES, LONG_ALIASES, VALUE_OPTIONS
 from .errors import GobtError
 
 GOBT_FLAGS = {"--emit", "--no-cache"}

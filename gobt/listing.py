@@ -8,12 +8,12 @@
         ~r1   string  RCX,RDI at return
 """
 
-from .abi import assign, describe
-from .disasm import analyze, tail_call_target
+from .abi.assign import assign, describe
+from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
-from .rewrite import Context, check_params_complete, functions
-from .script import attach_point
-from .source import Source
+from .rewrite.probes import Context, check_params_complete, functions
+from .lang.script import attach_point
+from .lang.source import Source
 
 def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
     """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary."""

@@ -86,7 +86,7 @@ class ProgramCache:
         import json
 
         from .errors import GobtError
-        from .targets import resolve_binary
+        from .binary.targets import resolve_binary
 
         text = read_trusted(self.path) if self.path else None
         if text is None:

@@ -35,7 +35,7 @@ from elftools.dwarf.dwarf_expr import DWARFExprParser
 import abigen
 import test_dwarf_oracle as oracle
 from conftest import ROOT, gobt, need, no_traceback, write_program
-from gobt.binary import GoBinary
+from gobt.binary.gobinary import GoBinary
 
 # -- a program whose args spill to the arm64 stack ---------------------------
 
@@ -389,7 +389,7 @@ def test_goret_points_are_rets_amd64(go_build, tmp_path):
 
 
 def test_arm64_goret(arm64_programs, tmp_path):
-    from gobt.bpftrace import find_bpftrace, probe_bpftrace
+    from gobt.run.bpftrace import find_bpftrace, probe_bpftrace
 
     try:
         bpftrace = probe_bpftrace(find_bpftrace())

@@ -49,7 +49,7 @@ def test_symbol_with_star_still_fires_at_the_ret(newer_bpftrace, go_build, matri
     # The pitfall is real: the same offset spelled "sym"+off fires at entry,
     # where RAX holds the receiver, not the result.
     (ret,) = objdump_rets(binary, "main.(*T).PtrMethod")
-    from gobt.binary import GoBinary
+    from gobt.binary.gobinary import GoBinary
 
     start = GoBinary(binary).symbols.lookup("main.(*T).PtrMethod").start
     raw = subprocess.run(

@@ -41,7 +41,7 @@ def test_warm_run_gives_the_cold_answer_without_reading_dwarf(go_build, tmp_path
     )
     assert proc.stdout.split() == cold.split()
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
-    assert "gobt.rewrite" in imported
+    assert "gobt.rewrite.probes" in imported
     assert not {m for m in imported if m.startswith(("elftools", "capstone"))}
 
 

@@ -4,7 +4,7 @@ In an optimized Go build, the location list of each formal parameter says
 where the compiler keeps it at each PC. At a function's entry PC (its
 low_pc) that is where the caller put it: the ABI. So, for every function of
 a large real binary (Go's own cmd/go, ~15k functions), what each arg's
-location list says at low_pc must equal what gobt.abi.assign predicts from
+location list says at low_pc must equal what gobt.abi.assign.assign predicts from
 gobt's reading of the DWARF. The location lists are the Go compiler's,
 which knows nothing of gobt: an independent oracle. Three binaries: Go 1.19
 amd64 (DWARF 4, .debug_loc), the newest Go amd64 and the newest Go arm64
@@ -17,7 +17,7 @@ What is compared:
     empty, are skipped; so are zero-size values (nothing to read).
 
 The prediction is gobt's own code end to end, through its public API:
-DwarfReader.subprogram(fn) for each function symbol, then gobt.abi.assign.
+DwarfReader.subprogram(fn) for each function symbol, then gobt.abi.assign.assign.
 test_gobt_reads_every_subprogram checks that reading (does it find the
 function's DIE, are the params the DWARF's) against the test's own; test_gobt_reads_abi0_wrappers_...
 checks, through gobt --emit, the ABI0 wrappers the survey compares with
@@ -44,9 +44,9 @@ from elftools.dwarf.dwarf_expr import DWARFExprParser
 from elftools.dwarf.locationlists import BaseAddressEntry, LocationEntry
 
 from conftest import BUILD_DIR, gobt, need, no_traceback
-from gobt.abi import REGISTER_ABI, assign
-from gobt.binary import GoBinary
-from gobt.dwarf import GoType, Param, Subprogram
+from gobt.abi.assign import REGISTER_ABI, assign
+from gobt.binary.gobinary import GoBinary
+from gobt.binary.dwarf import GoType, Param, Subprogram
 from toolchains import build_package
 
 # name -> (toolchain, GOARCH); each builds Go's own cmd/go, optimized.
@@ -118,7 +118,7 @@ RULES = {
         "the method's name gives (pkg.(*T).M: *pkg.T, pkg.T.M: pkg.T, looked up by name in the "
         "DWARF, any pointer for an unknown *T); then one param of 1, 2 or 3 integer words "
         "(uintptr, string, []uint8) at each position. Applies only if with the guess put back "
-        "EVERY arg of the function agrees with gobt.abi.assign. This documents a gap in the "
+        "EVERY arg of the function agrees with gobt.abi.assign.assign. This documents a gap in the "
         "DWARF, not a gobt success: gobt reads these functions' args from the wrong places."),
     "spill-slot": (
         "A register arg that the code never keeps in its register gets one location for the "
@@ -175,7 +175,7 @@ def _scalar_parts(t, base=0):
 
     Go's DW_OP_piece lists describe these parts one by one and skip padding
     (struct {bool; int} is "piece 1, piece 8", not "1, 7, 8"), so piece N is
-    part N. Written here from the types, independently of gobt.abi.
+    part N. Written here from the types, independently of gobt.abi.assign.
     """
     if t.size == 0:
         return []
@@ -578,7 +578,7 @@ def _judge_abi0(s, fn, sub, observed):
     # ABI0 wrappers, the linker's .abi0 symbols through which assembly calls
     # a Go function, take everything on the stack as before the register
     # ABI, and their DWARF (named like the wrapped function) says so.
-    # gobt.abi.assign with a pre-1.17 version gives that layout.
+    # gobt.abi.assign.assign with a pre-1.17 version gives that layout.
     locations = assign(sub, s.arch, (1, 16))
     for o in observed:
         loc = locations[False, o.param.index]

@@ -10,8 +10,8 @@ run here.
 
 import pytest
 
-from gobt.binary import GoBinary
-from gobt.disasm import analyze
+from gobt.binary.gobinary import GoBinary
+from gobt.binary.disasm import analyze
 from gobt.errors import GobtError
 
 

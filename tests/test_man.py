@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from conftest import need
-from gobt import cmdline, script
+from gobt import cmdline
+from gobt.lang import script
 from toolchains import ROOT
 
 # Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).

@@ -34,8 +34,8 @@ def test_script_round_trips_byte_identical(path):
 def test_full_parse_finds_nothing_to_rewrite(path):
     # The cheap pre-check may let a script through to the parser; the
     # parser must then agree that there is nothing to do.
-    from gobt.script import parse
-    from gobt.source import Source
+    from gobt.lang.script import parse
+    from gobt.lang.source import Source
 
     with open(path) as f:
         script = parse(Source(f.read(), path))

@@ -26,7 +26,7 @@ def run(cache_home, *args, cwd=None):
 
 
 def rewrote(imported):
-    return "gobt.rewrite" in imported
+    return "gobt.rewrite.probes" in imported
 
 
 def cached_once(go_build, tmp_path):
@@ -48,7 +48,7 @@ def test_warm_run_skips_parse_and_rewrite_and_says_the_same(go_build, tmp_path):
     assert warm == cold and warm_said == cold_said
     assert not rewrote(imported)
     assert not {m for m in imported if m.split(".")[0] in ("lark", "elftools", "capstone", "click", "dataclasses")}
-    assert "gobt.script" not in imported
+    assert "gobt.lang.script" not in imported
     # --no-cache neither reads nor needs the entry.
     again, _, imported = run(tmp_path, "--no-cache", str(script))
     assert again == cold and rewrote(imported)

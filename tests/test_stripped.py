@@ -13,8 +13,8 @@ GOS = ["go1.15", "go1.19", "newest"]
 def test_pclntab_agrees_with_symtab(go, go_build):
     # The same build read both ways: every Go function .symtab names must be
     # found by name at the same address in .gopclntab.
-    from gobt.binary import GoBinary
-    from gobt.pclntab import PclnSymbols
+    from gobt.binary.gobinary import GoBinary
+    from gobt.binary.pclntab import PclnSymbols
 
     binary = GoBinary(go_build(go, "tests/programs/multiret"))
     pcln = PclnSymbols(binary._section_bytes(".gopclntab"), binary._sections[".text"][1], binary.path)
@@ -33,7 +33,7 @@ def test_pclntab_agrees_with_symtab(go, go_build):
 @pytest.mark.parametrize("go", GOS)
 def test_goret_and_goentry_on_stripped_binary(go, go_build, bpf):
     binary = go_build(go, "tests/programs/multiret", ldflags="-s -w", tag="-stripped")
-    from gobt.binary import GoBinary
+    from gobt.binary.gobinary import GoBinary
 
     assert GoBinary(binary).stripped
     program = (

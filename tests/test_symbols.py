@@ -2,8 +2,8 @@
 
 import pytest
 
-from gobt.binary import GoBinary
-from gobt.symbols import is_wildcard, pattern_regex
+from gobt.binary.gobinary import GoBinary
+from gobt.binary.symbols import is_wildcard, pattern_regex
 
 # Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).
 pytestmark = pytest.mark.bpftrace_independent

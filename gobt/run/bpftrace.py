@@ -16,8 +16,8 @@ import os
 import re
 import shutil
 
-from .cache import cache_dir, read_trusted, write_atomic
-from .errors import GobtError
+from ..cache import cache_dir, read_trusted, write_atomic
+from ..errors import GobtError
 
 # bpftrace's options that take a value, across releases; the rest are flags.
 # gobt must know them to find the program among the arguments.

@@ -11,7 +11,7 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from .errors import GobtError
+from ..errors import GobtError
 
 GOBT_PROVIDERS = {"goret", "goentry"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
@@ -114,7 +114,7 @@ def _get_parser():
     if _parser is None:
         import lark
 
-        from .cache import cache_dir, is_trusted_file
+        from ..cache import cache_dir, is_trusted_file
 
         grammar = _grammar_path()
         kwargs = dict(parser="lalr", lexer="contextual", propagate_positions=True)

@@ -8,7 +8,7 @@ algorithm below is the same for all of them.
 
 from dataclasses import dataclass
 
-from .errors import GobtError
+from ..errors import GobtError
 
 
 @dataclass(frozen=True)

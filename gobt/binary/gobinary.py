@@ -15,7 +15,7 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 
-from .errors import GobtError
+from ..errors import GobtError
 from .symbols import is_wildcard, pattern_regex
 
 EM_X86_64 = 62
@@ -288,8 +288,8 @@ class GoBinary:
 
     @cached_property
     def cache(self):
-        from . import __version__
-        from .cache import BinaryCache, code_fingerprint
+        from .. import __version__
+        from ..cache import BinaryCache, code_fingerprint
 
         st = self.stat
         identity = (f"gobt {__version__} {code_fingerprint()}|{self.build_id}|"
@@ -338,7 +338,7 @@ class GoBinary:
     @cached_property
     def goroutine(self):
         """bpftrace expressions for this binary's goid and call depth."""
-        from .goroutine import GoroutineExprs, goroutine_exprs
+        from ..rewrite.goroutine import GoroutineExprs, goroutine_exprs
 
         row = self.cache.get("goroutine", "g")
         if row is not None:
@@ -361,7 +361,7 @@ class GoBinary:
     @cached_property
     def register_abi(self):
         """The register ABI table this binary uses, or None for the stack ABI."""
-        from .abi import REGISTER_ABI, uses_register_abi
+        from ..abi.assign import REGISTER_ABI, uses_register_abi
 
         return REGISTER_ABI[self.arch] if uses_register_abi(self.arch, self.go_version_tuple) else None
 

@@ -2,7 +2,7 @@
 
 import bisect
 
-from .errors import Location
+from ..errors import Location
 
 
 class Source:

@@ -11,8 +11,8 @@ str(ptr, len) for strings. What cannot be read correctly is an error.
 import re
 from dataclasses import dataclass
 
-from .dwarf import ADDRESS_KINDS
-from .errors import GobtError
+from ..binary.dwarf import ADDRESS_KINDS
+from ..errors import GobtError
 
 _HEAD = re.compile(r"\.?[A-Za-z_~][\w~]*")
 _FIELD = re.compile(r"\.\s*([A-Za-z_]\w*)")

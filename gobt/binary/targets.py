@@ -7,7 +7,7 @@ Kept apart from rewrite.py, which imports the binary readers: the warm path
 import os
 import shutil
 
-from .errors import GobtError
+from ..errors import GobtError
 
 
 def resolve_binary(target, pid):

@@ -10,7 +10,7 @@ this reads the function table of each and offers the same lookups as the
 import re
 import struct
 
-from .errors import GobtError
+from ..errors import GobtError
 from .symbols import is_wildcard, pattern_regex
 
 # magic -> layout. "words" are pointer-sized header fields after the
@@ -159,7 +159,7 @@ class PclnSymbols:
     # -- SymbolTable's interface -------------------------------------------
 
     def _make(self, row):
-        from .binary import Function
+        from .gobinary import Function
 
         return Function(*row)
 

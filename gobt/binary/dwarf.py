@@ -12,7 +12,7 @@ import struct
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from .errors import GobtError
+from ..errors import GobtError
 
 DW_AT_GO_KIND = 0x2900
 ADDRESS_MASK = (1 << 64) - 1

@@ -10,14 +10,14 @@ import contextlib
 import difflib
 from dataclasses import dataclass
 
-from .abi import arg_width, assign
-from .binary import GoBinary
-from .disasm import analyze, is_instruction_boundary, tail_call_target
-from .errors import GobtError, warn
+from ..abi.assign import arg_width, assign
+from ..binary.gobinary import GoBinary
+from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
+from ..errors import GobtError, warn
 from .goarg import GoargResolver
-from .script import BPFTRACE_UNQUOTED
-from .symbols import is_wildcard
-from .targets import resolve_binary
+from ..lang.script import BPFTRACE_UNQUOTED
+from ..binary.symbols import is_wildcard
+from ..binary.targets import resolve_binary
 
 
 @dataclass

@@ -112,7 +112,7 @@ def _disassemble(binary, fn):
                 out.tail_calls.append((address - fn.start, target))
     rest = bytes(code[covered:])
     if rest and rest.strip(b"".join(facts["padding"])) and not _data_after_code(insns, covered, furthest_target, facts):
-        from .errors import GobtError
+        from ..errors import GobtError
 
         raise GobtError(
             f"{fn.name}: disassembly stopped at +0x{covered:x} of 0x{fn.size:x} bytes; "

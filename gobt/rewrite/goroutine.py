@@ -14,7 +14,7 @@ binary's DWARF, never from a table.
 
 from dataclasses import dataclass
 
-from .errors import GobtError
+from ..errors import GobtError
 
 # Where the current goroutine's g is, per ABI. With the register ABI a
 # register holds it; before, Go kept it in thread-local storage, which on
@@ -45,7 +45,7 @@ class GoroutineExprs:
 
 
 def goroutine_exprs(binary):
-    from .rewrite import require_go
+    from .probes import require_go
 
     require_go(binary, "goid and goelapsed read Go's runtime.g")
     abi = "register" if binary.register_abi else "stack"

@@ -1,0 +1,5 @@
+"""Emit and exec: the installed bpftrace, what it accepts, and handing over.
+
+What a bpftrace can do (version, bfd, probe limits, attach forms), the
+program handed to it (a memfd or -e), and the exec itself (bpftrace).
+"""
