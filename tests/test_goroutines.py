@@ -103,8 +103,9 @@ def test_goid_is_the_goroutines_own(go, go_build, bpf, tmp_path, toolchains):
 def test_go123_keeps_goid_at_its_own_offset(go_build, toolchains):
     # The reason 1.23 is in the list above: runtime.g.goid moved there.
     from gobt.binary.gobinary import GoBinary
+    from gobt.rewrite.goroutine import goroutine_of
 
-    offsets = {go: GoBinary(go_build(go, PROGRAM)).goroutine.goid_offset for go in ("go1.19", "go1.23")}
+    offsets = {go: goroutine_of(GoBinary(go_build(go, PROGRAM))).goid_offset for go in ("go1.19", "go1.23")}
     assert offsets["go1.23"] != offsets["go1.19"], offsets
 
 

@@ -4,7 +4,7 @@ import struct
 
 import pytest
 
-from gobt.binary.gobinary import STT_FUNC, SymbolTable
+from gobt.binary.symtab import STT_FUNC, SymbolTable
 
 # Reads binaries or text only: the same on every bpftrace (scripts/test runs it once).
 pytestmark = pytest.mark.bpftrace_independent

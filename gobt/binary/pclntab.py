@@ -159,7 +159,7 @@ class PclnSymbols:
     # -- SymbolTable's interface -------------------------------------------
 
     def _make(self, row):
-        from .gobinary import Function
+        from .symtab import Function
 
         return Function(*row)
 

@@ -14,6 +14,7 @@ binary's DWARF, never from a table.
 
 from dataclasses import dataclass
 
+from ..binary.gobinary import require_go
 from ..errors import GobtError
 
 # Where the current goroutine's g is, per ABI. With the register ABI a
@@ -44,9 +45,18 @@ class GoroutineExprs:
         return f'(*(uint64 *)uptr({self.g} + {self.stack_hi_offset}) - reg("sp"))'
 
 
-def goroutine_exprs(binary):
-    from .probes import require_go
+def goroutine_of(binary):
+    """bpftrace expressions for this binary's goid and call depth, through
+    the binary's cache."""
+    row = binary.cache.get("goroutine", "g")
+    if row is not None:
+        return GoroutineExprs(*row)
+    found = goroutine_exprs(binary)
+    binary.cache.put("goroutine", "g", [found.g, found.goid_offset, found.stack_hi_offset])
+    return found
 
+
+def goroutine_exprs(binary):
     require_go(binary, "goid and goelapsed read Go's runtime.g")
     abi = "register" if binary.register_abi else "stack"
     g = G_POINTER.get((binary.arch, abi))

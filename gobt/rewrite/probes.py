@@ -11,10 +11,11 @@ import difflib
 from dataclasses import dataclass
 
 from ..abi.assign import arg_width, assign
-from ..binary.gobinary import GoBinary
+from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..errors import GobtError, warn
 from .goarg import GoargResolver
+from .goroutine import goroutine_of
 from ..lang.script import BPFTRACE_UNQUOTED
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
@@ -213,7 +214,7 @@ class _ProbeRewriter:
         if not self.sites:
             raise GobtError(f"{use.kind} needs a probe on a Go function", loc)
         if use.kind == "goid":
-            text = _same_everywhere({s.binary.goroutine.goid for s in self.sites}, "goid", loc)
+            text = _same_everywhere({goroutine_of(s.binary).goid for s in self.sites}, "goid", loc)
         elif use.kind == "goelapsed":
             if not all(s.at == "return" for s in self.sites):
                 raise GobtError("goelapsed is valid only in goret: probes (it is the time since "
@@ -290,7 +291,7 @@ class _ProbeRewriter:
         ctx.maps_used.add("time")
         groups = {}
         for i, site in enumerate(self.sites):
-            g = site.binary.goroutine
+            g = goroutine_of(site.binary)
             stores = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};",
                       f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d] = nsecs;"]
             for slot, kind, entry_exprs in self.captures:
@@ -303,7 +304,7 @@ class _ProbeRewriter:
         ctx.probe_count += sum(len(v) for v in groups.values())
         entry_probes = "".join(f"{', '.join(aps)} {pid}{{ {body} }} " for body, aps in groups.items())
 
-        keys = {s.binary.goroutine for s in self.sites}
+        keys = {goroutine_of(s.binary) for s in self.sites}
         if len(keys) > 1:
             raise GobtError("goelapsed and params in goret need all of the probe's functions in one binary",
                             self.loc(self.probe.span.start))
@@ -354,11 +355,6 @@ def _resolve(site, path, where, is_retval, bpftrace):
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
-
-
-def require_go(binary, why):
-    if binary.go_version is None:
-        raise GobtError(f"{binary.display_path} is not a Go binary (it has no Go build info); {why}")
 
 
 def check_params_complete(binary, fn, sub, loc=None):

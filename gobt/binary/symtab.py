@@ -1,0 +1,140 @@
+"""Function symbols: what a Function is, and .symtab searched in its raw bytes."""
+
+import bisect
+import re
+import struct
+from dataclasses import dataclass
+from functools import cached_property
+
+from .symbols import is_wildcard, pattern_regex
+
+STT_FUNC = 2
+
+
+def _is_code(info, shndx, size):
+    # Zero-size STT_FUNC symbols (runtime.text, runtime.etext) only mark
+    # addresses; they hold no code to probe.
+    return info & 0xF == STT_FUNC and shndx != 0 and size > 0
+
+_ELF64_SYM = struct.Struct("<IBBHQQ")
+
+
+@dataclass(frozen=True)
+class Function:
+    name: str
+    start: int  # virtual address
+    size: int
+
+    @property
+    def end(self):
+        return self.start + self.size
+
+
+class SymbolTable:
+    """Function symbols of .symtab, searched in the raw bytes."""
+
+    def __init__(self, symtab, strtab):
+        self._symtab = symtab
+        self._strtab = strtab
+
+    def _entries_for(self, name_offsets):
+        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if st_name in name_offsets and _is_code(info, shndx, size):
+                yield st_name, value, size
+
+    def _name_at(self, offset):
+        end = self._strtab.index(b"\0", offset)
+        return self._strtab[offset:end].decode("utf-8", "replace")
+
+    def lookup(self, name):
+        """The function called exactly `name`, or None."""
+        return next(iter(self._functions_at(self._starts_of(re.escape(name.encode())))), None)
+
+    def _starts_of(self, regex):
+        """strtab offsets where a name matching regex starts and ends at a NUL.
+
+        Not only after a NUL: GNU ld (external linking, cgo) merges names
+        that are suffixes of others, so main.Foo may be the tail of
+        xmain.Foo's bytes.
+        """
+        return {m.start() for m in re.finditer(b"(?=(?:" + regex + b")\0)", self._strtab)}
+
+    def _functions_at(self, offsets):
+        seen = {}
+        for st_name, value, size in self._entries_for(offsets):
+            name = self._name_at(st_name)
+            seen.setdefault(name, Function(name, value, size))
+        return sorted(seen.values(), key=lambda f: f.start)
+
+    def match(self, pattern):
+        """Functions matching a pattern (symbols.py): the exact name, or else
+        every name its wildcards match."""
+        fn = self.lookup(pattern)
+        if fn is not None or not is_wildcard(pattern):
+            return [fn] if fn else []
+        # Names hold no NUL, so a wildcard never runs across two names.
+        return self._functions_at(self._starts_of(pattern_regex(pattern, any_char="[^\0]").encode()))
+
+    def glob(self, pattern):
+        """Functions bpftrace's own matching finds: every '*' a wildcard."""
+        regex = b"[^\0]*".join(re.escape(part.encode()) for part in pattern.split("*"))
+        return self._functions_at(self._starts_of(regex))
+
+    def address_of(self, name):
+        """The value of the symbol called `name`, of any type, or None."""
+        needle = b"\0" + name.encode() + b"\0"
+        pos = self._strtab.find(needle)
+        if pos == -1:
+            return None
+        for st_name, _info, _other, shndx, value, _size in _ELF64_SYM.iter_unpack(self._symtab):
+            if st_name == pos + 1 and shndx != 0:
+                return value
+        return None
+
+    def all_functions(self):
+        out = []
+        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if _is_code(info, shndx, size):
+                out.append(Function(self._name_at(st_name), value, size))
+        return out
+
+    def at(self, address):
+        """The function that starts at `address`, or None."""
+        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if value == address and _is_code(info, shndx, size):
+                return Function(self._name_at(st_name), value, size)
+        return None
+
+    def lowest_function_address(self):
+        low = None
+        for _n, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+            if _is_code(info, shndx, size) and (low is None or value < low):
+                low = value
+        return low or 0
+
+    def covering(self, address):
+        """Any symbol (of any type) whose range holds `address`."""
+        starts, reach = self._ranges
+        i = bisect.bisect_right(starts, address) - 1
+        if i < 0 or reach[i][0] <= address:
+            return None
+        end, st_name, value = reach[i]
+        return self._name_at(st_name) or f"0x{value:x}"
+
+    @cached_property
+    def _ranges(self):
+        # Sorted starts, and for each, the farthest-reaching symbol among
+        # those starting at or before it: a wildcard checks every RET of
+        # hundreds of functions, which must not rescan .symtab each time.
+        rows = sorted(
+            (value, value + max(size, 1), st_name)
+            for st_name, _info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab)
+            if shndx != 0
+        )
+        starts, reach, best = [], [], (0, 0, 0)
+        for value, end, st_name in rows:
+            if end > best[0]:
+                best = (end, st_name, value)
+            starts.append(value)
+            reach.append(best)
+        return starts, reach
