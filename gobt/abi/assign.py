@@ -1,48 +1,16 @@
-"""Go's calling conventions: per-architecture tables, and one algorithm.
+"""Go's calling conventions: one assignment algorithm for every architecture.
 
 The register ABI (amd64 since Go 1.17, arm64 since 1.18) and the older
 stack ABI, as written in Go's src/cmd/compile/abi-internal.md. The facts
-that differ between architectures are data in REGISTER_ABI; the assignment
-algorithm below is the same for all of them.
+that differ between architectures are data in register_abi.py; the
+algorithm here is the same for all of them.
 """
 
 from dataclasses import dataclass
 
 from ..errors import GobtError
+from .register_abi import REGISTER_ABI, uses_register_abi  # noqa: F401 (re-exported for callers)
 
-
-@dataclass(frozen=True)
-class RegisterABI:
-    arch: str
-    since: tuple  # first Go (major, minor) using it
-    int_regs: tuple  # bpftrace's reg() names, in assignment order
-    int_names: tuple  # the same registers as Go and objdump spell them
-    float_regs: tuple  # names only: BPF cannot read them
-    g_reg: str  # holds the current goroutine's runtime.g
-    pointer_size: int = 8
-    # At function entry and at each RET, the first stack argument slot is
-    # at SP+8: amd64 has the return address at [SP], arm64 the saved LR.
-    first_slot: int = 8
-
-
-REGISTER_ABI = {
-    "amd64": RegisterABI(
-        arch="amd64",
-        since=(1, 17),
-        int_regs=("ax", "bx", "cx", "di", "si", "r8", "r9", "r10", "r11"),
-        int_names=("RAX", "RBX", "RCX", "RDI", "RSI", "R8", "R9", "R10", "R11"),
-        float_regs=tuple(f"X{i}" for i in range(15)),
-        g_reg="r14",
-    ),
-    "arm64": RegisterABI(
-        arch="arm64",
-        since=(1, 18),
-        int_regs=tuple(f"r{i}" for i in range(16)),
-        int_names=tuple(f"R{i}" for i in range(16)),
-        float_regs=tuple(f"F{i}" for i in range(16)),
-        g_reg="r28",
-    ),
-}
 
 # Kinds that take one integer register, by the ABI's rules.
 _WORD_KINDS = {"bool", "int", "uint", "uintptr", "pointer", "map", "chan", "func", "unsafe.Pointer"}
@@ -69,11 +37,6 @@ class Location:
     @property
     def in_registers(self):
         return self.leaves is not None
-
-
-def uses_register_abi(arch, go_version):
-    abi = REGISTER_ABI.get(arch)
-    return abi is not None and go_version is not None and go_version >= abi.since
 
 
 def _align(n, a):

@@ -219,7 +219,7 @@ class GoBinary:
     @cached_property
     def register_abi(self):
         """The register ABI table this binary uses, or None for the stack ABI."""
-        from ..abi.assign import REGISTER_ABI, uses_register_abi
+        from ..abi.register_abi import REGISTER_ABI, uses_register_abi
 
         return REGISTER_ABI[self.arch] if uses_register_abi(self.arch, self.go_version_tuple) else None
 
