@@ -98,9 +98,15 @@ def matrix_src():
     return write_program("abimatrix", {"main.go": abigen.go_source(), "go.mod": "module abimatrix\n\ngo 1.15\n"})
 
 
+# The gobt command the tests run: GOBT_TEST_GOBT if set (scripts/test sets
+# the installed /usr/local/bin/gobt, so CI tests what `sudo ./scripts/setup`
+# installed), else this interpreter's `-m gobt` (pytest run by hand).
+GOBT_CMD = [os.environ["GOBT_TEST_GOBT"]] if os.environ.get("GOBT_TEST_GOBT") else [sys.executable, "-m", "gobt"]
+
+
 def gobt(*args, timeout=120, input=None, env=None, cwd=None):
     """Run gobt as a user would, and return the CompletedProcess."""
-    cmd = [sys.executable, "-m", "gobt", *args]
+    cmd = [*GOBT_CMD, *args]
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, input=input,
         env={**os.environ, **(env or {})}, cwd=cwd,
