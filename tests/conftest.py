@@ -6,7 +6,6 @@ set by .ci/run) a missing requirement fails the test instead, so CI can
 never pass by skipping the tests that matter.
 """
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -15,7 +14,7 @@ import sys
 import pytest
 
 import abigen
-from toolchains import CACHE, ROOT, build, chroot_bpftrace, find_toolchains
+from toolchains import CACHE, ROOT, TRIXIE_BPFTRACE, build, find_toolchains
 
 REQUIRE_E2E = os.environ.get("GOBT_REQUIRE_E2E") == "1"
 BUILD_DIR = os.path.join(CACHE, "builds")
@@ -35,7 +34,8 @@ def toolchains():
 
 
 # GOBT_TEST_BPFTRACE=trixie runs the whole suite against Debian trixie's
-# bpftrace 0.23 (bfd, uprobe_multi) in its chroot instead of the host's.
+# bpftrace 0.23 (bfd, uprobe_multi), which scripts/setup installs in a
+# private prefix (toolchains.TRIXIE_BPFTRACE), instead of the host's.
 ON_TRIXIE = os.environ.get("GOBT_TEST_BPFTRACE") == "trixie"
 # A hand-written str(ptr, len) reads len - 1 bytes on bpftrace >= 0.23,
 # which counts the NUL in the size (goarg takes care of it by itself).
@@ -43,7 +43,7 @@ STR_LEN_EXTRA = " + 1" if ON_TRIXIE else ""
 
 
 @pytest.fixture(scope="session")
-def bpf(tmp_path_factory):
+def bpf():
     """Real bpftrace with the rights to attach probes (gobt runs the same one)."""
     need(os.geteuid() == 0, "end-to-end tests need root")
     need(shutil.which("bpftrace") is not None, "bpftrace is not installed")
@@ -51,11 +51,9 @@ def bpf(tmp_path_factory):
     if os.path.isdir(tracing) and not os.listdir(tracing):
         subprocess.run(["mount", "-t", "tracefs", "nodev", tracing], check=False)
     if not ON_TRIXIE:
-        yield shutil.which("bpftrace")
-        return
-    with trixie_bpftrace(tmp_path_factory) as wrapper:
-        os.environ["GOBT_BPFTRACE"] = wrapper
-        yield wrapper
+        return shutil.which("bpftrace")
+    os.environ["GOBT_BPFTRACE"] = trixie_bpftrace()
+    return os.environ["GOBT_BPFTRACE"]
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -98,9 +96,15 @@ def matrix_src():
     return write_program("abimatrix", {"main.go": abigen.go_source(), "go.mod": "module abimatrix\n\ngo 1.15\n"})
 
 
+# The gobt command the tests run: GOBT_TEST_GOBT if set (scripts/test sets
+# the installed /usr/local/bin/gobt, so CI tests what `sudo ./scripts/setup`
+# installed), else this interpreter's `-m gobt` (pytest run by hand).
+GOBT_CMD = [os.environ["GOBT_TEST_GOBT"]] if os.environ.get("GOBT_TEST_GOBT") else [sys.executable, "-m", "gobt"]
+
+
 def gobt(*args, timeout=120, input=None, env=None, cwd=None):
     """Run gobt as a user would, and return the CompletedProcess."""
-    cmd = [sys.executable, "-m", "gobt", *args]
+    cmd = [*GOBT_CMD, *args]
     return subprocess.run(
         cmd, capture_output=True, text=True, timeout=timeout, input=input,
         env={**os.environ, **(env or {})}, cwd=cwd,
@@ -113,21 +117,12 @@ def no_traceback(proc):
 
 
 @pytest.fixture(scope="session")
-def newer_bpftrace(bpf, tmp_path_factory):
-    """Debian trixie's bpftrace (0.23: bfd, uprobe_multi), run in its chroot."""
-    if ON_TRIXIE:
-        yield bpf
-        return
-    with trixie_bpftrace(tmp_path_factory) as wrapper:
-        yield wrapper
+def newer_bpftrace(bpf):
+    """Debian trixie's bpftrace (0.23: bfd, uprobe_multi), whatever the pass."""
+    return trixie_bpftrace()
 
 
-@contextlib.contextmanager
-def trixie_bpftrace(tmp_path_factory):
-    """trixie's bpftrace 0.23, run in its chroot (toolchains.chroot_bpftrace)."""
-    root = os.path.join(CACHE, "trixie")
-    need(os.access(os.path.join(root, "usr/bin/bpftrace"), os.X_OK),
-         "the trixie chroot with bpftrace is missing (run scripts/setup)")
-    os.makedirs(BUILD_DIR, exist_ok=True)
-    with chroot_bpftrace(str(tmp_path_factory.mktemp("bpftrace-trixie")), [BUILD_DIR, ROOT]) as wrapper:
-        yield wrapper
+def trixie_bpftrace():
+    """The launcher of trixie's bpftrace 0.23 that scripts/setup installs."""
+    need(os.access(TRIXIE_BPFTRACE, os.X_OK), f"{TRIXIE_BPFTRACE} is missing (run scripts/setup)")
+    return TRIXIE_BPFTRACE

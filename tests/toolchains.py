@@ -151,41 +151,19 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
     return out
 
 
-TRIXIE = os.path.join(CACHE, "trixie")
+# Debian trixie's bpftrace 0.23 (bfd, uprobe_multi), which scripts/setup
+# installs with its own libraries in a private prefix: a launcher script
+# that runs on this host with the host's paths (no chroot, no mounts).
+TRIXIE_BPFTRACE = "/usr/local/lib/gobt/bpftrace-0.23/bin/bpftrace"
+# bench/bench.py's names: TRIXIE exists when setup installed it, and
+# chroot_bpftrace() is now only that launcher.
+TRIXIE = TRIXIE_BPFTRACE
 
 
 @contextlib.contextmanager
-def chroot_bpftrace(wrapper_dir, paths):
-    """A wrapper script that runs Debian trixie's bpftrace (0.23: bfd,
-    uprobe_multi) in its chroot, which scripts/setup makes.
-
-    The chroot sees this machine's /proc, /sys, /dev and /tmp, and each of
-    `paths` bind-mounted at the same place, so the programs gobt emits name
-    files that exist inside too. Everything is unmounted on the way out.
-    """
-    if not os.access(os.path.join(TRIXIE, "usr/bin/bpftrace"), os.X_OK):
-        raise FileNotFoundError(f"no bpftrace in {TRIXIE}: run scripts/setup")
-    mounted = []
-
-    def mount(args, target):
-        os.makedirs(target, exist_ok=True)
-        subprocess.run(["mount", *args, target], check=True)
-        mounted.append(target)
-
-    try:
-        mount(["-t", "proc", "proc"], TRIXIE + "/proc")
-        mount(["--rbind", "/sys"], TRIXIE + "/sys")
-        mount(["--rbind", "/dev"], TRIXIE + "/dev")
-        mount(["--bind", "/tmp"], TRIXIE + "/tmp")
-        for path in paths:
-            mount(["--bind", path], TRIXIE + path)
-        wrapper = os.path.join(wrapper_dir, "bpftrace")
-        # chroot starts in /: go back to the caller's directory, so relative
-        # paths (-c ./app, goret:./app:...) mean the same inside.
-        with open(wrapper, "w") as f:
-            f.write(f'#!/bin/sh\nexec chroot {TRIXIE} /bin/sh -c \'cd "$0" && exec /usr/bin/bpftrace "$@"\' "$PWD" "$@"\n')
-        os.chmod(wrapper, 0o755)
-        yield wrapper
-    finally:
-        for target in reversed(mounted):
-            subprocess.run(["umount", "-R", "-l", target], check=False)
+def chroot_bpftrace(wrapper_dir=None, paths=()):
+    """trixie's bpftrace (kept for bench/bench.py): the launcher itself,
+    which sees every path as it is, so there is nothing to mount."""
+    if not os.access(TRIXIE_BPFTRACE, os.X_OK):
+        raise FileNotFoundError(f"no {TRIXIE_BPFTRACE}: run scripts/setup")
+    yield TRIXIE_BPFTRACE
