@@ -35,7 +35,7 @@ import tempfile
 import time
 
 from attach import bench_attach
-from common import (RESULTS, ROOT, T0, TRIXIE, _loadavg, bpftrace_facts, build_targets, die, find_gobt,
+from common import (RESULTS, ROOT, T0, TRIXIE_BPFTRACE, _loadavg, bpftrace_facts, build_targets, die, find_gobt,
                     find_toolchains, gobt_source_hash, log, machine_facts, second_bpftrace)
 from percall import bench_overhead
 from profiling import bench_profile
@@ -52,9 +52,9 @@ def main(argv=None):
     ap.add_argument("--gobt", help="the gobt to measure (default: gobt on PATH, or $GOBT)")
     ap.add_argument("--bpftrace", default=os.environ.get("GOBT_BPFTRACE") or "bpftrace",
                     help="the bpftrace to measure against (default: bpftrace on PATH, or $GOBT_BPFTRACE)")
-    ap.add_argument("--second-bpftrace", default="trixie" if os.path.exists(TRIXIE) else "none",
+    ap.add_argument("--second-bpftrace", default="trixie" if os.path.exists(TRIXIE_BPFTRACE) else "none",
                     help="a second bpftrace for the emit and attach/detach sections: a path, 'trixie' (Debian "
-                         "trixie's 0.23 in the chroot scripts/setup makes; the default when it exists) or 'none'")
+                         "trixie's 0.23 that scripts/setup installs; the default when it exists) or 'none'")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile / importtime run")
     ap.add_argument("--build-only", action="store_true", help="build (and check) the targets, then stop")
     args = ap.parse_args(argv)

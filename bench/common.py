@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, HERE)
 
 import genbig  # noqa: E402
-from toolchains import CACHE, TRIXIE, build, build_package, chroot_bpftrace, find_toolchains  # noqa: E402,F401
+from toolchains import CACHE, TRIXIE_BPFTRACE, build, build_package, find_toolchains  # noqa: E402,F401
 
 BENCH_CACHE = os.path.join(CACHE, "bench")
 RESULTS = os.path.join(HERE, "results")
@@ -420,12 +420,13 @@ def memoized_bpftrace(memo, bpftrace, program, tmp, label):
 
 
 def second_bpftrace(choice, stack, tmp):
-    """The second bpftrace's path (a chroot wrapper for 'trixie'), or None."""
+    """The second bpftrace's path (trixie's launcher for 'trixie'), or None."""
     if choice == "none":
         return None
     if choice == "trixie":
-        # The chroot must see the bench's binaries and temp files at the same paths.
-        return stack.enter_context(chroot_bpftrace(tempfile.mkdtemp(dir=tmp), [BENCH_CACHE]))
+        if not os.access(TRIXIE_BPFTRACE, os.X_OK):
+            die(f"no {TRIXIE_BPFTRACE}: run scripts/setup, or pass --second-bpftrace none")
+        return TRIXIE_BPFTRACE
     path = shutil.which(choice)
     if not path:
         die(f"cannot find the second bpftrace ({choice})")

@@ -6,7 +6,6 @@ Go 1.15 from Debian bullseye. Builds are cached there too, keyed by the
 toolchain, the flags and the source, so a second run builds nothing.
 """
 
-import contextlib
 import glob
 import hashlib
 import os
@@ -155,15 +154,3 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
 # installs with its own libraries in a private prefix: a launcher script
 # that runs on this host with the host's paths (no chroot, no mounts).
 TRIXIE_BPFTRACE = "/usr/local/lib/gobt/bpftrace-0.23/bin/bpftrace"
-# bench/bench.py's names: TRIXIE exists when setup installed it, and
-# chroot_bpftrace() is now only that launcher.
-TRIXIE = TRIXIE_BPFTRACE
-
-
-@contextlib.contextmanager
-def chroot_bpftrace(wrapper_dir=None, paths=()):
-    """trixie's bpftrace (kept for bench/bench.py): the launcher itself,
-    which sees every path as it is, so there is nothing to mount."""
-    if not os.access(TRIXIE_BPFTRACE, os.X_OK):
-        raise FileNotFoundError(f"no {TRIXIE_BPFTRACE}: run scripts/setup")
-    yield TRIXIE_BPFTRACE
