@@ -9,10 +9,11 @@ import sys
 
 from . import __version__
 from . import cache
-from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, exec_bpftrace, find_bpftrace,
+from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, capable_fallback,
+                           chosen_explicitly, exec_bpftrace, find_bpftrace, unreachable_hints,
                        probe_bpftrace, program_fd, start_probe)
 from .cmdline import parse_argv
-from .errors import GobtError, note
+from .errors import GobtError, UnreachableOffset, note
 from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
 from .lang.source import Source
 
@@ -57,6 +58,12 @@ def main():
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # `gobt -l ... | head`: end as bpftrace does, by SIGPIPE, quietly.
+        import signal
+
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGPIPE)
     except Exception as e:  # a bug in gobt, not the user's mistake
         if os.environ.get("GOBT_DEBUG"):
             raise
@@ -98,7 +105,7 @@ def run(argv):
 
     from .programcache import ProgramCache
 
-    cache_entry = ProgramCache(source, bpftrace, inv.pid)
+    cache_entry = ProgramCache(source, bpftrace, inv.pid, chosen_explicitly(inv.bpftrace))
     done = cache_entry.load()
     if done is not None:
         done.say_again()
@@ -132,7 +139,8 @@ def run(argv):
         fd = program_fd(program, source.filename)
         args.append(f"/proc/self/fd/{fd}")
     # `--` keeps positional params that look like options (-5) params.
-    exec_bpftrace([bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
+    # done.bpftrace: gobt's own capable bpftrace, when the program needed it.
+    exec_bpftrace([done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
 
 
 def _list(inv, bpftrace):
@@ -146,7 +154,8 @@ def _list(inv, bpftrace):
     from .programcache import ProgramCache, Rewritten
 
     pattern = inv.positional[0]
-    cache_entry = ProgramCache(Source(pattern, "-lv" if inv.verbose else "-l"), bpftrace, inv.pid)
+    cache_entry = ProgramCache(Source(pattern, "-lv" if inv.verbose else "-l"), bpftrace, inv.pid,
+                               chosen_explicitly(inv.bpftrace))
     done = cache_entry.load()
     if done is not None:
         done.say_again()
@@ -162,7 +171,8 @@ def _list(inv, bpftrace):
 
     first_message = len(errors.printed)
     found = probe_bpftrace(bpftrace)
-    listed, ctx = list_probes(pattern, inv.verbose, found, pid=inv.pid, out=out)
+    listed, ctx = list_probes(pattern, inv.verbose, found, pid=inv.pid, out=out,
+                              bpftrace_chosen=chosen_explicitly(inv.bpftrace))
     ctx.save_caches()
     if listed:
         cache_entry.store(Rewritten("".join(lines), "", 0, [], errors.printed[first_message:], found.version_text,
@@ -209,13 +219,35 @@ def _rewrite(inv, source, bpftrace, cache_entry):
 
     first_message = len(errors.printed)
     found = bpftrace_facts()
-    ctx = Context(found, pid=inv.pid)
-    program = rewrite(script, ctx)
+    try:
+        with errors.held(dropped_on=UnreachableOffset):  # a second rewrite says them again
+            other = not chosen_explicitly(inv.bpftrace) and capable_fallback(found.path) is not None
+            ctx = Context(found, pid=inv.pid, other_bpftrace_can=other)
+            program = rewrite(script, ctx)
+    except UnreachableOffset as e:
+        found = _capable_instead(inv, found, e)
+        ctx = Context(found, pid=inv.pid)
+        program = rewrite(script, ctx)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
-                     errors.printed[first_message:], found.version_text, found.max_probes)
+                     errors.printed[first_message:], found.version_text, found.max_probes, found.path)
     cache_entry.store(done, ctx.binaries_read())
     return done
+
+
+def _capable_instead(inv, found, unreachable):
+    """The bpftrace to use when `found` cannot attach a proved offset:
+    gobt's own 0.23, unless the user chose the bpftrace."""
+    fallback = None if chosen_explicitly(inv.bpftrace) else capable_fallback(found.path)
+    if fallback is None:
+        hints = unreachable.hints + unreachable_hints()
+        if chosen_explicitly(inv.bpftrace):
+            hints.insert(len(unreachable.hints), f"  (gobt keeps the bpftrace you chose: {found.path})")
+        raise GobtError(unreachable.message, unreachable.location, hints)
+    capable = probe_bpftrace(fallback)
+    note(f"using bpftrace {capable.version_text} ({fallback}): bpftrace {found.version_text} without bfd "
+         "cannot attach inside big binaries' text")
+    return capable
 
 
 def check_probe_count(done):

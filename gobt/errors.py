@@ -39,13 +39,46 @@ class GobtError(Exception):
         return "\n".join(lines)
 
 
+class UnreachableOffset(GobtError):
+    """A probe offset the chosen bpftrace cannot attach at, though gobt
+    proved it: another bpftrace may take it (cli picks one)."""
+
+
 # Every warning and note printed, in order: the warm path replays them.
 printed = []
 
 
+# While a rewrite may be thrown away and done again (with another bpftrace),
+# its lines wait here instead of reaching stderr twice.
+_held = None
+
+
 def _say(line):
+    if _held is not None:
+        _held.append(line)
+        return
     printed.append(line)
     print(line, file=sys.stderr)
+
+
+class held:
+    """Hold the lines said inside; print them on the way out, unless it
+    is by an exception of type `dropped_on` (the work is done again)."""
+
+    def __init__(self, dropped_on=()):
+        self.dropped_on = dropped_on
+
+    def __enter__(self):
+        global _held
+        self._outer, _held = _held, []
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        global _held
+        lines, _held = _held, self._outer
+        if not (exc_type is not None and issubclass(exc_type, self.dropped_on)):
+            for line in lines:
+                _say(line)
 
 
 def warn(message, location=None):

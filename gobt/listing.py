@@ -11,11 +11,12 @@
 from .abi.assign import assign, describe
 from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
-from .rewrite.probes import Context, check_params_complete, functions
+from .rewrite.probes import Context, check_params_complete, functions, offset_covered
+from .run.bpftrace import capable_fallback
 from .lang.script import attach_point
 from .lang.source import Source
 
-def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
+def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen=False):
     """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary."""
     source = Source(pattern, "-l")
     ap = attach_point(pattern, 0, source)
@@ -41,6 +42,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
             note = f"no RET: tail call to {tail_call_target(binary, found)}"
         else:
             note = "no RET: never returns"
+        note += _reach(binary, fn, found, provider, bpftrace, bpftrace_chosen)
         if verbose:
             inlined = binary.inlined_call_sites(fn)
             if inlined:
@@ -50,6 +52,25 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print):
             for line in _params(binary, fn):
                 out("    " + line)
     return True, ctx
+
+
+def _reach(binary, fn, code, provider, bt, bpftrace_chosen):
+    """A mark when the bpftrace at hand cannot attach where this probe goes."""
+    if bt.attach_form != "file_offset":
+        return ""
+    if provider == "goret":
+        offsets = code.ret_offsets
+    elif provider == "goentry":
+        offsets = [code.entry_offset]
+    else:
+        # By name at the entry, where bpftrace can read names.
+        offsets = [0] if binary.stripped else []
+    if not any(offset_covered(binary, binary.file_offset(fn.start + off)) for off in offsets):
+        return ""
+    fallback = None if bpftrace_chosen else capable_fallback(bt.path)
+    if fallback:
+        return f"  [bpftrace {bt.version_text} cannot reach it: gobt runs {fallback}]"
+    return f"  [unreachable: bpftrace {bt.version_text} without bfd; see CAVEATS in gobt(1)]"
 
 
 def _params(binary, fn):

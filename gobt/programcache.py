@@ -30,7 +30,7 @@ KEEP = 256  # programs: every edit of a script makes one
 
 class Rewritten:
     def __init__(self, program, needs_unsafe, probe_count, unsafe_used, messages, bpftrace_version,
-                 max_probes):
+                 max_probes, bpftrace=None):
         self.program = program
         self.needs_unsafe = needs_unsafe  # why the probes need --unsafe, or ""
         self.probe_count = probe_count
@@ -39,6 +39,7 @@ class Rewritten:
         # What the probe count check needs of the bpftrace (in the key).
         self.bpftrace_version = bpftrace_version
         self.max_probes = max_probes  # bpftrace's default limit
+        self.bpftrace = bpftrace  # the bpftrace the program is for (cli may have picked a capable one)
 
     def say_again(self):
         """Print the warnings the run that made this printed."""
@@ -51,6 +52,7 @@ def _well_formed(done):
     return (isinstance(done.program, str) and isinstance(done.needs_unsafe, str)
             and type(done.probe_count) is int and type(done.max_probes) is int
             and isinstance(done.bpftrace_version, str)
+            and (done.bpftrace is None or (isinstance(done.bpftrace, str) and os.access(done.bpftrace, os.X_OK)))
             and isinstance(done.unsafe_used, list) and all(isinstance(w, str) for w in done.unsafe_used)
             and isinstance(done.messages, list) and all(isinstance(m, str) for m in done.messages))
 
@@ -59,8 +61,20 @@ def _identity(st):
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def _capable_identity():
+    # The bpftrace gobt may pick by itself (cli) is part of what a program
+    # or listing was made for: another one, or none, must miss.
+    from .run.bpftrace import CAPABLE_BPFTRACE
+
+    path = os.environ.get("GOBT_CAPABLE_BPFTRACE", CAPABLE_BPFTRACE)
+    try:
+        return [path, *map(str, _identity(os.stat(path)))] if path else [""]
+    except OSError:
+        return [path, "absent"]
+
+
 class ProgramCache:
-    def __init__(self, source, bpftrace_path, pid):
+    def __init__(self, source, bpftrace_path, pid, bpftrace_chosen=False):
         import zlib
 
         self.pid = pid
@@ -72,6 +86,8 @@ class ProgramCache:
         parts = [
             f"format {FORMAT}", code_fingerprint(),
             os.path.realpath(bpftrace_path), *map(str, _identity(st)),
+            # A bpftrace the user named is never swapped for a capable one.
+            "named" if bpftrace_chosen else "found", *_capable_identity(),
             source.filename, str(pid), os.getcwd(), os.environ.get("PATH", ""),
             source.text,
         ]

@@ -2,8 +2,10 @@
 
 import os
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 
 from conftest import need, no_traceback
 
@@ -53,3 +55,15 @@ def test_exit_status_is_bpftrace_own(go_build, bpf):
                             capture_output=True, text=True, timeout=60)
     assert theirs.returncode != 0
     assert proc.returncode == theirs.returncode
+
+
+def test_listing_into_a_closed_pipe_ends_like_bpftrace(go_build):
+    # `gobt -l ... | head -1`: SIGPIPE, as bpftrace's own listing ends, never
+    # an "internal error".
+    binary = go_build("go1.19", "tests/programs/multiret")
+    cmd = f"{shlex.quote(sys.executable)} -m gobt --no-cache -l 'goret:{binary}:*' | head -1; echo \"${{PIPESTATUS[0]}}\""
+    proc = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": os.path.dirname(os.path.dirname(os.path.abspath(__file__)))})
+    assert proc.stderr == "", proc.stderr
+    first, status = proc.stdout.splitlines()
+    assert first.startswith("goret:") and status == "141", proc.stdout

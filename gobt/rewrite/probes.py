@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..abi.assign import arg_width, assign
 from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
-from ..errors import GobtError, warn
+from ..errors import GobtError, UnreachableOffset, warn
 from .goarg import GoargResolver
 from .goroutine import goroutine_of
 from ..lang.script import BPFTRACE_UNQUOTED
@@ -31,9 +31,11 @@ class Edit:
 class Context:
     """What one rewrite needs from outside the script."""
 
-    def __init__(self, bpftrace, pid=None):
+    def __init__(self, bpftrace, pid=None, other_bpftrace_can=False):
         self.bpftrace = bpftrace
         self.pid = pid
+        # cli can run a bpftrace that attaches where this one cannot.
+        self.other_bpftrace_can = other_bpftrace_can
         self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
@@ -465,7 +467,8 @@ def _expand_goret(ap, binary, fns, ctx, loc):
             probes = [_uprobe_at(ctx.attach_target(ap), binary, found.function, offset, ctx, loc)
                       for offset in found.ret_offsets]
         except GobtError as e:
-            if not is_wildcard(ap.func):
+            # Every match gets its probe when another bpftrace can take them.
+            if not is_wildcard(ap.func) or (isinstance(e, UnreachableOffset) and ctx.other_bpftrace_can):
                 raise
             unplaceable.append((found.function.name, e))
             continue
@@ -540,18 +543,23 @@ def _has_glob(name):
 def _check_not_in_symbol(binary, file_offset, fn, ctx, loc):
     # The file-offset form only works when bpftrace cannot mistake the number
     # for an address inside some symbol (it then demands bfd to check it).
-    if file_offset < binary.lowest_function:
-        return
-    covering = binary.symbols.covering(file_offset)
+    covering = offset_covered(binary, file_offset)
     if covering:
-        raise GobtError(
+        raise UnreachableOffset(
             f"bpftrace {ctx.bpftrace.version_text} (without bfd) cannot attach inside "
             f"{fn.name}: file offset 0x{file_offset:x} falls inside symbol {covering}",
             loc,
             ["  bpftrace < 0.22 without bfd takes an offset only as a file offset that no symbol's",
-             "  address range covers, which rules out code more than ~4 MB into a binary's text;",
-             "  run a bpftrace built with bfd, or 0.22+ (--bpftrace PATH, or GOBT_BPFTRACE)"],
+             "  address range covers, which rules out code more than ~4 MB into a binary's text"],
         )
+
+
+def offset_covered(binary, file_offset):
+    """The symbol a file offset falls inside, as bpftrace < 0.22 without bfd
+    would read it (it then refuses the probe), or None."""
+    if file_offset < binary.lowest_function:
+        return None
+    return binary.symbols.covering(file_offset)
 
 
 def _target_text(ap):

@@ -77,6 +77,41 @@ class Bpftrace:
         return not self.bfd
 
 
+# Where scripts/setup installs Debian trixie's bpftrace 0.23 (bfd, with its
+# own libraries and loader): gobt falls back to it, by itself, for probes the
+# installed bpftrace cannot attach (offsets deep into a big binary's text on
+# bpftrace < 0.22 without bfd, such as Debian 12's 0.17).
+CAPABLE_BPFTRACE = "/usr/local/lib/gobt/bpftrace-0.23/bin/bpftrace"
+
+
+def chosen_explicitly(explicit=None):
+    """Whether the user named the bpftrace: then gobt never swaps it."""
+    return bool(explicit or os.environ.get("GOBT_BPFTRACE"))
+
+
+def capable_fallback(current):
+    """gobt's own capable bpftrace, when it is installed and is not `current`."""
+    path = os.environ.get("GOBT_CAPABLE_BPFTRACE", CAPABLE_BPFTRACE)
+    if not path or not os.access(path, os.X_OK):
+        return None
+    try:
+        if os.path.samefile(path, current):
+            return None
+    except OSError:
+        return None
+    return path
+
+
+def unreachable_hints(fallback_path=CAPABLE_BPFTRACE):
+    """What to do when no bpftrace at hand can attach at an offset."""
+    return [
+        f"  gobt uses its own bpftrace 0.23 for such probes when it is installed at {fallback_path}:",
+        "  `sudo ./scripts/setup` in gobt's source tree installs it (no chroot; the host's bpftrace stays);",
+        "  or point --bpftrace / GOBT_BPFTRACE at any bpftrace built with bfd, or 0.22+",
+        "  meanwhile a plain `uprobe:BIN:FUNC` at the function's entry attaches by name, and goarg works there",
+    ]
+
+
 def find_bpftrace(explicit=None):
     path = explicit or os.environ.get("GOBT_BPFTRACE") or "bpftrace"
     resolved = shutil.which(path)
