@@ -36,7 +36,7 @@ class Toolchain:
     def register_abi(self):
         return self.minor >= 17
 
-    def env(self, goarch="amd64"):
+    def env(self, goarch="amd64", cgo=False):
         env = dict(os.environ)
         env.update(
             GOROOT=self.goroot,
@@ -46,7 +46,7 @@ class Toolchain:
             GOPATH=os.path.join(CACHE, "gopath"),
             GOCACHE=os.path.join(CACHE, "gocache", self.version),
             GOARCH=goarch,
-            CGO_ENABLED="0",
+            CGO_ENABLED="1" if cgo else "0",
             GOPROXY="off",
         )
         env["PATH"] = os.path.join(self.goroot, "bin") + os.pathsep + env.get("PATH", "")
@@ -88,10 +88,11 @@ def find_toolchains():
     return found
 
 
-def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", tag=""):
+def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", tag="",
+          buildmode="", cgo=False):
     """Build the Go program in src_dir; cached on toolchain, flags and sources."""
     h = hashlib.sha256()
-    for key in (toolchain.version, gcflags, ldflags, goarch):
+    for key in (toolchain.version, gcflags, ldflags, goarch) + ((buildmode, "cgo" if cgo else "") if buildmode or cgo else ()):
         h.update(key.encode() + b"\0")
     for path in sorted(glob.glob(os.path.join(src_dir, "*"))):
         if path.endswith((".go", ".mod")):
@@ -107,8 +108,10 @@ def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", t
         cmd.append(f"-gcflags={gcflags}")
     if ldflags:
         cmd.append(f"-ldflags={ldflags}")
+    if buildmode:
+        cmd.append(f"-buildmode={buildmode}")
     cmd.append(".")
-    proc = subprocess.run(cmd, cwd=src_dir, env=toolchain.env(goarch), capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=src_dir, env=toolchain.env(goarch, cgo=cgo), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed in {src_dir}:\n{proc.stderr}")
     os.replace(out + ".tmp", out)

@@ -335,8 +335,8 @@ class DwarfReader:
         if not (self.binary.has_section(".debug_info") or self.binary.has_section(".zdebug_info")):
             raise GobtError(
                 f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
-                hints=["  goarg, retval, goid and goelapsed read Go's types from DWARF; "
-                       "goret and goentry work without it. Rebuild without -w to use them."],
+                hints=["  goarg reads Go's types from DWARF; goret, goentry, goid, goelapsed and "
+                       "retval (the first result word) work without it. Rebuild without -w to use goarg."],
             )
         try:
             return _dwarf_info_of(self.binary.elf, _SECTIONS_READ)

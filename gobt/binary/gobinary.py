@@ -153,6 +153,10 @@ class GoBinary:
         )
 
     @property
+    def has_dwarf(self):
+        return self.has_section(".debug_info") or self.has_section(".zdebug_info")
+
+    @property
     def stripped(self):
         return not self.has_section(".symtab")
 

@@ -9,11 +9,14 @@ and is kept when the runtime copies the stack (both ends move together).
 
 runtime.g's field offsets change between Go versions (goid is at 152, at
 160 in Go 1.23-1.24, and at 152 again later), so they come from this
-binary's DWARF, never from a table.
+binary's DWARF when it has one; a binary without DWARF (-ldflags=-w) gets
+them from abi/runtime_g.py's table for its Go version, and a version that
+table does not know is refused.
 """
 
 from dataclasses import dataclass
 
+from ..abi.runtime_g import known_versions, runtime_g_offsets
 from ..binary.gobinary import require_go
 from ..errors import GobtError
 
@@ -62,6 +65,16 @@ def goroutine_exprs(binary):
     g = G_POINTER.get((binary.arch, abi))
     if g is None:
         raise GobtError(f"{binary.display_path}: gobt cannot find the goroutine on {binary.arch} with the {abi} ABI")
+    if not binary.has_dwarf:
+        offsets = runtime_g_offsets(binary.go_version_tuple)
+        if offsets is None:
+            raise GobtError(
+                f"{binary.display_path} has no DWARF, and gobt does not know runtime.g's layout "
+                f"in {binary.go_version or 'its Go version'}: goid and goelapsed need it",
+                hints=[f"  gobt knows runtime.g of {known_versions()} without DWARF; "
+                       "a build without -ldflags=-w gives it for any version"],
+            )
+        return GoroutineExprs(g, *offsets)
     gtype = binary.dwarf.type_named("runtime.g")
     if gtype is None:
         raise GobtError(f"{binary.display_path}: its DWARF has no runtime.g; goid needs it")
