@@ -23,6 +23,7 @@ ARCH_BY_MACHINE = {EM_X86_64: "amd64", EM_AARCH64: "arm64"}
 
 SHT_NOBITS = 8
 PT_LOAD = 1
+PF_X = 1
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -35,6 +36,7 @@ class Segment:
     memsz: int
     offset: int
     filesz: int
+    executable: bool = False
 
 
 class GoBinary:
@@ -120,8 +122,8 @@ class GoBinary:
     @cached_property
     def segments(self):
         return [
-            Segment(vaddr, memsz, offset, filesz)
-            for p_type, _flags, offset, vaddr, _paddr, filesz, memsz, _align in self._phdrs
+            Segment(vaddr, memsz, offset, filesz, bool(flags & PF_X))
+            for p_type, flags, offset, vaddr, _paddr, filesz, memsz, _align in self._phdrs
             if p_type == PT_LOAD
         ]
 
@@ -136,21 +138,29 @@ class GoBinary:
 
     @cached_property
     def symbols(self):
+        found = self.symbols_if_any
+        if found is not None:
+            return found
+        # Stripped (-ldflags=-s): the runtime's own function table.
+        from .pclntab import PclnSymbols
+
+        return PclnSymbols(self.pclntab.data, self.pclntab.text_start, self.display_path)
+
+    @cached_property
+    def symbols_if_any(self):
+        """The .symtab's functions, or None when the binary has none."""
         symtab = self._section_bytes(".symtab")
         strtab = self._section_bytes(".strtab")
         if symtab is not None and strtab is not None:
             return SymbolTable(symtab, strtab)
-        pcln = self._section_bytes(".gopclntab")
-        if pcln is not None:
-            # Stripped (-ldflags=-s): the runtime's own function table.
-            from .pclntab import PclnSymbols
+        return None
 
-            text = self._sections.get(".text")
-            return PclnSymbols(pcln, text[1] if text else 0, self.display_path)
-        raise GobtError(
-            f"{self.display_path}: has no symbol table and no .gopclntab",
-            hints=["  gobt needs the function symbols; is this a Go binary?"],
-        )
+    @cached_property
+    def pclntab(self):
+        """pclnlocate.Pclntab: the Go function table, wherever the linker put it."""
+        from .pclnlocate import locate
+
+        return locate(self)
 
     @property
     def has_dwarf(self):
@@ -183,9 +193,11 @@ class GoBinary:
         """The args size the Go runtime records for fn (None if unknown)."""
         from .pclntab import args_size
 
-        data = self._section_bytes(".gopclntab")
-        text = self._sections.get(".text")
-        return args_size(data, text[1] if text else 0, fn.start) if data is not None else None
+        try:
+            table = self.pclntab
+        except GobtError:
+            return None
+        return args_size(table.data, table.text_start, fn.start)
 
     def inlined_call_sites(self, fn):
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""

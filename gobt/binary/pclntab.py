@@ -73,7 +73,7 @@ def args_size(data, text_addr, address):
                 entry_fmt, entry_size, args_at, base = "<QQ", 16, 12, 0
             else:
                 entry_fmt, entry_size, args_at = "<II", 8, 8
-                base = fields["textstart"] or text_addr
+                base = text_addr or fields["textstart"]
         else:
             return None
         lo, hi = 0, nfunc - 1
@@ -131,7 +131,7 @@ class PclnSymbols:
         # Go 1.18+: {entryoff uint32, funcoff uint32}, relative to textStart;
         # _func is {entryOff uint32, nameOff int32, ...} with its flag byte
         # at 37, or at 41 once Go 1.20 added startLine.
-        text = fields["textstart"] or text_addr
+        text = text_addr or fields["textstart"]
         flag_at = 41 if magic == MAGIC_GO120 else 37
         entries = [struct.unpack_from("<II", data, functab + 8 * i) for i in range(nfunc + 1)]
         for (entry, funcoff), (end, _) in zip(entries, entries[1:]):
