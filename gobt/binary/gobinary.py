@@ -7,6 +7,7 @@ get_symbol_by_name builds a dict of every symbol first, which costs a
 large fraction of a second on a big binary).
 """
 
+import bisect
 import mmap
 import os
 import re
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from ..errors import GobtError
+from .symbols import is_wildcard
 from .symtab import Function, SymbolTable
 
 EM_X86_64 = 62
@@ -181,13 +183,45 @@ class GoBinary:
         return BinaryCache(identity)
 
     def functions_matching(self, pattern):
-        """symbols.match(pattern), through the cache."""
+        """symbols.match(pattern), through the cache. A wildcard matches Go
+        functions only (see is_go_function); an exact name, any function."""
         rows = self.cache.get("match", pattern)
         if rows is None:
             fns = self.symbols.match(pattern)
+            if is_wildcard(pattern):
+                fns = [f for f in fns if self.is_go_function(f) and not _hidden_from_wildcards(f.name, pattern)]
             self.cache.put("match", pattern, [[f.name, f.start, f.size] for f in fns])
             return fns
         return [Function(*row) for row in rows]
+
+    def is_go_function(self, fn):
+        """Whether fn is Go code: the runtime's function table (pclntab) has
+        every Go function, including Go assembly, and nothing else. .symtab
+        has a cgo binary's C functions too (gcc's, cgo's _cgo_* and x_cgo_*,
+        and section symbols like net(.text))."""
+        if self.symbols_if_any is None:
+            return True  # the functions came from pclntab
+        starts = self.go_function_starts
+        i = bisect.bisect_left(starts, fn.start)
+        return i < len(starts) and starts[i] == fn.start
+
+    @cached_property
+    def go_function_starts(self):
+        """Sorted entry addresses of pclntab's functions; with no pclntab
+        found, every function counts as Go."""
+        starts = self.cache.get("facts", "go_function_starts")
+        if starts is None:
+            from .pclntab import entries
+
+            try:
+                table = self.pclntab
+                starts = entries(table.data, table.text_start)
+            except GobtError:
+                starts = []
+            if not starts:  # no table to tell by: don't hide anything
+                starts = sorted(f.start for f in self.symbols.all_functions())
+            self.cache.put("facts", "go_function_starts", starts)
+        return starts
 
     def args_size(self, fn):
         """The args size the Go runtime records for fn (None if unknown)."""
@@ -294,6 +328,16 @@ class GoBinary:
         namesz, descsz = struct.unpack_from("<II", data, 0)
         desc_start = 12 + ((namesz + 3) & ~3)
         return data[desc_start : desc_start + descsz].decode("ascii", "replace")
+
+
+# cgo's glue (in pclntab too where it is Go assembly, and no place for a Go
+# probe either way) and the linker's markers (go:buildid, go:textfipsstart).
+_HIDDEN_PREFIXES = ("_cgo_", "x_cgo_", "go:")
+
+
+def _hidden_from_wildcards(name, pattern):
+    """Not a function a wildcard means, unless the pattern asks by prefix."""
+    return name.startswith(_HIDDEN_PREFIXES) and not pattern.startswith(_HIDDEN_PREFIXES)
 
 
 def require_go(binary, why):

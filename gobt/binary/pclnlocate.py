@@ -44,10 +44,11 @@ class Pclntab:
     text_start: int  # what 1.18+ entry offsets are relative to (0 before)
 
 
-def locate(binary):
-    """The binary's Pclntab; a GobtError if it has none gobt can trust."""
+def locate(binary, by_section=True):
+    """The binary's Pclntab; a GobtError if it has none gobt can trust.
+    by_section=False ignores section names (the tests check the scan)."""
     words = _Words(binary)
-    named = [s for s in (".gopclntab", ".data.rel.ro.gopclntab") if binary.has_section(s)]
+    named = [s for s in (".gopclntab", ".data.rel.ro.gopclntab") if by_section and binary.has_section(s)]
     if named:
         _type, vaddr, _off, _size = binary._sections[named[0]]
         found = [vaddr] if _header_ok(binary, vaddr) else []
@@ -69,6 +70,14 @@ def locate(binary):
 
 
 def _bytes_from(binary, vaddr):
+    # Slicing the mmap copies: once per candidate is enough.
+    cache = binary.__dict__.setdefault("_pcln_bytes", {})
+    if vaddr not in cache:
+        cache[vaddr] = _segment_tail(binary, vaddr)
+    return cache[vaddr]
+
+
+def _segment_tail(binary, vaddr):
     for seg in binary.segments:
         if seg.vaddr <= vaddr < seg.vaddr + seg.filesz:
             start = vaddr - seg.vaddr + seg.offset

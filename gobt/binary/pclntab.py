@@ -53,6 +53,33 @@ def _name_abi_wrappers(rows):
     return [tuple(row) for row in out]
 
 
+def _functab(data, text_addr):
+    """(nfunc, functab offset, entry format, entry size, args offset in _func,
+    base added to entries, whether funcoffs are from functab) or None."""
+    magic, _pad, _quantum, _ptr = struct.unpack_from("<IHBB", data, 0)
+    (nfunc,) = struct.unpack_from("<Q", data, 8)
+    if magic == MAGIC_GO12:
+        return nfunc, 16, "<QQ", 16, 12, 0, False
+    if magic not in LAYOUTS:
+        return None
+    fields = dict(zip(LAYOUTS[magic], struct.unpack_from("<%dQ" % len(LAYOUTS[magic]), data, 16)))
+    if magic == MAGIC_GO116:
+        return nfunc, fields["pcln"], "<QQ", 16, 12, 0, True
+    return nfunc, fields["pcln"], "<II", 8, 8, text_addr or fields["textstart"], True
+
+
+def entries(data, text_addr):
+    """Every function's entry address, sorted (empty if unreadable)."""
+    try:
+        found = _functab(data, text_addr)
+        if found is None:
+            return []
+        nfunc, functab, entry_fmt, entry_size, _args, base, _rel = found
+        return [struct.unpack_from(entry_fmt, data, functab + entry_size * i)[0] + base for i in range(nfunc)]
+    except (struct.error, IndexError):
+        return []
+
+
 def args_size(data, text_addr, address):
     """The runtime's args size of the function at `address` (None if absent).
 
@@ -62,27 +89,17 @@ def args_size(data, text_addr, address):
     difference reveals params DWARF leaves out.
     """
     try:
-        magic, _pad, _quantum, ptr = struct.unpack_from("<IHBB", data, 0)
-        (nfunc,) = struct.unpack_from("<Q", data, 8)
-        if magic == MAGIC_GO12:
-            functab, entry_fmt, entry_size, args_at, base = 16, "<QQ", 16, 12, 0
-        elif magic in LAYOUTS:
-            fields = dict(zip(LAYOUTS[magic], struct.unpack_from("<%dQ" % len(LAYOUTS[magic]), data, 16)))
-            functab = fields["pcln"]
-            if magic == MAGIC_GO116:
-                entry_fmt, entry_size, args_at, base = "<QQ", 16, 12, 0
-            else:
-                entry_fmt, entry_size, args_at = "<II", 8, 8
-                base = text_addr or fields["textstart"]
-        else:
+        found = _functab(data, text_addr)
+        if found is None:
             return None
+        nfunc, functab, entry_fmt, entry_size, args_at, base, relative = found
         lo, hi = 0, nfunc - 1
         while lo <= hi:  # functab is sorted by entry
             mid = (lo + hi) // 2
             entry, funcoff = struct.unpack_from(entry_fmt, data, functab + entry_size * mid)
             entry += base
             if entry == address:
-                func = funcoff if magic == MAGIC_GO12 else functab + funcoff
+                func = functab + funcoff if relative else funcoff
                 return struct.unpack_from("<i", data, func + args_at)[0]
             if entry < address:
                 lo = mid + 1

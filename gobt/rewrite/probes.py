@@ -215,6 +215,13 @@ class _ProbeRewriter:
             )
         if not self.sites:
             raise GobtError(f"{use.kind} needs a probe on a Go function", loc)
+        for site in self.sites:
+            if not site.binary.is_go_function(site.function):
+                raise GobtError(
+                    f"{use.kind}: {site.function.name} is not a Go function (C code in a cgo binary): "
+                    "it has no Go calling convention or goroutine",
+                    loc, ["  in C code use bpftrace's own arg0..argN (uprobe) and retval (uretprobe)"],
+                )
         if use.kind == "goid":
             text = _same_everywhere({goroutine_of(s.binary).goid for s in self.sites}, "goid", loc)
         elif use.kind == "goelapsed":
@@ -451,7 +458,14 @@ def functions(ap, source, ctx, warn_inlined=True):
     if not fns:
         func_loc = source.location(ap.span.start + ap.func_offset, len(ap.func))
         hints = []
-        if not is_wildcard(ap.func):
+        if is_wildcard(ap.func):
+            other = binary.symbols.match(ap.func)
+            if other:
+                names = ", ".join(f.name for f in other[:3]) + (" ..." if len(other) > 3 else "")
+                hints.append(f"  wildcards match Go functions only; {len(other)} other "
+                             f"{'functions match' if len(other) > 1 else 'function matches'} "
+                             f"(C, or cgo's own): {names}; name one exactly to probe it")
+        else:
             names = [f.name for f in binary.symbols.all_functions()]
             close = difflib.get_close_matches(ap.func, names, n=5, cutoff=0.6)
             if close:
