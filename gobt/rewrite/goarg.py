@@ -217,3 +217,27 @@ class GoargResolver:
         }
         hint = hints.get(kind, "")
         raise GobtError(f"{shown} is a {t.name} ({kind}); goarg reads single values", loc, [f"  {hint}"] if hint else [])
+
+
+def retval_without_dwarf(binary, loc=None):
+    """retval where no DWARF gives the function's results: the ABI's first
+    result word, as a 64-bit integer.
+
+    Without DWARF gobt cannot know the result's type, nor whether there is
+    one: an integer, bool or pointer reads right (a narrower integer is
+    sign-extended from the register as Go left it, which is right for
+    int64/int and reads e.g. an int32 -1 as 4294967295); a string or slice
+    gives its data pointer; a float, or no result at all, gives whatever
+    the register holds. The stack ABI (before Go 1.17) puts the first result
+    after the params, whose size only DWARF knows, so it is refused there.
+    """
+    abi = binary.register_abi
+    if abi is None:
+        raise GobtError(
+            f"retval: {binary.display_path} has no DWARF and uses the stack ABI "
+            f"({binary.go_version or 'Go before 1.17'}): its first result follows the params on "
+            "the stack, and only DWARF says how many bytes of params there are",
+            loc,
+            ["  rebuild without -ldflags=-w, or read the slot yourself: *(int64 *)(reg(\"sp\") + N)"],
+        )
+    return f'(int64)reg("{abi.int_regs[0]}")'

@@ -14,7 +14,7 @@ from ..abi.assign import arg_width, assign
 from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..errors import GobtError, UnreachableOffset, warn
-from .goarg import GoargResolver
+from .goarg import GoargResolver, retval_without_dwarf
 from .goroutine import goroutine_of
 from ..lang.script import BPFTRACE_UNQUOTED
 from ..binary.symbols import is_wildcard
@@ -366,30 +366,6 @@ def _resolve(site, path, where, is_retval, bpftrace):
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
-
-
-def retval_without_dwarf(binary, loc=None):
-    """retval where no DWARF gives the function's results: the ABI's first
-    result word, as a 64-bit integer.
-
-    Without DWARF gobt cannot know the result's type, nor whether there is
-    one: an integer, bool or pointer reads right (a narrower integer is
-    sign-extended from the register as Go left it, which is right for
-    int64/int and reads e.g. an int32 -1 as 4294967295); a string or slice
-    gives its data pointer; a float, or no result at all, gives whatever
-    the register holds. The stack ABI (before Go 1.17) puts the first result
-    after the params, whose size only DWARF knows, so it is refused there.
-    """
-    abi = binary.register_abi
-    if abi is None:
-        raise GobtError(
-            f"retval: {binary.display_path} has no DWARF and uses the stack ABI "
-            f"({binary.go_version or 'Go before 1.17'}): its first result follows the params on "
-            "the stack, and only DWARF says how many bytes of params there are",
-            loc,
-            ["  rebuild without -ldflags=-w, or read the slot yourself: *(int64 *)(reg(\"sp\") + N)"],
-        )
-    return f'(int64)reg("{abi.int_regs[0]}")'
 
 
 def check_params_complete(binary, fn, sub, loc=None):
