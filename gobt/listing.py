@@ -82,6 +82,8 @@ def _params(binary, fn):
 
 
 def _param_rows(binary, fn):
+    if not binary.has_dwarf:
+        return _no_dwarf_rows(binary)
     try:
         sub = binary.dwarf.subprogram(fn)
     except GobtError as e:
@@ -110,3 +112,15 @@ def _param_rows(binary, fn):
     w2 = max(len(r[1]) for r in rows)
     return [f"{a:<{w1}}  {b:<{w2}}  {c}" for a, b, c in rows]
 
+
+def _no_dwarf_rows(binary):
+    """What a binary without DWARF still offers at a function."""
+    rows = [f"({binary.display_path} has no DWARF: goarg cannot name params or results)"]
+    abi = binary.register_abi
+    if abi is None:
+        rows.append("retval  refused: on the stack ABI the first result's slot follows params of unknown size")
+    else:
+        rows.append(f"retval  {abi.int_names[0]} at return, as int64: the first result word if the first "
+                    "result is an integer, pointer or the like (its type is unknown without DWARF: "
+                    "a float, or no result, reads whatever the register holds)")
+    return rows
