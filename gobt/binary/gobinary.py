@@ -201,26 +201,30 @@ class GoBinary:
         and section symbols like net(.text))."""
         if self.symbols_if_any is None:
             return True  # the functions came from pclntab
-        starts = self.go_function_starts
-        i = bisect.bisect_left(starts, fn.start)
-        return i < len(starts) and starts[i] == fn.start
+        key = f"{fn.name}@{fn.start}"
+        found = self.cache.get("is_go", key)
+        if found is None:
+            starts = self.go_function_starts
+            i = bisect.bisect_left(starts, fn.start)
+            found = i < len(starts) and starts[i] == fn.start
+            self.cache.put("is_go", key, found)
+        return found
 
     @cached_property
     def go_function_starts(self):
         """Sorted entry addresses of pclntab's functions; with no pclntab
         found, every function counts as Go."""
-        starts = self.cache.get("facts", "go_function_starts")
-        if starts is None:
-            from .pclntab import entries
+        # (Not kept in the binary's cache: big, and needed only on the cold
+        # path; the answers per function and per pattern are kept.)
+        from .pclntab import entries
 
-            try:
-                table = self.pclntab
-                starts = entries(table.data, table.text_start)
-            except GobtError:
-                starts = []
-            if not starts:  # no table to tell by: don't hide anything
-                starts = sorted(f.start for f in self.symbols.all_functions())
-            self.cache.put("facts", "go_function_starts", starts)
+        try:
+            table = self.pclntab
+            starts = entries(table.data, table.text_start)
+        except GobtError:
+            starts = []
+        if not starts:  # no table to tell by: hide nothing
+            starts = sorted(f.start for f in self.symbols.all_functions())
         return starts
 
     def args_size(self, fn):

@@ -193,7 +193,8 @@ class _Words:
             for sh_type, _addr, offset, size in self.binary._sections.values():
                 if sh_type != SHT_RELA:
                     continue
-                for r_offset, r_info, addend in struct.iter_unpack("<QQq", m[offset : offset + size - size % 24]):
+                table = m[offset : offset + size]
+                for r_offset, r_info, addend in struct.iter_unpack("<QQq", table[: len(table) - len(table) % 24]):
                     if r_info & 0xFFFFFFFF in RELATIVE:
                         self._relocs[r_offset] = addend
         return self._relocs
