@@ -35,6 +35,7 @@ from elftools.dwarf.dwarf_expr import DWARFExprParser
 import abigen
 import test_dwarf_oracle as oracle
 from conftest import ROOT, gobt, need, no_traceback, write_program
+from toolchains import TRIXIE_BPFTRACE
 from gobt.binary.gobinary import GoBinary
 
 # -- a program whose args spill to the arm64 stack ---------------------------
@@ -285,10 +286,10 @@ class Arm64Dwarf:
 FMT_OF = {"%s": "s"}
 
 
-def _emit(script_text, tmp_path, name):
+def _emit(script_text, tmp_path, name, env=None):
     script = tmp_path / f"{name}.gbt"
     script.write_text(script_text)
-    proc = gobt("--emit", str(script))
+    proc = gobt("--emit", str(script), env=env)
     no_traceback(proc)
     return proc
 
@@ -396,7 +397,8 @@ def test_arm64_goret(arm64_programs, tmp_path):
     except Exception as e:  # noqa: BLE001
         need(False, f"no usable bpftrace: {e}")
     binary, _ = arm64_programs["multiret"]
-    proc = _emit(multiret_goret_script(binary), tmp_path, "multiret-arm64")
+    # Without gobt's own capable bpftrace: on 0.17 gobt would run that one.
+    proc = _emit(multiret_goret_script(binary), tmp_path, "multiret-arm64", env={"GOBT_CAPABLE_BPFTRACE": ""})
     if bpftrace.attach_form == "sym_offset":
         assert proc.returncode == 0, proc.stderr
         assert _ret_check(binary, proc.stdout, numbers_are_addresses=True) >= 7
@@ -411,3 +413,8 @@ def test_arm64_goret(arm64_programs, tmp_path):
         assert proc.returncode != 0 and proc.stdout == "", proc.stdout
         assert "cannot attach inside main." in proc.stderr, proc.stderr
         assert "bfd" in proc.stderr and "0.22" in proc.stderr, proc.stderr
+        # With it, gobt emits that bpftrace's "sym"+offset form, each a RET.
+        if os.access(TRIXIE_BPFTRACE, os.X_OK):
+            proc = _emit(multiret_goret_script(binary), tmp_path, "multiret-arm64-capable")
+            assert proc.returncode == 0 and "using bpftrace 0.23" in proc.stderr, proc.stderr
+            assert _ret_check(binary, proc.stdout, numbers_are_addresses=True) >= 7
