@@ -22,7 +22,7 @@ run says exactly what the cold run said.
 import os
 import sys
 
-from .cache import cache_dir, code_fingerprint, prune, read_trusted, touch_used, write_atomic
+from .cache import cache_dir, code_fingerprint, prune, read_sealed, touch_used, write_atomic
 
 FORMAT = 1
 KEEP = 256  # programs: every edit of a script makes one
@@ -65,7 +65,7 @@ class ProgramCache:
 
         self.pid = pid
         self.path = None
-        base = cache_dir(binary_facts=True)
+        base = cache_dir(binary_facts=True, sub="programs")
         if base is None:
             return
         st = os.stat(bpftrace_path)
@@ -79,7 +79,7 @@ class ProgramCache:
         # name can be a cheap checksum: a collision only costs a miss.
         self.key = "\0".join(parts)
         name = zlib.crc32(self.key.encode("utf-8", "surrogateescape"))
-        self.path = os.path.join(base, "programs", f"{name:08x}-{len(self.key)}.json")
+        self.path = os.path.join(base, f"{name:08x}-{len(self.key)}.json")
 
     def load(self):
         """The cached Rewritten, or None when absent, stale or unreadable."""
@@ -88,7 +88,7 @@ class ProgramCache:
         from .errors import GobtError
         from .binary.targets import resolve_binary
 
-        text = read_trusted(self.path) if self.path else None
+        text = read_sealed(self.path) if self.path else None
         if text is None:
             return None
         try:

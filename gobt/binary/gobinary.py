@@ -83,7 +83,8 @@ class GoBinary:
             self._phdrs = [_PHDR.unpack_from(m, phoff + i * phentsize) for i in range(phnum)]
             shdrs = [_SHDR.unpack_from(m, shoff + i * shentsize) for i in range(shnum)]
             names = shdrs[shstrndx] if shnum else None
-        except (struct.error, IndexError):
+        except (struct.error, IndexError, OverflowError):
+            # OverflowError: an offset past any file (e_phoff near 2**64).
             raise GobtError(f"{name}: truncated or corrupt ELF headers") from None
         self._sections = {}
         for sh_name, sh_type, _f, addr, offset, size, *_ in shdrs:
@@ -161,9 +162,14 @@ class GoBinary:
         from .. import __version__
         from ..cache import BinaryCache, code_fingerprint
 
+        # What the file is, not what it claims: reproducible builds give
+        # every build one Go build ID (-buildid=fixed, Bazel's "redacted"),
+        # and a rebuild written in place keeps inode and size and can get
+        # its mtime back; no user tool sets ctime back. Even so, nothing
+        # from this cache reaches bpftrace unproven (proof.py).
         st = self.stat
         identity = (f"gobt {__version__} {code_fingerprint()}|{self.build_id}|"
-                    f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}")
+                    f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}")
         return BinaryCache(identity)
 
     def functions_matching(self, pattern):
