@@ -267,11 +267,24 @@ class BinaryCache:
         self._load().setdefault(table, {})[key] = value
         self._dirty = True
 
+    def drop(self):
+        """Forget everything: the file held a claim the binary's bytes
+        refute (proof.py). What is learnt from now on is saved afresh."""
+        self._data = {}
+        self._dirty = False
+        self._dropped = True
+        if self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
     def save(self):
         if not self._dirty or not self.path:
             return
-        # Merge what another gobt may have written meanwhile.
-        merged = self._read() or {}
+        # Merge what another gobt may have written meanwhile (unless what
+        # was there turned out wrong).
+        merged = {} if getattr(self, "_dropped", False) else self._read() or {}
         for table, rows in self._data.items():
             merged.setdefault(table, {}).update(rows)
         if write_atomic(self.path, {"format": self.FORMAT, "identity": self.identity, "tables": merged}):

@@ -173,19 +173,61 @@ class GoBinary:
         return BinaryCache(identity)
 
     def functions_matching(self, pattern):
-        """symbols.match(pattern), through the cache."""
+        """symbols.match(pattern), through the cache, in their true bounds."""
         rows = self.cache.get("match", pattern)
         if rows is None:
             fns = self.symbols.match(pattern)
             self.cache.put("match", pattern, [[f.name, f.start, f.size] for f in fns])
-            return fns
-        return [Function(*row) for row in rows]
+        else:
+            fns = [Function(*row) for row in rows]
+        return [self._within_pclntab(fn) for fn in fns]
+
+    def _within_pclntab(self, fn):
+        # .symtab's st_size is only a claim (a linker's, or a patcher's);
+        # the runtime's own table is what Go's tracebacks trust. Past its
+        # end lies the next function: a RET found there would be another
+        # function's, and retval another function's value.
+        found = self.pcln_bounds(fn)
+        if found is None or fn.end <= found[1]:
+            return fn  # not a Go function (cgo, asm without a table entry), or within
+        from ..errors import warn
+
+        warn(f"{fn.name}: .symtab gives it 0x{fn.size:x} bytes but .gopclntab 0x{found[1] - fn.start:x}; "
+             "using .gopclntab's bounds")
+        return Function(fn.name, fn.start, found[1] - fn.start)
+
+    @cached_property
+    def _pclntab(self):
+        return self._section_bytes(".gopclntab")
+
+    def pcln_bounds(self, fn):
+        """(start, end, name) of the function .gopclntab records at fn.start,
+        or None (no .gopclntab, or no function starts there)."""
+        from .pclntab import bounds
+
+        if self._pclntab is None:
+            return None
+        text = self._sections.get(".text")
+        return bounds(self._pclntab, text[1] if text else 0, fn.start)
+
+    @cached_property
+    def pcln_text_range(self):
+        """The addresses .gopclntab covers, (low, high), or None."""
+        from .pclntab import text_range
+
+        if self._pclntab is None:
+            return None
+        text = self._sections.get(".text")
+        return text_range(self._pclntab, text[1] if text else 0)
+
+    def bytes_at(self, file_offset, size):
+        return self._map[file_offset : file_offset + size]
 
     def args_size(self, fn):
         """The args size the Go runtime records for fn (None if unknown)."""
         from .pclntab import args_size
 
-        data = self._section_bytes(".gopclntab")
+        data = self._pclntab
         text = self._sections.get(".text")
         return args_size(data, text[1] if text else 0, fn.start) if data is not None else None
 

@@ -61,34 +61,77 @@ def args_size(data, text_addr, address):
     args and results. abi.arg_width() predicts the same from DWARF, so a
     difference reveals params DWARF leaves out.
     """
+    found = _find(data, text_addr, address)
+    if found is None:
+        return None
+    _start, _end, func, layout = found
+    try:
+        return struct.unpack_from("<i", data, func + layout["args_at"])[0]
+    except struct.error:
+        return None
+
+
+def bounds(data, text_addr, address):
+    """(start, end, name) of the function the runtime's table says starts at
+    `address`, or None. The end is where the next function starts: the true
+    extent of the code, whatever .symtab's st_size says."""
+    found = _find(data, text_addr, address)
+    if found is None:
+        return None
+    start, end, func, layout = found
+    try:
+        (nameoff,) = struct.unpack_from("<i", data, func + layout["name_at"])
+        at = layout["names"] + nameoff
+        name = data[at : data.index(b"\0", at)].decode("utf-8", "replace")
+    except (struct.error, ValueError):
+        return None
+    return start, end, name
+
+
+def text_range(data, text_addr):
+    """(first function's start, last function's end) in .gopclntab, or None."""
+    return _find(data, text_addr, None)
+
+
+def _find(data, text_addr, address):
+    """(start, end, _func offset, layout) of the functab entry at address;
+    for address None, (start of the first, end of the last) instead."""
     try:
         magic, _pad, _quantum, ptr = struct.unpack_from("<IHBB", data, 0)
         (nfunc,) = struct.unpack_from("<Q", data, 8)
         if magic == MAGIC_GO12:
-            functab, entry_fmt, entry_size, args_at, base = 16, "<QQ", 16, 12, 0
+            functab, entry_fmt, entry_size, base = 16, "<QQ", 16, 0
+            layout = {"args_at": 12, "name_at": 8, "names": 0}
         elif magic in LAYOUTS:
             fields = dict(zip(LAYOUTS[magic], struct.unpack_from("<%dQ" % len(LAYOUTS[magic]), data, 16)))
             functab = fields["pcln"]
             if magic == MAGIC_GO116:
-                entry_fmt, entry_size, args_at, base = "<QQ", 16, 12, 0
+                entry_fmt, entry_size, base = "<QQ", 16, 0
+                layout = {"args_at": 12, "name_at": 8, "names": fields["funcname"]}
             else:
-                entry_fmt, entry_size, args_at = "<II", 8, 8
+                entry_fmt, entry_size = "<II", 8
                 base = fields["textstart"] or text_addr
+                layout = {"args_at": 8, "name_at": 4, "names": fields["funcname"]}
         else:
             return None
+        if address is None:
+            first = struct.unpack_from(entry_fmt, data, functab)[0] + base
+            last = struct.unpack_from(entry_fmt, data, functab + entry_size * nfunc)[0] + base
+            return first, last
         lo, hi = 0, nfunc - 1
-        while lo <= hi:  # functab is sorted by entry
+        while lo <= hi:  # functab is sorted by entry, and ends with the end of the last
             mid = (lo + hi) // 2
             entry, funcoff = struct.unpack_from(entry_fmt, data, functab + entry_size * mid)
             entry += base
             if entry == address:
                 func = funcoff if magic == MAGIC_GO12 else functab + funcoff
-                return struct.unpack_from("<i", data, func + args_at)[0]
+                (end, _) = struct.unpack_from(entry_fmt, data, functab + entry_size * (mid + 1))
+                return entry, end + base, func, layout
             if entry < address:
                 lo = mid + 1
             else:
                 hi = mid - 1
-    except (struct.error, IndexError):
+    except (struct.error, IndexError, OverflowError):
         return None
     return None
 
