@@ -8,6 +8,7 @@ Bytes outside the edited spans are copied through untouched.
 
 import contextlib
 import difflib
+import os
 from dataclasses import dataclass
 
 from ..abi.assign import arg_width, assign
@@ -73,6 +74,10 @@ class Context:
                     location,
                     ["  give a path to the Go binary (./app or /usr/local/bin/app)"],
                 )
+            if self.pid is not None and found.startswith(f"/proc/{self.pid}/") and "/root/" not in found:
+                now = "names another file now" if os.path.exists(target) else "names no file now"
+                note(f"-p {self.pid} runs a {target} that was replaced or removed (the path {now}); "
+                     f"probing the file the process runs, {found}")
             binary = GoBinary(found, display_path=target)
             binary.attach_path = found
             self._binaries[target] = binary
