@@ -146,8 +146,7 @@ class GoBinary:
             # Stripped (-ldflags=-s): the runtime's own function table.
             from .pclntab import PclnSymbols
 
-            text = self._sections.get(".text")
-            return PclnSymbols(pcln, text[1] if text else 0, self.display_path)
+            return PclnSymbols(pcln, self._pcln_text_addr, self.display_path)
         raise GobtError(
             f"{self.display_path}: has no symbol table and no .gopclntab",
             hints=["  gobt needs the function symbols; is this a Go binary?"],
@@ -207,8 +206,24 @@ class GoBinary:
 
         if self._pclntab is None:
             return None
+        return bounds(self._pclntab, self._pcln_text_addr, fn.start)
+
+    @cached_property
+    def _pcln_text_addr(self):
+        """Where .gopclntab's entry offsets count from when its header says 0.
+
+        An externally linked binary (cgo) can have C code at the start of
+        .text and a 0 in the header's textStart (Go 1.26+); the offsets then
+        count from runtime.text. (A stripped one has no such symbol: the
+        module data's text word tells, which the branch that finds
+        pclntabs in stripped binaries reads.)
+        """
         text = self._sections.get(".text")
-        return bounds(self._pclntab, text[1] if text else 0, fn.start)
+        if not self.stripped:
+            addr = self.symbols.address_of("runtime.text")
+            if addr:
+                return addr
+        return text[1] if text else 0
 
     @cached_property
     def pcln_text_range(self):
@@ -217,8 +232,7 @@ class GoBinary:
 
         if self._pclntab is None:
             return None
-        text = self._sections.get(".text")
-        return text_range(self._pclntab, text[1] if text else 0)
+        return text_range(self._pclntab, self._pcln_text_addr)
 
     def bytes_at(self, file_offset, size):
         return self._map[file_offset : file_offset + size]
@@ -228,8 +242,7 @@ class GoBinary:
         from .pclntab import args_size
 
         data = self._pclntab
-        text = self._sections.get(".text")
-        return args_size(data, text[1] if text else 0, fn.start) if data is not None else None
+        return args_size(data, self._pcln_text_addr, fn.start) if data is not None else None
 
     def inlined_call_sites(self, fn):
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""

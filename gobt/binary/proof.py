@@ -86,9 +86,28 @@ def _bounds(binary, fn):
             raise Stale(f"no function starts at 0x{fn.start:x} ({fn.name}) in .gopclntab")
         return fn.start, fn.end  # not Go code: .symtab is all there is
     start, end, name = found
-    if name != fn.name.removesuffix(".abi0"):
+    if _comparable(name) != _comparable(fn.name):
         raise Stale(f".gopclntab names the function at 0x{fn.start:x} {name}, not {fn.name}")
     return start, min(end, fn.end)
+
+
+def _comparable(name):
+    """A function's name with what .symtab and .gopclntab spell apart made
+    alike: the ABI0 twin's suffix, the middle dot the linker turns into a
+    dot (type:.eq.T·4), and type-argument lists, which Go 1.18+ elides in
+    .gopclntab (main.(*Stack[...]).Push for main.(*Stack[go.shape.string_0]).Push)."""
+    name = name.removesuffix(".abi0").replace("\u00b7", ".")
+    out, depth = [], 0
+    for c in name:
+        if c == "[":
+            if depth == 0:
+                out.append("[...]")
+            depth += 1
+        elif c == "]" and depth:
+            depth -= 1
+        elif depth == 0:
+            out.append(c)
+    return "".join(out)
 
 
 def _in_go_text(binary, fn):
