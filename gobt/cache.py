@@ -1,6 +1,7 @@
 """Where gobt keeps what it can reuse between runs."""
 
 import os
+import stat
 
 _disabled = False
 _warned = False
@@ -11,8 +12,9 @@ def disable():
     _disabled = True
 
 
-def cache_dir(binary_facts=False):
-    """$XDG_CACHE_HOME/gobt (default ~/.cache/gobt), created on demand.
+def cache_dir(binary_facts=False, sub=None):
+    """$XDG_CACHE_HOME/gobt (default ~/.cache/gobt), or its folder `sub`,
+    created on demand.
 
     None when it cannot be made, or cannot be trusted: gobt then simply does
     the work again. --no-cache (or GOBT_NO_CACHE) turns off what gobt learns
@@ -24,20 +26,22 @@ def cache_dir(binary_facts=False):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.join(base, "gobt")
-    try:
-        os.makedirs(path, mode=0o755, exist_ok=True)
-        st = os.stat(path)
-    except OSError:
-        return None
-    if not _trusted(st):
-        if not _warned:
-            from .errors import note
+    for folder in (path, os.path.join(path, sub)) if sub else (path,):
+        try:
+            os.makedirs(folder, mode=0o755, exist_ok=True)
+            # lstat: a symlink planted in the cache must not lead elsewhere.
+            st = os.lstat(folder)
+        except OSError:
+            return None
+        if not (stat.S_ISDIR(st.st_mode) and _trusted(st)):
+            if not _warned:
+                from .errors import note
 
-            note(f"not using the cache in {path}: it belongs to uid {st.st_uid}, or others can write to it "
-                 "(set XDG_CACHE_HOME to a folder of your own)")
-            _warned = True
-        return None
-    return path
+                note(f"not using the cache in {folder}: it belongs to uid {st.st_uid}, or others can write to "
+                     "it, or it is not a folder (set XDG_CACHE_HOME to a folder of your own)")
+                _warned = True
+            return None
+    return folder
 
 
 def _trusted(st):
@@ -47,23 +51,60 @@ def _trusted(st):
     return st.st_uid == os.geteuid() and not st.st_mode & 0o022
 
 
-def read_trusted(path):
-    """The text of a cache file that this user wrote and only they can
-    change, or None."""
+# A cache file is this line, then its JSON. The checksum is over the JSON's
+# bytes: a file changed by hand, by a disk, or cut short is a miss, never
+# used as it is (JSON that still parses can say a wrong offset).
+_SEAL = "gobt-cache {:08x} {}\n"
+
+
+def _seal(payload):
+    import zlib
+
+    return _SEAL.format(zlib.crc32(payload), len(payload)).encode() + payload
+
+
+def read_sealed(path):
+    """The JSON text of a cache file that this user wrote, that only they
+    can change and whose checksum holds, or None (then it is rewritten)."""
+    import zlib
+
+    data = _read_own(path)
+    if data is None:
+        return None
+    head, sep, payload = data.partition(b"\n")
+    if not sep or head + sep != _SEAL.format(zlib.crc32(payload), len(payload)).encode():
+        return None
+    return payload.decode("utf-8", "surrogateescape")
+
+
+def _read_own(path):
+    # O_NONBLOCK: a FIFO planted at a cache path must not hang gobt in
+    # open(); O_NOFOLLOW: nor a symlink lead it to another file. Only a
+    # regular file is read.
     try:
-        with open(path, "rb") as f:
-            if not _trusted(os.fstat(f.fileno())):
-                return None
-            return f.read().decode("utf-8", "surrogateescape")
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        st = os.fstat(fd)
+        if not (stat.S_ISREG(st.st_mode) and _trusted(st)):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def is_trusted_file(path):
+    """Whether a cache file others open themselves (lark) may be used:
+    this user's own regular file, or none yet."""
     try:
-        return _trusted(os.stat(path))
+        st = os.lstat(path)
     except OSError:
         return True  # absent: whoever makes it now is this user
+    return stat.S_ISREG(st.st_mode) and _trusted(st)
 
 
 _fingerprint = None
@@ -140,8 +181,8 @@ def prune(directory, keep):
 
 
 def write_atomic(path, data):
-    """Write data as JSON to path, so that a reader sees the old file or
-    the new one whole (a temp file renamed over it). False on failure:
+    """Write data as sealed JSON to path (read_sealed), so that a reader
+    sees the old file or the new one whole (a temp file renamed over it). False on failure:
     gobt then simply has nothing cached."""
     import json
     import tempfile
@@ -150,8 +191,8 @@ def write_atomic(path, data):
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-            json.dump(data, f)
+        with os.fdopen(fd, "wb") as f:
+            f.write(_seal(json.dumps(data).encode("utf-8", "surrogateescape")))
         os.replace(tmp, path)
         return True
     except OSError:
@@ -175,7 +216,8 @@ class BinaryCache:
     goarg reads. Kept as JSON under the cache dir, one file per binary.
 
     The key is the binary's identity: its Go build ID and its file's device,
-    inode, size and mtime, so a rebuilt binary never gets stale offsets.
+    inode, size, mtime and ctime, so a rebuilt binary never gets stale
+    offsets; and proof.py checks every offset against the bytes anyway.
     Writes are atomic (a temp file renamed over the old one) and merge what
     another gobt may have written meanwhile; an unreadable, corrupt or
     foreign file is ignored and rebuilt.
@@ -190,9 +232,9 @@ class BinaryCache:
         self.identity = identity
         self._data = None
         self._dirty = False
-        base = cache_dir(binary_facts=True)
+        base = cache_dir(binary_facts=True, sub="binaries")
         name = hashlib.sha256(identity.encode()).hexdigest()[:32]
-        self.path = os.path.join(base, "binaries", f"{name}.json") if base else None
+        self.path = os.path.join(base, f"{name}.json") if base else None
 
     def _load(self):
         if self._data is not None:
@@ -205,7 +247,7 @@ class BinaryCache:
 
         if not self.path:
             return None
-        text = read_trusted(self.path)
+        text = read_sealed(self.path)
         if text is None:
             return None
         try:
@@ -225,11 +267,24 @@ class BinaryCache:
         self._load().setdefault(table, {})[key] = value
         self._dirty = True
 
+    def drop(self):
+        """Forget everything: the file held a claim the binary's bytes
+        refute (proof.py). What is learnt from now on is saved afresh."""
+        self._data = {}
+        self._dirty = False
+        self._dropped = True
+        if self.path:
+            try:
+                os.unlink(self.path)
+            except OSError:
+                pass
+
     def save(self):
         if not self._dirty or not self.path:
             return
-        # Merge what another gobt may have written meanwhile.
-        merged = self._read() or {}
+        # Merge what another gobt may have written meanwhile (unless what
+        # was there turned out wrong).
+        merged = {} if getattr(self, "_dropped", False) else self._read() or {}
         for table, rows in self._data.items():
             merged.setdefault(table, {}).update(rows)
         if write_atomic(self.path, {"format": self.FORMAT, "identity": self.identity, "tables": merged}):

@@ -176,7 +176,7 @@ def _list(inv, bpftrace):
     ctx.save_caches()
     if listed:
         cache_entry.store(Rewritten("".join(lines), "", 0, [], errors.printed[first_message:], found.version_text,
-                                    found.max_probes), ctx.binaries_read())
+                                    found.max_probes), ctx.binaries_read(), [])
     return listed
 
 
@@ -231,7 +231,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
                      errors.printed[first_message:], found.version_text, found.max_probes, found.path)
-    cache_entry.store(done, ctx.binaries_read())
+    cache_entry.store(done, ctx.binaries_read(), ctx.proofs_made())
     return done
 
 

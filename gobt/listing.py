@@ -11,7 +11,8 @@
 from .abi.assign import assign, describe
 from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
-from .rewrite.probes import Context, check_params_complete, functions, offset_covered
+from .rewrite.probes import Context, check_params_complete, functions
+from .rewrite.uprobes import offset_covered
 from .run.bpftrace import capable_fallback
 from .lang.script import attach_point
 from .lang.source import Source

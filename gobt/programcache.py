@@ -10,9 +10,10 @@ An entry is found by everything the rewrite read that is not a binary:
 gobt's own code, the bpftrace binary, the script's text and name, -p, the
 working directory and $PATH (they decide which file a BIN names). It is
 used only if each BIN still resolves to the same file, with the same
-device, inode, size, mtime and ctime. ctime is there because no user tool
+device, inode, size, mtime and ctime (ctime is there because no user tool
 can set it back: a binary rewritten in place and touched to its old mtime
-still misses. Only successful rewrites are kept, so errors are always
+still misses), and if every probe's function still has the bytes its
+offsets were proven on (binary/proof.py). Only successful rewrites are kept, so errors are always
 found afresh, with their locations.
 
 The warnings the rewrite printed are kept too and printed again: a warm
@@ -22,7 +23,7 @@ run says exactly what the cold run said.
 import os
 import sys
 
-from .cache import cache_dir, code_fingerprint, prune, read_trusted, touch_used, write_atomic
+from .cache import cache_dir, code_fingerprint, prune, read_sealed, touch_used, write_atomic
 
 FORMAT = 1
 KEEP = 256  # programs: every edit of a script makes one
@@ -79,7 +80,7 @@ class ProgramCache:
 
         self.pid = pid
         self.path = None
-        base = cache_dir(binary_facts=True)
+        base = cache_dir(binary_facts=True, sub="programs")
         if base is None:
             return
         st = os.stat(bpftrace_path)
@@ -95,16 +96,17 @@ class ProgramCache:
         # name can be a cheap checksum: a collision only costs a miss.
         self.key = "\0".join(parts)
         name = zlib.crc32(self.key.encode("utf-8", "surrogateescape"))
-        self.path = os.path.join(base, "programs", f"{name:08x}-{len(self.key)}.json")
+        self.path = os.path.join(base, f"{name:08x}-{len(self.key)}.json")
 
     def load(self):
         """The cached Rewritten, or None when absent, stale or unreadable."""
         import json
 
         from .errors import GobtError
+        from .binary.proof import still_holds
         from .binary.targets import resolve_binary
 
-        text = read_trusted(self.path) if self.path else None
+        text = read_sealed(self.path) if self.path else None
         if text is None:
             return None
         try:
@@ -117,16 +119,27 @@ class ProgramCache:
             done = Rewritten(**entry["rewritten"])
             if not _well_formed(done):
                 return None
+            # The same file is not proof of the same bytes: every probe's
+            # function is read again and compared (binary/proof.py).
+            proofs = entry["proofs"]
+            paths = {path for _, path, _ in entry["targets"]}
+            if not isinstance(proofs, list) or not all(isinstance(p, list) and len(p) == 6 and p[0] in paths
+                                                       for p in proofs):
+                return None
+            if not still_holds(proofs):
+                return None
             touch_used(self.path)
             return done
         except (OSError, ValueError, KeyError, TypeError, AttributeError, GobtError):
             return None
 
-    def store(self, rewritten, binaries):
+    def store(self, rewritten, binaries, proofs):
         """binaries: target text -> (the path the rewrite read for it, and
-        that file's stat as it was when read)."""
+        that file's stat as it was when read); proofs: what each probe's
+        offsets were proven on (proof.still_holds)."""
         if not self.path:
             return
         targets = [[t, p, _identity(st)] for t, (p, st) in sorted(binaries.items())]
-        if write_atomic(self.path, {"key": self.key, "targets": targets, "rewritten": rewritten.__dict__}):
+        if write_atomic(self.path, {"key": self.key, "targets": targets, "proofs": proofs,
+                                    "rewritten": rewritten.__dict__}):
             prune(os.path.dirname(self.path), KEEP)

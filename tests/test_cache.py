@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 from conftest import gobt, no_traceback
+from gobt.cache import read_sealed, write_atomic
 
 PROGRAM = 'goret:{b}:main.classify /goarg(n) > 3/ {{ printf("%d %d %d\\n", goid, retval, goelapsed); }}'
 
@@ -31,7 +32,7 @@ def test_warm_run_gives_the_cold_answer_without_reading_dwarf(go_build, tmp_path
     cold = emit(binary, tmp_path)
     files = cache_files(tmp_path)
     assert len(files) == 1
-    tables = json.loads(files[0].read_text())["tables"]
+    tables = json.loads(read_sealed(str(files[0])))["tables"]
     assert {"match", "code", "read", "goroutine"} <= set(tables)
     # A warm run needs neither pyelftools nor capstone: it must not import
     # them, even when the script is new and is parsed and rewritten.
@@ -65,7 +66,10 @@ def test_corrupt_or_foreign_cache_is_ignored_and_rebuilt(go_build, tmp_path):
                  json.dumps([1, 2, 3]), ""):
         path.write_text(junk)
         assert emit(binary, tmp_path) == good
-    assert json.loads(path.read_text())["tables"]["read"]
+    for junk in ({"format": 1, "identity": "someone else", "tables": {}}, [1, 2, 3], "text"):
+        write_atomic(str(path), junk)  # sealed, but not this binary's
+        assert emit(binary, tmp_path) == good
+    assert json.loads(read_sealed(str(path)))["tables"]["read"]
 
 
 def test_no_cache_writes_nothing(go_build, tmp_path):
@@ -86,5 +90,5 @@ def test_concurrent_runs_agree(go_build, tmp_path):
     assert all(p.returncode == 0 for p in procs)
     assert len(outs) == 1
     (path,) = cache_files(tmp_path)
-    json.loads(path.read_text())  # whole, never torn
+    json.loads(read_sealed(str(path)))  # whole, never torn
     assert not [f for f in path.parent.iterdir() if f.name.startswith(".tmp-")]

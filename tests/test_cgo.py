@@ -62,11 +62,16 @@ def test_go_helpers_in_a_c_function_are_refused(go_build):
 @pytest.mark.parametrize("stripped", [False, True], ids=["dwarf", "stripped"])
 @pytest.mark.parametrize("go", GOS)
 def test_cgo_binary_reads_right(go, stripped, go_build, bpf):
-    if stripped and go == "go1.15":
-        pytest.skip("retval without DWARF needs the register ABI")
     binary = cgo_build(go_build, go, stripped)
     n = 12
     reads = "goid, retval" + ("" if stripped else ", goarg(n), goarg(label), goarg(~r1)")
+    if stripped and go == "go1.15":
+        # On the stack ABI the first result follows the params, whose size
+        # only DWARF (or a declared signature) gives: a refusal, not a guess.
+        proc = gobt("--emit", "-e", f"goret:{binary}:main.scale {{ @[{reads}] = count(); }}")
+        no_traceback(proc)
+        assert proc.returncode == 1 and "retval" in proc.stderr, proc.stderr
+        return
     proc = gobt("-e", f"goret:{binary}:main.scale {{ @[{reads}] = count(); }}", "-c", f"{binary} {n}")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr

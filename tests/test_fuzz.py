@@ -4,8 +4,11 @@ Never a Python traceback. Runs in-process (gobt.cli.run with --emit) so
 that hundreds of cases take seconds; a few go through the real command.
 """
 
+import json
 import os
 import random
+import re
+import shutil
 
 import pytest
 
@@ -138,3 +141,92 @@ def test_through_the_command(binaries, tmp_path):
         assert proc.returncode in (0, 1), proc.stderr
         if proc.returncode:
             assert proc.stderr.startswith("gobt: "), proc.stderr
+
+
+def _emit_text(argv, capsys):
+    assert emit(argv) == "ok"
+    return capsys.readouterr().out
+
+
+def _attach_points(program):
+    return set(re.findall(r"uprobe:[^ ,{]+", program))
+
+
+def test_corrupt_caches(binaries, tmp_path, monkeypatch, capsys):
+    """Cache files damaged at random are misses; ones damaged and sealed
+    again (a bug, a disk) never put a probe where the bytes have none."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(cache, "_disabled", False)
+    program = f'goret:{binaries[0]}:main.classify {{ printf("%d\\n", retval); }}'
+    good = _emit_text(["-e", program], capsys)
+    folders = [tmp_path / "gobt" / "binaries", tmp_path / "gobt" / "programs"]
+    pristine = {p: p.read_bytes() for d in folders for p in d.iterdir()}
+    rng = random.Random(SEED + 2)
+    for n in range(80):
+        for path, blob in pristine.items():
+            path.write_bytes(blob)
+        path, blob = rng.choice(sorted(pristine.items()))
+        if n % 2:
+            # Raw damage: a byte changed, bytes lost, a digit changed.
+            data = bytearray(blob)
+            i = rng.randrange(len(data))
+            op = rng.randrange(3)
+            if op == 0:
+                data[i] ^= 1 << rng.randrange(8)
+            elif op == 1:
+                del data[i : i + rng.randint(1, 40)]
+            else:
+                digits = [j for j, c in enumerate(data) if chr(c).isdigit()]
+                j = rng.choice(digits)
+                data[j] = ord(str((int(chr(data[j])) + rng.randint(1, 9)) % 10))
+            path.write_bytes(bytes(data))
+            assert _emit_text(["-e", program], capsys) == good, (n, path.name)
+        else:
+            # Sealed again: any number of what gobt learnt about the binary
+            # may move. (A cached program's own text is gobt's output and
+            # only its seal guards it; what it was proven on may move.)
+            text = cache.read_sealed(str(path))
+            end = text.find('"rewritten"')
+            nums = [m for m in re.finditer(r"\d+", text) if end == -1 or m.start() < end]
+            m = rng.choice(nums)
+            text = text[: m.start()] + str(int(m.group()) + rng.choice((-2, -1, 1, 2, 4))) + text[m.end() :]
+            try:
+                data = json.loads(text)
+            except ValueError:
+                continue
+            cache.write_atomic(str(path), data)
+            out = _emit_text(["-e", program], capsys)
+            assert _attach_points(out) <= _attach_points(good), (n, path.name, out)
+
+
+def test_rebuilt_in_place(go_build, tmp_path, monkeypatch, capsys):
+    """Builds written over one another's inode, size and mtime: the warm
+    answer is always the fresh one."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(cache, "_disabled", False)
+    builds = [go_build("go1.19", "tests/programs/multiret", ldflags="-buildid=fixed", gcflags=g, tag=t)
+              for g, t in (("", ""), ("all=-N -l", "-noopt"), ("all=-l", "-noinline"))]
+    blobs = [open(b, "rb").read() for b in builds]
+    size = max(map(len, blobs))
+    blobs = [b + bytes(size - len(b)) for b in blobs]
+    target = tmp_path / "app"
+    target.write_bytes(blobs[0])
+    target.chmod(0o755)
+    program = f'goret:{target}:main.classify {{ printf("%d\\n", retval); }}'
+    fresh = {}
+    rng = random.Random(SEED + 3)
+    for n in range(12):
+        i = rng.randrange(len(blobs))
+        st = os.stat(target)
+        with open(target, "r+b") as f:
+            f.write(blobs[i])
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
+        if rng.randrange(2):
+            shutil.rmtree(tmp_path / "cache" / "gobt" / "programs", ignore_errors=True)
+        out = _emit_text(["-e", program], capsys)
+        if i not in fresh:
+            cache._disabled = True
+            fresh[i] = _emit_text(["-e", program], capsys)
+            cache._disabled = False
+        assert out == fresh[i], (n, i)
+    assert len(set(fresh.values())) == len(fresh)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 from conftest import no_traceback
+from gobt.cache import read_sealed, write_atomic
 
 PROGRAM = 'goret:{b}:main.add {{ printf("%d + %d = %d\\n", goarg(a), goarg(b), retval); }}'
 
@@ -118,7 +119,7 @@ def test_cache_folders_keep_only_the_most_recently_used(tmp_path):
 
 def test_entries_of_the_right_key_but_the_wrong_shape_miss(go_build, tmp_path):
     program, good, path = cached_once(go_build, tmp_path)
-    entry = json.loads(path.read_text())
+    entry = json.loads(read_sealed(str(path)))
     broken = [
         {**entry, "targets": [["x"]]},
         {**entry, "targets": 7},
@@ -129,7 +130,7 @@ def test_entries_of_the_right_key_but_the_wrong_shape_miss(go_build, tmp_path):
         {**entry, "rewritten": {**entry["rewritten"], "program": ["not", "text"]}},
     ]
     for junk in broken:
-        path.write_text(json.dumps(junk))
+        write_atomic(str(path), junk)  # sealed: only its shape is wrong
         out, _, imported = run(tmp_path, "-e", program)
         assert out == good and rewrote(imported), junk
 
@@ -138,9 +139,9 @@ def test_a_cache_someone_else_can_write_is_not_used(go_build, tmp_path):
     # Root running gobt with a user's XDG_CACHE_HOME (sudo keeps it) must
     # not run a program that user left there.
     program, good, entry = cached_once(go_build, tmp_path)
-    planted = json.loads(entry.read_text())
+    planted = json.loads(read_sealed(str(entry)))
     planted["rewritten"]["program"] = 'BEGIN { system("touch /tmp/gobt-pwned"); }'
-    entry.write_text(json.dumps(planted))
+    write_atomic(str(entry), planted)
     os.chown(entry, 65534, 65534)  # an entry another user wrote
     out, _, imported = run(tmp_path, "-e", program)
     assert out == good and rewrote(imported)

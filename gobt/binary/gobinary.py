@@ -87,7 +87,8 @@ class GoBinary:
             self._phdrs = [_PHDR.unpack_from(m, phoff + i * phentsize) for i in range(phnum)]
             shdrs = [_SHDR.unpack_from(m, shoff + i * shentsize) for i in range(shnum)]
             names = shdrs[shstrndx] if shnum else None
-        except (struct.error, IndexError):
+        except (struct.error, IndexError, OverflowError):
+            # OverflowError: an offset past any file (e_phoff near 2**64).
             raise GobtError(f"{name}: truncated or corrupt ELF headers") from None
         self._sections = {}
         for sh_name, sh_type, _f, addr, offset, size, *_ in shdrs:
@@ -177,22 +178,69 @@ class GoBinary:
         from .. import __version__
         from ..cache import BinaryCache, code_fingerprint
 
+        # What the file is, not what it claims: reproducible builds give
+        # every build one Go build ID (-buildid=fixed, Bazel's "redacted"),
+        # and a rebuild written in place keeps inode and size and can get
+        # its mtime back; no user tool sets ctime back. Even so, nothing
+        # from this cache reaches bpftrace unproven (proof.py).
         st = self.stat
         identity = (f"gobt {__version__} {code_fingerprint()}|{self.build_id}|"
-                    f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}")
+                    f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}")
         return BinaryCache(identity)
 
     def functions_matching(self, pattern):
-        """symbols.match(pattern), through the cache. A wildcard matches Go
-        functions only (see is_go_function); an exact name, any function."""
+        """symbols.match(pattern), through the cache, in their true bounds.
+        A wildcard matches Go functions only (see is_go_function); an exact
+        name, any function."""
         rows = self.cache.get("match", pattern)
         if rows is None:
             fns = self.symbols.match(pattern)
             if is_wildcard(pattern):
                 fns = [f for f in fns if self.is_go_function(f) and not _hidden_from_wildcards(f.name, pattern)]
             self.cache.put("match", pattern, [[f.name, f.start, f.size] for f in fns])
-            return fns
-        return [Function(*row) for row in rows]
+        else:
+            fns = [Function(*row) for row in rows]
+        return [self._within_pclntab(fn) for fn in fns]
+
+    def _within_pclntab(self, fn):
+        # .symtab's st_size is only a claim (a linker's, or a patcher's);
+        # the runtime's own table is what Go's tracebacks trust. Past its
+        # end lies the next function: a RET found there would be another
+        # function's, and retval another function's value.
+        found = self.pcln_bounds(fn)
+        if found is None or fn.end <= found[1]:
+            return fn  # not a Go function (cgo, asm without a table entry), or within
+        from ..errors import warn
+
+        warn(f"{fn.name}: .symtab gives it 0x{fn.size:x} bytes but .gopclntab 0x{found[1] - fn.start:x}; "
+             "using .gopclntab's bounds")
+        return Function(fn.name, fn.start, found[1] - fn.start)
+
+    @cached_property
+    def _pcln_or_none(self):
+        try:
+            return self.pclntab
+        except GobtError:
+            return None
+
+    def pcln_bounds(self, fn):
+        """(start, end, name) of the function pclntab records at fn.start,
+        or None (no pclntab, or no function starts there)."""
+        from .pclntab import bounds
+
+        table = self._pcln_or_none
+        return None if table is None else bounds(table.data, table.text_start, fn.start)
+
+    @cached_property
+    def pcln_text_range(self):
+        """The addresses pclntab covers, (low, high), or None."""
+        from .pclntab import text_range
+
+        table = self._pcln_or_none
+        return None if table is None else text_range(table.data, table.text_start)
+
+    def bytes_at(self, file_offset, size):
+        return self._map[file_offset : file_offset + size]
 
     def is_go_function(self, fn):
         """Whether fn is Go code: the runtime's function table (pclntab) has
@@ -231,11 +279,8 @@ class GoBinary:
         """The args size the Go runtime records for fn (None if unknown)."""
         from .pclntab import args_size
 
-        try:
-            table = self.pclntab
-        except GobtError:
-            return None
-        return args_size(table.data, table.text_start, fn.start)
+        table = self._pcln_or_none
+        return None if table is None else args_size(table.data, table.text_start, fn.start)
 
     def inlined_call_sites(self, fn):
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""

@@ -54,18 +54,20 @@ def _name_abi_wrappers(rows):
 
 
 def _functab(data, text_addr):
-    """(nfunc, functab offset, entry format, entry size, args offset in _func,
-    base added to entries, whether funcoffs are from functab) or None."""
+    """(nfunc, functab offset, entry format, entry size, layout, base added
+    to entries, whether funcoffs are from functab) or None. layout gives the
+    offsets in a _func of its args size and name, and where names start."""
     magic, _pad, _quantum, _ptr = struct.unpack_from("<IHBB", data, 0)
     (nfunc,) = struct.unpack_from("<Q", data, 8)
     if magic == MAGIC_GO12:
-        return nfunc, 16, "<QQ", 16, 12, 0, False
+        return nfunc, 16, "<QQ", 16, {"args_at": 12, "name_at": 8, "names": 0}, 0, False
     if magic not in LAYOUTS:
         return None
     fields = dict(zip(LAYOUTS[magic], struct.unpack_from("<%dQ" % len(LAYOUTS[magic]), data, 16)))
     if magic == MAGIC_GO116:
-        return nfunc, fields["pcln"], "<QQ", 16, 12, 0, True
-    return nfunc, fields["pcln"], "<II", 8, 8, text_addr or fields["textstart"], True
+        return nfunc, fields["pcln"], "<QQ", 16, {"args_at": 12, "name_at": 8, "names": fields["funcname"]}, 0, True
+    layout = {"args_at": 8, "name_at": 4, "names": fields["funcname"]}
+    return nfunc, fields["pcln"], "<II", 8, layout, text_addr or fields["textstart"], True
 
 
 def entries(data, text_addr):
@@ -74,7 +76,7 @@ def entries(data, text_addr):
         found = _functab(data, text_addr)
         if found is None:
             return []
-        nfunc, functab, entry_fmt, entry_size, _args, base, _rel = found
+        nfunc, functab, entry_fmt, entry_size, _layout, base, _rel = found
         return [struct.unpack_from(entry_fmt, data, functab + entry_size * i)[0] + base for i in range(nfunc)]
     except (struct.error, IndexError):
         return []
@@ -88,24 +90,64 @@ def args_size(data, text_addr, address):
     args and results. abi.arg_width() predicts the same from DWARF, so a
     difference reveals params DWARF leaves out.
     """
+    found = _find(data, text_addr, address)
+    if found is None:
+        return None
+    _start, _end, func, layout = found
+    try:
+        return struct.unpack_from("<i", data, func + layout["args_at"])[0]
+    except struct.error:
+        return None
+
+
+def bounds(data, text_addr, address):
+    """(start, end, name) of the function the runtime's table says starts at
+    `address`, or None. The end is where the next function starts: the true
+    extent of the code, whatever .symtab's st_size says."""
+    found = _find(data, text_addr, address)
+    if found is None:
+        return None
+    start, end, func, layout = found
+    try:
+        (nameoff,) = struct.unpack_from("<i", data, func + layout["name_at"])
+        at = layout["names"] + nameoff
+        name = data[at : data.index(b"\0", at)].decode("utf-8", "replace")
+    except (struct.error, ValueError):
+        return None
+    return start, end, name
+
+
+def text_range(data, text_addr):
+    """(first function's start, last function's end) in .gopclntab, or None."""
+    return _find(data, text_addr, None)
+
+
+def _find(data, text_addr, address):
+    """(start, end, _func offset, layout) of the functab entry at address;
+    for address None, (start of the first, end of the last) instead."""
     try:
         found = _functab(data, text_addr)
         if found is None:
             return None
-        nfunc, functab, entry_fmt, entry_size, args_at, base, relative = found
+        nfunc, functab, entry_fmt, entry_size, layout, base, relative = found
+        if address is None:
+            first = struct.unpack_from(entry_fmt, data, functab)[0] + base
+            last = struct.unpack_from(entry_fmt, data, functab + entry_size * nfunc)[0] + base
+            return first, last
         lo, hi = 0, nfunc - 1
-        while lo <= hi:  # functab is sorted by entry
+        while lo <= hi:  # functab is sorted by entry, and ends with the end of the last
             mid = (lo + hi) // 2
             entry, funcoff = struct.unpack_from(entry_fmt, data, functab + entry_size * mid)
             entry += base
             if entry == address:
                 func = functab + funcoff if relative else funcoff
-                return struct.unpack_from("<i", data, func + args_at)[0]
+                (end, _) = struct.unpack_from(entry_fmt, data, functab + entry_size * (mid + 1))
+                return entry, end + base, func, layout
             if entry < address:
                 lo = mid + 1
             else:
                 hi = mid - 1
-    except (struct.error, IndexError):
+    except (struct.error, IndexError, OverflowError):
         return None
     return None
 

@@ -17,16 +17,28 @@ def resolve_binary(target, pid):
     as that process sees it: through /proc/PID/root, which reaches into its
     mount namespace (a container), and failing that /proc/PID/exe when BIN
     names the process's own executable.
+
+    But a path names what it names now: a deploy that renamed a new build
+    over it while the old process runs leaves the process mapping a file
+    the path no longer reaches (or none does). Probes on the path's file
+    would attach to an inode the process never runs. So when the process
+    maps a file under that name and it is not the one the path gives, BIN
+    is that mapped file, through /proc/PID/exe or /proc/PID/map_files.
     """
     if pid is not None:
         proc = f"/proc/{pid}"
         if not os.path.isdir(proc):
             raise GobtError(f"-p {pid}: no such process")
         inside = os.path.join(proc, "root", os.path.abspath(target).lstrip("/"))
+        mapped = _mapped_as(proc, os.path.abspath(target))
         if os.path.isfile(inside):
+            if mapped is not None and not _same_file(mapped, inside):
+                return mapped
             if os.path.exists(target) and _same_file(target, inside):
                 return target
             return inside
+        if mapped is not None:
+            return mapped
         try:
             exe = os.readlink(f"{proc}/exe")
         except OSError:
@@ -46,3 +58,29 @@ def _same_file(a, b):
     except OSError:
         return False
     return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def _mapped_as(proc, path):
+    """A path that opens the file the process maps as `path`, when it maps
+    one (also when it was since deleted or replaced), else None."""
+    try:
+        with open(f"{proc}/maps", "rb") as f:
+            maps = f.read().decode("utf-8", "surrogateescape")
+    except OSError:
+        return None
+    for line in maps.splitlines():
+        fields = line.split(None, 5)
+        if len(fields) < 6 or fields[5].removesuffix(" (deleted)") != path:
+            continue
+        # The executable is the usual case, and /proc/PID/exe reads it
+        # without the privileges map_files needs.
+        exe = f"{proc}/exe"
+        by_range = f"{proc}/map_files/{fields[0]}"
+        if _same_file(exe, by_range) or not os.path.exists(by_range):
+            try:
+                if os.stat(exe).st_ino == int(fields[4]):
+                    return exe
+            except (OSError, ValueError):
+                pass
+        return by_range if os.path.exists(by_range) else None
+    return None

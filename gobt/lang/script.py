@@ -179,6 +179,7 @@ def attach_point(text, start, source):
                 loc,
                 [f"  for example: {ap.provider}:./app:main.handle"],
             )
+        _check_utf8(parts[2], span.start + offsets[2], source)
         ap.target = _unquote(parts[1])[0]
         func = parts[2]
         m = _FUNC_PLUS_OFFSET.match(func)
@@ -187,6 +188,16 @@ def attach_point(text, start, source):
         ap.func, ap.func_quoted = _unquote(func)
         ap.func_offset = offsets[2]
     return ap
+
+
+def _check_utf8(text, start, source):
+    # Scripts are read with surrogateescape, so bytes that are not UTF-8
+    # survive to here (a path may hold them); no Go symbol does.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise GobtError("this name is not valid UTF-8 (a byte 0x%02x); Go symbols are UTF-8"
+                        % (ord(text[e.start]) & 0xFF), source.location(start + e.start)) from None
 
 
 def parse(source):

@@ -8,15 +8,18 @@ Bytes outside the edited spans are copied through untouched.
 
 import contextlib
 import difflib
+import os
 from dataclasses import dataclass
 
 from ..abi.assign import arg_width, assign
 from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
-from ..errors import GobtError, UnreachableOffset, warn
+from ..binary.proof import Stale, refuse
+from .. import errors
+from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, retval_without_dwarf
 from .goroutine import goroutine_of
-from ..lang.script import BPFTRACE_UNQUOTED
+from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
 
@@ -40,6 +43,16 @@ class Context:
         self.probe_count = 0
         self.maps_used = set()
         self._binaries = {}
+        self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
+
+    def restart(self):
+        """Start the rewrite again, with every binary's cache dropped."""
+        self.needs_unsafe = ""
+        self.probe_count = 0
+        self.maps_used = set()
+        self.proofs = {}
+        for binary in self._binaries.values():
+            binary.cache.drop()
 
     def save_caches(self):
         for binary in self._binaries.values():
@@ -48,6 +61,10 @@ class Context:
     def binaries_read(self):
         """target -> (path, stat) of every binary this rewrite read."""
         return {t: (b.path, b.stat) for t, b in self._binaries.items()}
+
+    def proofs_made(self):
+        """What proof.still_holds checks, for the program cache."""
+        return [entry for _, entry in sorted(self.proofs.items())]
 
     def binary(self, target, location):
         """The GoBinary for a probe's BIN (its .attach_path is for bpftrace)."""
@@ -60,6 +77,10 @@ class Context:
                     location,
                     ["  give a path to the Go binary (./app or /usr/local/bin/app)"],
                 )
+            if self.pid is not None and found.startswith(f"/proc/{self.pid}/") and "/root/" not in found:
+                now = "names another file now" if os.path.exists(target) else "names no file now"
+                note(f"-p {self.pid} runs a {target} that was replaced or removed (the path {now}); "
+                     f"probing the file the process runs, {found}")
             binary = GoBinary(found, display_path=target)
             binary.attach_path = found
             self._binaries[target] = binary
@@ -106,7 +127,26 @@ def _apply(text, edits, base=0):
 
 
 def rewrite(script, ctx):
-    """The bpftrace program for `script`, as text."""
+    """The bpftrace program for `script`, as text.
+
+    Every offset is proven on the binary's bytes as it is placed
+    (_uprobe_at). One that fails came from a cache that no longer holds:
+    the caches are dropped and the rewrite done again from the bytes. If
+    an offset computed afresh fails, gobt refuses rather than guess.
+    """
+    try:
+        with errors.held(dropped_on=Stale):  # the second try says them again
+            return _rewrite(script, ctx)
+    except Stale as e:
+        note(f"cached facts did not hold on the binary's bytes ({e}); recomputing without them")
+        ctx.restart()
+    try:
+        return _rewrite(script, ctx)
+    except Stale as e:
+        raise refuse(e, None) from None
+
+
+def _rewrite(script, ctx):
     edits = []
     for probe_id, probe in enumerate(script.probes):
         edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
@@ -169,7 +209,7 @@ class _ProbeRewriter:
             attach = []
             for code in _analyze_all(ap, binary, fns, loc):
                 fn = code.function
-                attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
+                attach.append(uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
                 self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code))
             if not attach:
                 raise GobtError(f"goentry:{ap.target}:{ap.func} matches no function gobt can read", loc)
@@ -308,7 +348,7 @@ class _ProbeRewriter:
                 stores.append(f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d] = {entry_exprs[i]};")
             body = " ".join(stores)
             code = site.code or analyze(site.binary, site.function)
-            attach = _uprobe_at(site.target, site.binary, site.function, code.entry_offset, ctx, None)
+            attach = uprobe_at(site.target, site.binary, site.function, code.entry_offset, ctx, None)
             groups.setdefault(body, []).append(attach)
         ctx.probe_count += sum(len(v) for v in groups.values())
         entry_probes = "".join(f"{', '.join(aps)} {pid}{{ {body} }} " for body, aps in groups.items())
@@ -480,7 +520,7 @@ def _expand_goret(ap, binary, fns, ctx, loc):
             no_ret.append((found.function, found))
             continue
         try:
-            probes = [_uprobe_at(ctx.attach_target(ap), binary, found.function, offset, ctx, loc)
+            probes = [uprobe_at(ctx.attach_target(ap), binary, found.function, offset, ctx, loc, ret=True)
                       for offset in found.ret_offsets]
         except GobtError as e:
             # Every match gets its probe when another bpftrace can take them.
@@ -507,77 +547,6 @@ def _expand_goret(ap, binary, fns, ctx, loc):
     return attach, codes
 
 
-def _uprobe_at(target, binary, fn, offset, ctx, loc):
-    """A uprobe at fn+offset, spelled as the installed bpftrace accepts it.
-
-    By name where bpftrace finds exactly this function by that name; else
-    "sym"+offset where this bpftrace checks offsets itself and no wildcard
-    character can make it drop the offset; else by file offset.
-    """
-    bt = ctx.bpftrace
-    escapes = any(c in fn.name for c in '"\\')
-    if not binary.stripped and not escapes:  # a stripped binary has no names for bpftrace
-        if offset == 0 and _names_only(binary, fn):
-            return f'uprobe:{target}:{fn.name if not _needs_quotes(fn.name) else chr(34) + fn.name + chr(34)}'
-        if bt.attach_form == "sym_offset":
-            if bt.offset_needs_unsafe:
-                ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only with --unsafe"
-            if not _has_glob(fn.name):
-                return f'uprobe:{target}:"{fn.name}"+{offset}'
-            # A '*' in the name would make bpftrace glob, and drop the
-            # offset: give the address, which it maps back to fn+offset
-            # and checks itself.
-            return f"uprobe:{target}:0x{fn.start + offset:x}"
-    file_offset = binary.file_offset(fn.start + offset)
-    _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
-    if binary.stripped:
-        ctx.needs_unsafe = f"{binary.display_path} is stripped: bpftrace can only take file offsets in it"
-    else:
-        ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only by file offset"
-    return f"uprobe:{target}:0x{file_offset:x}"
-
-
-def _names_only(binary, fn):
-    """Whether bpftrace, reading every '*' as a wildcard, finds only fn by its name."""
-    if not _has_glob(fn.name):
-        return True
-    if "?" in fn.name or "[" in fn.name:
-        return False
-    return len(binary.symbols.glob(fn.name)) == 1
-
-
-def _needs_quotes(name):
-    return not BPFTRACE_UNQUOTED.match(name)
-
-
-def _has_glob(name):
-    # bpftrace >= 0.20 reads these as wildcards inside quotes, and its
-    # multi-probe then silently drops the offset.
-    return any(c in name for c in "*?[")
-
-
-def _check_not_in_symbol(binary, file_offset, fn, ctx, loc):
-    # The file-offset form only works when bpftrace cannot mistake the number
-    # for an address inside some symbol (it then demands bfd to check it).
-    covering = offset_covered(binary, file_offset)
-    if covering:
-        raise UnreachableOffset(
-            f"bpftrace {ctx.bpftrace.version_text} (without bfd) cannot attach inside "
-            f"{fn.name}: file offset 0x{file_offset:x} falls inside symbol {covering}",
-            loc,
-            ["  bpftrace < 0.22 without bfd takes an offset only as a file offset that no symbol's",
-             "  address range covers, which rules out code more than ~4 MB into a binary's text"],
-        )
-
-
-def offset_covered(binary, file_offset):
-    """The symbol a file offset falls inside, as bpftrace < 0.22 without bfd
-    would read it (it then refuses the probe), or None."""
-    if file_offset < binary.lowest_function:
-        return None
-    return binary.symbols.covering(file_offset)
-
-
 def _target_text(ap):
     parts = ap.text[: ap.func_offset - 1]
     return parts.split(":", 1)[1]
@@ -596,4 +565,4 @@ def _exact_uprobes(ap, binary, fns, ctx, loc):
             if not is_instruction_boundary(binary, fn, offset):
                 raise GobtError(f"+{offset} is not an instruction boundary in {fn.name}", loc)
     ctx.probe_count += len(fns)
-    return [_uprobe_at(ctx.attach_target(ap), binary, fn, offset, ctx, loc) for fn in fns]
+    return [uprobe_at(ctx.attach_target(ap), binary, fn, offset, ctx, loc) for fn in fns]

@@ -16,7 +16,7 @@ import os
 import re
 import shutil
 
-from ..cache import cache_dir, read_trusted, write_atomic
+from ..cache import cache_dir, read_sealed, write_atomic
 from ..errors import GobtError
 
 # bpftrace's options that take a value, across releases; the rest are flags.
@@ -140,7 +140,7 @@ def start_probe(path):
     key = f"{os.path.realpath(path)}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
     cache = cache_dir()
     cache_file = os.path.join(cache, "bpftrace-info.json") if cache else None
-    text = read_trusted(cache_file) if cache_file else None
+    text = read_sealed(cache_file) if cache_file else None
     if text is not None:
         try:
             entry = json.loads(text).get(key)
@@ -201,7 +201,7 @@ class _Probe:
 
 def _store(cache_file, key, value):
     try:
-        data = json.loads(read_trusted(cache_file) or "{}")
+        data = json.loads(read_sealed(cache_file) or "{}")
         if not isinstance(data, dict):
             data = {}
     except ValueError:
