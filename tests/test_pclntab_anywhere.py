@@ -3,7 +3,6 @@
 a PIE whose pclntab has no section of its own)."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
