@@ -16,6 +16,7 @@ from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..errors import GobtError, warn
 from .goarg import GoargResolver
 from .goroutine import goroutine_of
+from .signature import subprogram_for
 from ..lang.script import BPFTRACE_UNQUOTED
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
@@ -80,6 +81,7 @@ class Site:
     function: object
     at: str  # "entry" or "return"
     code: object = None  # disasm.Code, for goret sites
+    declared: object = None  # the Subprogram a signature in the probe declares
 
 
 # Maps shared by all probes for values carried from a call's entry to its
@@ -158,29 +160,33 @@ class _ProbeRewriter:
                             [f"  for a probe at an offset, write uprobe:{ap.target}:{ap.func}+{ap.probe_offset}"])
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
+            declared = self._declared(ap, binary, fns)
             attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
-            self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c) for c in codes]
+            self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c, declared) for c in codes]
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         if ap.provider == "goentry":
             binary, fns = functions(ap, self.source, ctx)
+            declared = self._declared(ap, binary, fns)
             attach = []
             for code in _analyze_all(ap, binary, fns, loc):
                 fn = code.function
                 attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
-                self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code))
+                self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code, declared))
             if not attach:
                 raise GobtError(f"goentry:{ap.target}:{ap.func} matches no function gobt can read", loc)
             ctx.probe_count += len(attach)
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         uses_go = any(u.kind != "retval" for u in self.probe.uses)
-        if ap.is_uprobe and (ap.needs_quoting() or (uses_go and not _is_address(ap.func))):
+        if ap.is_uprobe and (ap.needs_quoting() or ap.signature is not None
+                             or (uses_go and not _is_address(ap.func))):
             binary, fns = functions(ap, self.source, ctx)
+            declared = self._declared(ap, binary, fns)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
-                self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry") for fn in fns]
+                self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry", None, declared) for fn in fns]
             spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
             if spelled == [ap.text]:
                 return []
@@ -188,6 +194,16 @@ class _ProbeRewriter:
             return [Edit(ap.span.start, ap.span.end, ", ".join(spelled))]
         self.not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
         return []
+
+    def _declared(self, ap, binary, fns):
+        """The Subprogram a signature after the function's name declares, checked."""
+        if ap.signature is None:
+            return None
+        if is_wildcard(ap.func) or len(fns) != 1:
+            names = ", ".join(f.name for f in fns[:3]) + (" ..." if len(fns) > 3 else "")
+            raise GobtError(f"a declared signature is for one function; '{ap.func}' matches "
+                            f"{len(fns)} ({names})", self.loc(ap.span.start + ap.func_offset, len(ap.func)))
+        return subprogram_for(binary, fns[0], ap.signature, self.source)
 
     # -- helpers in the block -------------------------------------------------
 
@@ -339,10 +355,12 @@ def _resolve(site, path, where, is_retval, bpftrace):
     require_go(site.binary, "goarg and retval read Go's calling convention")
     nul = bpftrace.str_size_counts_nul
     key = f"{site.function.name}|{site.at}|{path}|{int(nul)}"
+    if site.declared is not None:
+        key += "|" + "|".join(f"{p.name}:{p.type.name}:{int(p.is_result)}" for p in site.declared.params)
     row = site.binary.cache.get("read", key)
     if row is not None:
         return tuple(row)
-    sub = site.binary.dwarf.subprogram(site.function)
+    sub = site.declared or site.binary.dwarf.subprogram(site.function)
     if is_retval and not sub.results:
         raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
     check_params_complete(site.binary, site.function, sub, where(0, len(path)))
