@@ -253,7 +253,8 @@ def _check_value(t, source, by_value=True):
     if t.form == "name" and t.is_named:
         if "." not in t.text:
             raise GobtError(f"unknown type '{t.text}' in the signature", loc,
-                            ["  a named type is written with its package: main.S, net/http.Request"] + _HOW)
+                            [f"  if '{t.text}' names a param, give it a type: ({t.text} int)",
+                             "  a named type is written with its package: main.S, net/http.Request"] + _HOW)
         if by_value:
             raise GobtError(
                 f"{t.text} is passed by value: without DWARF gobt knows nothing of its layout", loc,
