@@ -33,7 +33,7 @@ goentry:{binary}:main.(*S).Get(s *main.S, key string, n int) (count int, err err
   printf("E %s %d\\n", goarg(key), goarg(n));
 }}
 goret:{binary}:main.(*S).Get(s *main.S, key string, n int) (count int, err error) {{
-  printf("G %d %d %d\\n", goarg(count), goarg(err) != 0, goarg(~r0));
+  printf("G %d %d %d\\n", goarg(count), goarg(err) != 0, retval);
 }}
 goentry:{binary}:main.sum(a, b int32, xs []int) int64 {{ printf("S %d %d %d %d\\n", goarg(a), goarg(b), goarg(xs.len), goarg(xs[2])); }}
 """

@@ -139,7 +139,12 @@ def subprogram_for(binary, fn, sig, source):
     loc = source.location(sig.offset, len(sig.text))
     _check_receiver(fn, sig, source)
     if _has_dwarf(binary):
-        return _agree_with_dwarf(binary.dwarf.subprogram(fn), declared, sig, source)
+        try:
+            described = binary.dwarf.subprogram(fn)
+        except GobtError:
+            described = None  # DWARF without this function (assembly): as if stripped
+        if described is not None:
+            return _agree_with_dwarf(described, declared, sig, source)
     recorded = binary.args_size(fn)
     predicted = arg_width(declared, binary.arch, binary.go_version_tuple)
     if recorded is None:
