@@ -16,7 +16,7 @@ from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..errors import GobtError, warn
 from .goarg import GoargResolver
 from .goroutine import goroutine_of
-from .signature import subprogram_for
+from .signature import declared_for
 from ..lang.script import BPFTRACE_UNQUOTED
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
@@ -196,14 +196,7 @@ class _ProbeRewriter:
         return []
 
     def _declared(self, ap, binary, fns):
-        """The Subprogram a signature after the function's name declares, checked."""
-        if ap.signature is None:
-            return None
-        if is_wildcard(ap.func) or len(fns) != 1:
-            names = ", ".join(f.name for f in fns[:3]) + (" ..." if len(fns) > 3 else "")
-            raise GobtError(f"a declared signature is for one function; '{ap.func}' matches "
-                            f"{len(fns)} ({names})", self.loc(ap.span.start + ap.func_offset, len(ap.func)))
-        return subprogram_for(binary, fns[0], ap.signature, self.source)
+        return declared_for(ap, binary, fns, self.source) if ap.signature is not None else None
 
     # -- helpers in the block -------------------------------------------------
 

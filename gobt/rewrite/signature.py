@@ -13,6 +13,7 @@ import dataclasses
 
 from ..abi.assign import arg_width
 from ..binary.dwarf import Field, Param, Subprogram
+from ..binary.symbols import is_wildcard
 from ..errors import GobtError, warn
 from ..lang.signature import BASIC_TYPES
 
@@ -131,6 +132,15 @@ def _shape(p):
 def _same_kind(a, b):
     addresses = {"pointer", "unsafe.Pointer"}
     return a == b or (a in addresses and b in addresses)
+
+
+def declared_for(ap, binary, fns, source):
+    """The Subprogram an attach point's signature declares for the one function it names."""
+    if is_wildcard(ap.func) or len(fns) != 1:
+        names = ", ".join(f.name for f in fns[:3]) + (" ..." if len(fns) > 3 else "")
+        raise GobtError(f"a declared signature is for one function; '{ap.func}' matches {len(fns)} ({names})",
+                        source.location(ap.span.start + ap.func_offset, len(ap.func)))
+    return subprogram_for(binary, fns[0], ap.signature, source)
 
 
 def subprogram_for(binary, fn, sig, source):
