@@ -162,3 +162,15 @@ def test_lv_on_a_stripped_build_says_how_to_declare_and_shows_a_declaration(go, 
         assert rows[1][2] == "RBX,RCX" and rows[4][-3:] == ["RBX,RCX", "at", "return"], proc.stdout
     else:
         assert rows[1][2] == "[SP+16]" and rows[4][-3:] == ["[SP+48]", "at", "return"], proc.stdout
+
+
+@pytest.mark.bpftrace_independent
+def test_a_pointer_to_a_named_type_is_an_address_without_fields(go_build):
+    binary = stripped(go_build, "newest")
+    head = f"uprobe:{binary}:main.(*S).Get(s *main.S, key string, n int) (int, error)"
+    ok = gobt("--emit", "-e", f'{head} {{ printf("%d\\n", goarg(s)); }}')
+    assert ok.returncode == 0, ok.stderr
+    proc = gobt("--emit", "-e", f'{head} {{ printf("%d\\n", goarg(s.hits)); }}')
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert "s is a main.S (declared by name only: its fields are in DWARF); it has no field 'hits'" in proc.stderr

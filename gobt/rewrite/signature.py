@@ -18,6 +18,9 @@ from ..errors import GobtError, warn
 from ..lang.signature import BASIC_TYPES
 
 
+OPAQUE = "declared by name only: its fields are in DWARF"
+
+
 class DeclaredType:
     """A type built from its declaration, shaped like dwarf.GoType."""
 
@@ -84,8 +87,9 @@ def declared_type(t):
             return _interface(t.text, t.text == "any")
         if t.text in BASIC_TYPES:
             return _basic(t.text)
-        # A named type behind a pointer: its address is all gobt knows.
-        return DeclaredType(t.text, "opaque", 0)
+        # A named type behind a pointer: its address is all gobt knows. The
+        # kind is what goarg's messages show for s.field: say why.
+        return DeclaredType(t.text, OPAQUE, 0)
     if form == "pointer":
         return _pointer(declared_type(t.elem), t.text)
     if form == "slice":
