@@ -10,13 +10,13 @@ import contextlib
 import difflib
 from dataclasses import dataclass
 
-from ..abi.assign import arg_width, assign
+from ..abi.assign import assign
 from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..errors import GobtError, warn
 from .goarg import GoargResolver
 from .goroutine import goroutine_of
-from .signature import declared_for
+from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from ..lang.script import BPFTRACE_UNQUOTED
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
@@ -160,14 +160,14 @@ class _ProbeRewriter:
                             [f"  for a probe at an offset, write uprobe:{ap.target}:{ap.func}+{ap.probe_offset}"])
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
-            declared = self._declared(ap, binary, fns)
+            declared = declared_for(ap, binary, fns, self.source)
             attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
             self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c, declared) for c in codes]
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         if ap.provider == "goentry":
             binary, fns = functions(ap, self.source, ctx)
-            declared = self._declared(ap, binary, fns)
+            declared = declared_for(ap, binary, fns, self.source)
             attach = []
             for code in _analyze_all(ap, binary, fns, loc):
                 fn = code.function
@@ -182,7 +182,7 @@ class _ProbeRewriter:
         if ap.is_uprobe and (ap.needs_quoting() or ap.signature is not None
                              or (uses_go and not _is_address(ap.func))):
             binary, fns = functions(ap, self.source, ctx)
-            declared = self._declared(ap, binary, fns)
+            declared = declared_for(ap, binary, fns, self.source)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
@@ -194,9 +194,6 @@ class _ProbeRewriter:
             return [Edit(ap.span.start, ap.span.end, ", ".join(spelled))]
         self.not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
         return []
-
-    def _declared(self, ap, binary, fns):
-        return declared_for(ap, binary, fns, self.source) if ap.signature is not None else None
 
     # -- helpers in the block -------------------------------------------------
 
@@ -347,9 +344,7 @@ def _resolve(site, path, where, is_retval, bpftrace):
     """(expression, Go kind, read at entry for a return site), cached per binary."""
     require_go(site.binary, "goarg and retval read Go's calling convention")
     nul = bpftrace.str_size_counts_nul
-    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}"
-    if site.declared is not None:
-        key += "|" + "|".join(f"{p.name}:{p.type.name}:{int(p.is_result)}" for p in site.declared.params)
+    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}{declared_key(site.declared)}"
     row = site.binary.cache.get("read", key)
     if row is not None:
         return tuple(row)
@@ -366,25 +361,6 @@ def _resolve(site, path, where, is_retval, bpftrace):
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
-
-
-def check_params_complete(binary, fn, sub, loc=None):
-    """Refuse to guess when DWARF does not describe every arg.
-
-    DWARF leaves out some params that still take registers or stack (a blank
-    `_` before Go 1.22); every later param would then be read from the wrong
-    place. The runtime's own record of the args size tells.
-    """
-    recorded = binary.args_size(fn)
-    predicted = arg_width(sub, binary.arch, binary.go_version_tuple)
-    if recorded is not None and recorded != predicted:
-        raise GobtError(
-            f"gobt cannot place the params of {fn.name}: DWARF describes {predicted} bytes of "
-            f"arguments, the runtime records {recorded}",
-            loc,
-            ["  DWARF leaves out some params (a blank _ before Go 1.22); name them, or read "
-             "registers with reg() as -lv shows"],
-        )
 
 
 @contextlib.contextmanager

@@ -140,11 +140,20 @@ def _same_kind(a, b):
 
 def declared_for(ap, binary, fns, source):
     """The Subprogram an attach point's signature declares for the one function it names."""
+    if ap.signature is None:
+        return None
     if is_wildcard(ap.func) or len(fns) != 1:
         names = ", ".join(f.name for f in fns[:3]) + (" ..." if len(fns) > 3 else "")
         raise GobtError(f"a declared signature is for one function; '{ap.func}' matches {len(fns)} ({names})",
                         source.location(ap.span.start + ap.func_offset, len(ap.func)))
     return subprogram_for(binary, fns[0], ap.signature, source)
+
+
+def declared_key(declared):
+    """What a read's cache key adds for a declared Subprogram (none for DWARF's)."""
+    if declared is None:
+        return ""
+    return "|" + "|".join(f"{p.name}:{p.type.name}:{int(p.is_result)}" for p in declared.params)
 
 
 def subprogram_for(binary, fn, sig, source):
@@ -218,3 +227,22 @@ def _agree_with_dwarf(dwarf_sub, declared, sig, source):
         return dwarf_sub
     params = [dataclasses.replace(p, name=renamed.get(id(p), p.name)) for p in dwarf_sub.params]
     return dataclasses.replace(dwarf_sub, params=params)
+
+
+def check_params_complete(binary, fn, sub, loc=None):
+    """Refuse to guess when DWARF does not describe every arg.
+
+    DWARF leaves out some params that still take registers or stack (a blank
+    `_` before Go 1.22); every later param would then be read from the wrong
+    place. The runtime's own record of the args size tells.
+    """
+    recorded = binary.args_size(fn)
+    predicted = arg_width(sub, binary.arch, binary.go_version_tuple)
+    if recorded is not None and recorded != predicted:
+        raise GobtError(
+            f"gobt cannot place the params of {fn.name}: DWARF describes {predicted} bytes of "
+            f"arguments, the runtime records {recorded}",
+            loc,
+            ["  DWARF leaves out some params (a blank _ before Go 1.22); name them, or read "
+             "registers with reg() as -lv shows"],
+        )
