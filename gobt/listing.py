@@ -14,6 +14,7 @@ from .errors import GobtError
 from .rewrite.probes import Context, check_params_complete, functions
 from .rewrite.uprobes import offset_covered
 from .run.bpftrace import capable_fallback
+from .rewrite.signature import subprogram_for
 from .lang.script import attach_point
 from .lang.source import Source
 
@@ -50,7 +51,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
                 note += f", inlined at {inlined} call site{'s' if inlined > 1 else ''}"
         out(f"{provider}:{ap.target}:{fn.name}  {note}")
         if verbose:
-            for line in _params(binary, fn):
+            for line in _params(binary, fn, ap, provider, source):
                 out("    " + line)
     return True, ctx
 
@@ -74,21 +75,40 @@ def _reach(binary, fn, code, provider, bt, bpftrace_chosen):
     return f"  [unreachable: bpftrace {bt.version_text} without bfd; see CAVEATS in gobt(1)]"
 
 
-def _params(binary, fn):
+def _params(binary, fn, ap, provider, source):
+    if ap.signature is not None:
+        # As the probe declares them, checked as a probe would check them.
+        return _param_rows(binary, fn, subprogram_for(binary, fn, ap.signature, source))
     rows = binary.cache.get("lv", fn.name)
     if rows is None:
         rows = _param_rows(binary, fn)
         binary.cache.put("lv", fn.name, rows)
+    if rows and rows[0].startswith("(") and "has no DWARF" in rows[0]:
+        rows = rows + _how_to_declare(binary, fn, provider, ap.target)
     return rows
 
 
-def _param_rows(binary, fn):
-    if not binary.has_dwarf:
-        return _no_dwarf_rows(binary)
-    try:
-        sub = binary.dwarf.subprogram(fn)
-    except GobtError as e:
-        return [f"({e.message})"]
+def _how_to_declare(binary, fn, provider, target):
+    """What to write for goarg without DWARF: a signature in the probe."""
+    recorded = binary.args_size(fn)
+    size = f" (the runtime records {recorded} bytes of args)" if recorded is not None else ""
+    params = "" if recorded == 0 else "name string, n int"
+    if "(*" in fn.name and "[" not in fn.name:
+        pkg = fn.name.rsplit(".(", 1)[0]
+        receiver = f"r *{pkg}.{fn.name.split('(*', 1)[1].split(')', 1)[0]}"
+        params = receiver + (", " + params if params else "")
+    return [f"(to read params by name, declare the signature{size}: "
+            f"{provider}:{target}:{fn.name}({params}) (int, error))"]
+
+
+def _param_rows(binary, fn, sub=None):
+    if sub is None:
+        if not binary.has_dwarf:
+            return _no_dwarf_rows(binary)
+        try:
+            sub = binary.dwarf.subprogram(fn)
+        except GobtError as e:
+            return [f"({e.message})"]
     try:
         check_params_complete(binary, fn, sub)
     except GobtError as e:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..errors import GobtError
+from .signature import find_signature, parse_signature
 
 GOBT_PROVIDERS = {"goret", "goentry"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
@@ -40,6 +41,7 @@ class AttachPoint:
     func_quoted: bool = False
     func_offset: int = 0  # where `func` starts within `text`
     probe_offset: int | None = None  # the +N of "func"+N
+    signature: object = None  # a signature.Signature declared after the name
 
     @property
     def is_gobt(self):
@@ -81,7 +83,8 @@ class Probe:
 
     @property
     def is_gobt(self):
-        return any(ap.is_gobt or ap.needs_quoting() for ap in self.attach_points)
+        # A declared signature is gobt's to remove, even where nothing reads it.
+        return any(ap.is_gobt or ap.needs_quoting() or ap.signature is not None for ap in self.attach_points)
 
 
 @dataclass
@@ -102,7 +105,13 @@ class Script:
 
 def _grammar_path():
     from importlib.resources import files
+    from pathlib import Path
 
+    # Run from a source tree (a git worktree, PYTHONPATH=.), its own grammar:
+    # an editable install elsewhere maps gobt.grammar to that other tree.
+    root = Path(__file__).resolve().parents[2]
+    if (root / "pyproject.toml").is_file() and (root / "grammar" / "bpftrace.lark").is_file():
+        return root / "grammar" / "bpftrace.lark"
     return files("gobt.grammar").joinpath("bpftrace.lark")
 
 
@@ -182,6 +191,12 @@ def attach_point(text, start, source):
         _check_utf8(parts[2], span.start + offsets[2], source)
         ap.target = _unquote(parts[1])[0]
         func = parts[2]
+        if not func.startswith(LANGUAGE_PREFIXES):
+            at = find_signature(func)
+            if at > 0:
+                sig_text = func[at:]
+                func = func[:at].rstrip()
+                ap.signature = parse_signature(sig_text, start + offsets[2] + at, source)
         m = _FUNC_PLUS_OFFSET.match(func)
         if m:
             func, ap.probe_offset = m.group(1), int(m.group(2), 0)

@@ -11,7 +11,7 @@ import difflib
 import os
 from dataclasses import dataclass
 
-from ..abi.assign import arg_width, assign
+from ..abi.assign import assign
 from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..binary.proof import Stale, refuse
@@ -19,6 +19,7 @@ from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, retval_without_dwarf
 from .goroutine import goroutine_of
+from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
@@ -103,6 +104,7 @@ class Site:
     function: object
     at: str  # "entry" or "return"
     code: object = None  # disasm.Code, for goret sites
+    declared: object = None  # the Subprogram a signature in the probe declares
 
 
 # Maps shared by all probes for values carried from a call's entry to its
@@ -200,29 +202,33 @@ class _ProbeRewriter:
                             [f"  for a probe at an offset, write uprobe:{ap.target}:{ap.func}+{ap.probe_offset}"])
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
+            declared = declared_for(ap, binary, fns, self.source)
             attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
-            self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c) for c in codes]
+            self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c, declared) for c in codes]
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         if ap.provider == "goentry":
             binary, fns = functions(ap, self.source, ctx)
+            declared = declared_for(ap, binary, fns, self.source)
             attach = []
             for code in _analyze_all(ap, binary, fns, loc):
                 fn = code.function
                 attach.append(uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
-                self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code))
+                self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code, declared))
             if not attach:
                 raise GobtError(f"goentry:{ap.target}:{ap.func} matches no function gobt can read", loc)
             ctx.probe_count += len(attach)
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         uses_go = any(u.kind != "retval" for u in self.probe.uses)
-        if ap.is_uprobe and (ap.needs_quoting() or (uses_go and not _is_address(ap.func))):
+        if ap.is_uprobe and (ap.needs_quoting() or ap.signature is not None
+                             or (uses_go and not _is_address(ap.func))):
             binary, fns = functions(ap, self.source, ctx)
+            declared = declared_for(ap, binary, fns, self.source)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
-                self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry") for fn in fns]
+                self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry", None, declared) for fn in fns]
             spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
             if spelled == [ap.text]:
                 return []
@@ -387,13 +393,13 @@ def _resolve(site, path, where, is_retval, bpftrace):
     """(expression, Go kind, read at entry for a return site), cached per binary."""
     require_go(site.binary, "goarg and retval read Go's calling convention")
     nul = bpftrace.str_size_counts_nul
-    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}"
+    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}{declared_key(site.declared)}"
     row = site.binary.cache.get("read", key)
     if row is not None:
         return tuple(row)
-    if is_retval and not site.binary.has_dwarf:
+    if is_retval and site.declared is None and not site.binary.has_dwarf:
         return retval_without_dwarf(site.binary, where(0, 6)), "int", False
-    sub = site.binary.dwarf.subprogram(site.function)
+    sub = site.declared or site.binary.dwarf.subprogram(site.function)
     if is_retval and not sub.results:
         raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
     check_params_complete(site.binary, site.function, sub, where(0, len(path)))
@@ -406,25 +412,6 @@ def _resolve(site, path, where, is_retval, bpftrace):
     expr, kind = resolver.expression(path, where)
     site.binary.cache.put("read", key, [expr, kind, at_entry])
     return expr, kind, at_entry
-
-
-def check_params_complete(binary, fn, sub, loc=None):
-    """Refuse to guess when DWARF does not describe every arg.
-
-    DWARF leaves out some params that still take registers or stack (a blank
-    `_` before Go 1.22); every later param would then be read from the wrong
-    place. The runtime's own record of the args size tells.
-    """
-    recorded = binary.args_size(fn)
-    predicted = arg_width(sub, binary.arch, binary.go_version_tuple)
-    if recorded is not None and recorded != predicted:
-        raise GobtError(
-            f"gobt cannot place the params of {fn.name}: DWARF describes {predicted} bytes of "
-            f"arguments, the runtime records {recorded}",
-            loc,
-            ["  DWARF leaves out some params (a blank _ before Go 1.22); name them, or read "
-             "registers with reg() as -lv shows"],
-        )
 
 
 @contextlib.contextmanager

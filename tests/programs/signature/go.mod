@@ -1,0 +1,3 @@
+module signature
+
+go 1.15
