@@ -60,7 +60,7 @@ def where(binary, site):
     file = binary.cache.get("inlfile", key)
     if file is None:
         try:
-            file = os.path.basename(_Finder.of(binary).file_name(site.cu, site.call_file))
+            file = os.path.basename(finder_of(binary).file_name(site.cu, site.call_file))
         except GobtError:
             file = "?"
         binary.cache.put("inlfile", key, file)
@@ -77,6 +77,16 @@ def inlined_sites(binary, name):
         rows = [list(astuple(s)) for s in _Finder.of(binary).sites(name)]
         binary.cache.put("inlsites", name, rows)
     return [InlinedSite(*row) for row in rows]
+
+
+def finder_of(binary):
+    """The DWARF view this module keeps for a binary."""
+    return _Finder.of(binary)
+
+
+def is_position_independent(binary):
+    """ET_DYN: its code's addresses are known only once loaded."""
+    return binary._map[16:18] != b"\x02\x00"  # e_type ET_EXEC
 
 
 class _Finder:

@@ -16,6 +16,7 @@ from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..errors import GobtError, UnreachableOffset, warn
 from .goarg import GoargResolver
 from .goroutine import goroutine_of
+from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
 from ..lang.script import BPFTRACE_UNQUOTED
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
@@ -79,9 +80,10 @@ class Site:
 
     binary: GoBinary
     target: str  # the BIN the user wrote, as bpftrace must see it
-    function: object
-    at: str  # "entry" or "return"
+    function: object  # for an inlined copy, its caller
+    at: str  # "entry", "return", or "inline" (a copy's entry, inside its caller)
     code: object = None  # disasm.Code, for goret sites
+    inlined: object = None  # binary.inlined.InlinedSite
 
 
 # Maps shared by all probes for values carried from a call's entry to its
@@ -165,25 +167,27 @@ class _ProbeRewriter:
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         if ap.provider == "goentry":
-            binary, fns = functions(ap, self.source, ctx)
+            binary, fns = functions(ap, self.source, ctx, warn_inlined=False, allow_inlined=True)
             attach = []
             for code in _analyze_all(ap, binary, fns, loc):
                 fn = code.function
                 attach.append(_uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
                 self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code))
+            ctx.probe_count += len(attach)
+            attach += at_copies(ctx, ap, binary, loc, self.sites, Site, _uprobe_at)
             if not attach:
                 raise GobtError(f"goentry:{ap.target}:{ap.func} matches no function gobt can read", loc)
-            ctx.probe_count += len(attach)
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         uses_go = any(u.kind != "retval" for u in self.probe.uses)
-        if ap.is_uprobe and (ap.needs_quoting() or (uses_go and not _is_address(ap.func))):
-            binary, fns = functions(ap, self.source, ctx)
+        if ap.is_uprobe and (ap.needs_quoting() or (uses_go and not _is_address(ap.func)) or has_copies(ctx, ap)):
+            at = not ap.probe_offset  # at the entry: inlined copies are entries too
+            binary, fns = functions(ap, self.source, ctx, warn_inlined=not at, allow_inlined=at)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
                 self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry") for fn in fns]
-            spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
+            spelled = _exact_uprobes(ap, binary, fns, ctx, loc) + (at_copies(ctx, ap, binary, loc, self.sites, Site, _uprobe_at) if at else [])
             if spelled == [ap.text]:
                 return []
             self.generated = True
@@ -245,8 +249,10 @@ class _ProbeRewriter:
 
         exprs = {}
         captured = {}
+        reads = []  # (address, expression) of each site
         for i, site in enumerate(self.sites):
-            expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval", self.ctx.bpftrace)
+            expr, kind, at_entry = resolve_site(site, path, where, use.kind == "retval", self.ctx.bpftrace, _resolve)
+            reads.append((site_address(site), expr))
             if at_entry:
                 captured[i] = (expr, kind)
             else:
@@ -267,6 +273,8 @@ class _ProbeRewriter:
             slot = len(self.captures)
             self.captures.append((slot, kind, exprs_by_site))
             return f"$__gobt_v{slot}"
+        if len(exprs) > 1 and any(s.at == "inline" for s in self.sites):
+            return by_address(self.sites[0].binary, reads, where(0, len(path)))
         if len(exprs) > 1:
             shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
             raise GobtError(
@@ -411,8 +419,9 @@ def _pid_filter(probe, source, pid):
             Edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
 
 
-def functions(ap, source, ctx, warn_inlined=True):
-    """The binary and the functions an attach point names; warns of inlining."""
+def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
+    """The binary and the functions an attach point names (none, with allow_inlined, for a
+    name whose every call is inlined); warns of inlining."""
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
     fns = binary.functions_matching(ap.func)
@@ -424,6 +433,11 @@ def functions(ap, source, ctx, warn_inlined=True):
                  "no probe sees those calls (build with -gcflags=all=-l to keep them)", loc)
     if not fns:
         func_loc = source.location(ap.span.start + ap.func_offset, len(ap.func))
+        inlined = copies(ap, binary)
+        if inlined and allow_inlined:
+            return binary, []
+        if inlined:
+            raise only_inlined_error(ap.func, inlined, func_loc)
         hints = []
         if not is_wildcard(ap.func):
             names = [f.name for f in binary.symbols.all_functions()]
