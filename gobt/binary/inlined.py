@@ -3,9 +3,11 @@
 The compiler describes each inlined call as a DW_TAG_inlined_subroutine
 under its caller's subprogram (or under another inlined copy, for calls
 inlined into inlined code), pointing through DW_AT_abstract_origin at the
-function's abstract entry. Go writes no DW_AT_entry_pc: a copy's entry is
-its low_pc, or the start of its first range in DWARF order (checked
-against the programs' own call counts on Go 1.19, 1.23 and 1.27).
+function's abstract entry. Go writes no DW_AT_entry_pc, and neither the
+lowest address of a copy nor the runtime's parentPc (an instruction of the
+caller at the call's line, which may be one hoisted into a loop) runs
+exactly once per call: see _Finder._entry (checked against the programs'
+own call counts on Go 1.19, 1.23 and 1.27).
 
 Finding them costs no walk of the CUs: Go writes a DIE's first attribute
 right after a one-byte abbreviation code, so the abstract entry is found by
@@ -102,6 +104,7 @@ class _Finder:
     def __init__(self, binary):
         self.binary = binary
         self._lines = {}
+        self._loops_of = {}
 
     @cached_property
     def info(self):
@@ -144,12 +147,13 @@ class _Finder:
                 origin = die.attributes.get("DW_AT_abstract_origin")
                 if die.tag != "DW_TAG_inlined_subroutine" or origin is None or origin.value != abstract.offset:
                     continue
-                entry = self.entry(die)
-                if entry is None:
+                ranges = self.ranges(die)
+                if not ranges:
                     continue  # no code of its own: nothing to probe
-                caller = self._caller(entry)
+                caller = self._caller(ranges[0][0])
                 if caller is None:
                     continue
+                entry = self._entry(caller, ranges)
                 attrs = die.attributes
                 line = attrs["DW_AT_call_line"].value if "DW_AT_call_line" in attrs else 0
                 file = attrs["DW_AT_call_file"].value if "DW_AT_call_file" in attrs else -1
@@ -167,15 +171,41 @@ class _Finder:
         i = bisect.bisect_right(starts, address) - 1
         return fns[i] if i >= 0 and fns[i].start <= address < fns[i].end else None
 
-    def entry(self, die):
-        """Where execution enters the copy: low_pc, or its first range's start."""
-        attrs = die.attributes
-        if "DW_AT_entry_pc" in attrs:
-            return attrs["DW_AT_entry_pc"].value
-        if "DW_AT_low_pc" in attrs:
-            return attrs["DW_AT_low_pc"].value
-        ranges = self.ranges(die)
-        return ranges[0][0] if ranges else None
+    def _loops(self, caller):
+        """[(first, last)] address spans of the caller's loops: from each
+        backward branch's target to the branch."""
+        loops = self._loops_of.get(caller.start)
+        if loops is None:
+            from .disasm import ARCHES, _disassembler, _immediate
+
+            facts = ARCHES[self.binary.arch]
+            loops = []
+            for address, _size, mnemonic, ops in _disassembler(self.binary.arch).disasm_lite(
+                    self.binary.code(caller), caller.start):
+                if mnemonic in facts["jump"] or facts["cond_branch"](mnemonic):
+                    target = _immediate(ops.split(",")[-1])
+                    if target is not None and caller.start <= target <= address:
+                        loops.append((target, address))
+            self._loops_of[caller.start] = loops
+        return loops
+
+    def _entry(self, caller, ranges):
+        """Where execution enters a copy: the first of its ranges, in DWARF
+        order, that runs as often as the copy's main body.
+
+        The register allocator can leave a copy's first instruction (say,
+        a reload of its argument) in a loop of the caller that the call
+        itself is after: a probe there fires on every iteration (seen on
+        Go 1.19). So each range is weighed by the loops it sits in; the
+        ranges in the same loops as most of the copy's bytes are its body.
+        """
+        loops = self._loops(caller)
+        inside = [frozenset(i for i, (a, b) in enumerate(loops) if a <= lo <= b) for lo, _hi in ranges]
+        weight = {}
+        for (lo, hi), nest in zip(ranges, inside):
+            weight[nest] = weight.get(nest, 0) + hi - lo
+        body = max(weight, key=weight.get)
+        return next(lo for (lo, _hi), nest in zip(ranges, inside) if nest == body)
 
     def _cu_base(self, cu):
         top = cu.get_top_DIE()

@@ -120,6 +120,34 @@ def resolve_in_copy(binary, site, path, where_in_path, bpftrace):
     return expr, kind
 
 
+def copy_params(binary, site):
+    """What -lv shows of a copy's params: where DWARF has each at its entry."""
+    try:
+        finder = finder_of(binary)
+        die = finder.die(site.die)
+        sub = binary.dwarf._describe(die.get_DIE_from_attribute("DW_AT_abstract_origin"),
+                                     Function(site.name, 0, 0))
+        concrete = {c.attributes["DW_AT_abstract_origin"].value: c for c in die.iter_children()
+                    if "DW_AT_abstract_origin" in c.attributes}
+        shown = []
+        for p in sub.args:
+            child = concrete.get(p.die.offset)
+            loc = _location(finder.location_at(child, site.address) if child is not None else None,
+                            p.type, binary.arch)
+            shown.append(f"{p.name} {'-' if isinstance(loc, str) else _describe(loc)}")
+        return ", ".join(shown)
+    except GobtError as e:
+        return f"({e.message})"
+
+
+def _describe(loc):
+    """RAX,RBX or [SP+8], as -lv spells a body's locations."""
+    if loc.in_registers:
+        return ",".join(leaf.reg.upper() if leaf.is_float or leaf.reg[0] == "r" else "R" + leaf.reg.upper()
+                        for leaf in loc.leaves)
+    return f"[SP+{loc.stack}]"
+
+
 def _location(ops, type_, arch):
     """A Location for DWARF ops, or why there is none."""
     if not ops:
