@@ -266,9 +266,13 @@ class _Finder:
         from elftools.dwarf.dwarf_expr import DWARFExprParser
         from elftools.dwarf.locationlists import LocationParser
 
+        exprs = DWARFExprParser(die.cu.structs)
+        if attr.form.startswith(("DW_FORM_block", "DW_FORM_exprloc")):
+            # One expression (Go writes an empty DW_FORM_block1 for none),
+            # which pyelftools takes for a location only in DWARF < 4.
+            return exprs.parse_expr(attr.value)
         parser = LocationParser(self.info.location_lists())
         loc = parser.parse_from_attribute(attr, die.cu.header.version, die)
-        exprs = DWARFExprParser(die.cu.structs)
         if hasattr(loc, "loc_expr"):  # one expression for the whole scope
             return exprs.parse_expr(loc.loc_expr)
         base = self._cu_base(die.cu)
