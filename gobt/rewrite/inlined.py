@@ -219,18 +219,21 @@ def by_address(binary, reads, loc):
     tests = [" || ".join(f"{ip} == 0x{a:x}" for a in addresses) for addresses in distinct.values()]
     strings = [_str_parts(e) for e in distinct]
     if all(strings):
-        ptr = " + ".join(f"({t}) * {p}" for t, (p, _) in zip(tests, strings))
-        length = " + ".join(f"(int64)({t}) * ({n})" for t, (_, n) in zip(tests, strings))
+        ptr = " + ".join(f"{_one_if(t, p)} * {p}" for t, (p, _) in zip(tests, strings))
+        length = " + ".join(f"{_one_if(t, n)} * ({n})" for t, (_, n) in zip(tests, strings))
         return f"str({ptr}, {length})"
     if any(strings):
         raise GobtError("goarg reads a string at some inlined copies only", loc)
-    # A test is an unsigned 0 or 1: cast to a signed read's type, so that
-    # bpftrace does not warn of arithmetic on mixed signs.
-    return "(" + " + ".join(f"{_cast(e)}({t}) * {e}" for t, e in zip(tests, distinct)) + ")"
+    return "(" + " + ".join(f"{_one_if(t, e)} * {e}" for t, e in zip(tests, distinct)) + ")"
 
 
-def _cast(expr):
-    return "(int64)" if expr.lstrip("*(").startswith("int") else ""
+def _one_if(test, expr):
+    """1 where test holds, else 0, of the read's signedness (bpftrace warns
+    of arithmetic on mixed signs). Not a cast of the test itself: bpftrace
+    0.23 sign-extends a true comparison to -1."""
+    if expr.lstrip("*(").startswith("int"):
+        return f"({test} ? 1 : 0)"
+    return f"({test} ? (uint64)1 : (uint64)0)"
 
 
 def _str_parts(expr):
