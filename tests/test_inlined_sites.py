@@ -16,7 +16,7 @@ from elftools.elf.elffile import ELFFile
 
 from conftest import gobt, no_traceback
 
-GOS = ["go1.19", "go1.23", "newest"]
+GOS = ["go1.15", "go1.19", "go1.23", "newest"]  # 1.15: the stack ABI
 PROGRAM = "tests/programs/inlinedsites"
 
 
@@ -97,7 +97,7 @@ def instruction_starts(path, caller):
     return {address for address, *_ in cs.disasm_lite(code, 0)}
 
 
-@pytest.mark.parametrize("go", GOS)
+@pytest.mark.parametrize("go", GOS[1:])
 def test_listing_shows_each_inlined_copy_at_an_instruction(go, go_build):
     binary = go_build(go, PROGRAM)
     proc = gobt("-lv", f"goentry:{binary}:main.note")
@@ -110,3 +110,15 @@ def test_listing_shows_each_inlined_copy_at_an_instruction(go, go_build):
     assert sorted((line, n) for _, _, line, n, _ in rows) == [("59", "RAX"), ("61", "RBX"), ("65", "RAX")], proc.stdout
     for caller, offset, *_ in rows:
         assert int(offset, 16) in instruction_starts(binary, caller), (caller, offset)
+
+
+@pytest.mark.parametrize("go", ["go1.19", "newest"])
+def test_goentry_counts_the_body_and_the_inlined_copy(go, go_build, bpf):
+    # tests/programs/inlined calls add once inlined, once through a func value.
+    binary = go_build(go, "tests/programs/inlined")
+    proc = gobt("-e", f"goentry:{binary}:main.add {{ @add = count(); }}", "-c", binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^3 8$", proc.stdout, re.M)
+    assert probe_counts(proc.stdout) == {"add": 2}
+    assert "inlined at" not in proc.stderr  # no warning: goentry sees both calls
