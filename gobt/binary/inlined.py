@@ -76,7 +76,12 @@ def inlined_sites(binary, name):
     if rows is None:
         if not (binary.has_section(".debug_info") or binary.has_section(".zdebug_info")):
             return []
-        rows = [list(astuple(s)) for s in _Finder.of(binary).sites(name)]
+        try:
+            rows = [list(astuple(s)) for s in _Finder.of(binary).sites(name)]
+        except GobtError:
+            raise
+        except Exception as e:  # DWARF pyelftools cannot parse
+            raise GobtError(f"{binary.display_path}: unreadable DWARF for the inlined copies of {name} ({e})") from None
         binary.cache.put("inlsites", name, rows)
     return [InlinedSite(*row) for row in rows]
 
