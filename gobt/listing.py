@@ -11,6 +11,8 @@
 from .abi.assign import assign, describe
 from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
+from .binary.inlined import where
+from .rewrite.inlined import copies, copy_params
 from .rewrite.probes import Context, check_params_complete, functions
 from .rewrite.uprobes import offset_covered
 from .run.bpftrace import capable_fallback
@@ -26,7 +28,8 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     binary = ctx.binary(ap.target, source.location(0, len(pattern)))
     if ap.is_uprobe and binary.go_version is None:
         return False, ctx  # not Go: bpftrace lists its own uprobes
-    _, fns = functions(ap, source, ctx, warn_inlined=False)
+    _, fns = functions(ap, source, ctx, warn_inlined=False, allow_inlined=True)
+    in_copies = copies(ap, binary)
     provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
@@ -53,6 +56,14 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         if verbose:
             for line in _params(binary, fn, ap, provider, source):
                 out("    " + line)
+    if not fns and in_copies:
+        n = len(in_copies)
+        why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
+        out(f"{provider}:{ap.target}:{ap.func}  no body of its own: inlined at {n} call site{'s' if n != 1 else ''}, "
+            f"{why}")
+    if verbose and provider != "goret":
+        for site in in_copies:
+            out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")
     return True, ctx
 
 

@@ -12,6 +12,8 @@ _MAY_NEED_GOBT = re.compile(
     r"\bgo(?:ret|entry|arg|id|elapsed)\b"
     # an unquoted uprobe function bpftrace could not lex: a Go method
     r"|\b(?:uprobe|u):[^\s{,]*[^\s{,_\-./a-zA-Z0-9#*:\"+]"
+    # a Go function's name (pkg.Name), which may have inlined copies
+    r"|\b(?:uprobe|u):[^\s{,:]+:\"?[\w/.\-]*\w\.[\w(]"
 )
 
 

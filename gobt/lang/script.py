@@ -31,6 +31,10 @@ class Span:
     end: int
 
 
+# pkg.Name, path/pkg.Name, pkg.(*T).M: an identifier, a dot, an identifier.
+_GO_NAME = re.compile(r"^[\w/.\-]*\w\.[\w(]")
+
+
 @dataclass
 class AttachPoint:
     text: str
@@ -61,6 +65,12 @@ class AttachPoint:
             and not BPFTRACE_UNQUOTED.match(self.func)
         )
 
+    def may_name_go(self):
+        """A uprobe at the entry of what may be a Go function (pkg.Name):
+        gobt also places it at the function's inlined copies."""
+        return (self.is_uprobe and self.probe_offset is None and "*" not in self.func
+                and bool(_GO_NAME.search(self.func)))
+
 
 @dataclass
 class Use:
@@ -84,7 +94,8 @@ class Probe:
     @property
     def is_gobt(self):
         # A declared signature is gobt's to remove, even where nothing reads it.
-        return any(ap.is_gobt or ap.needs_quoting() or ap.signature is not None for ap in self.attach_points)
+        return any(ap.is_gobt or ap.needs_quoting() or ap.signature is not None or ap.may_name_go()
+                   for ap in self.attach_points)
 
 
 @dataclass

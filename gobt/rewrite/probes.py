@@ -19,6 +19,7 @@ from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, retval_without_dwarf
 from .goroutine import goroutine_of
+from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
@@ -101,10 +102,11 @@ class Site:
 
     binary: GoBinary
     target: str  # the BIN the user wrote, as bpftrace must see it
-    function: object
-    at: str  # "entry" or "return"
+    function: object  # for an inlined copy, its caller
+    at: str  # "entry", "return", or "inline" (a copy's entry, inside its caller)
     code: object = None  # disasm.Code, for goret sites
     declared: object = None  # the Subprogram a signature in the probe declares
+    inlined: object = None  # binary.inlined.InlinedSite
 
 
 # Maps shared by all probes for values carried from a call's entry to its
@@ -132,7 +134,7 @@ def rewrite(script, ctx):
     """The bpftrace program for `script`, as text.
 
     Every offset is proven on the binary's bytes as it is placed
-    (_uprobe_at). One that fails came from a cache that no longer holds:
+    (uprobes.uprobe_at). One that fails came from a cache that no longer holds:
     the caches are dropped and the rewrite done again from the bytes. If
     an offset computed afresh fails, gobt refuses rather than guess.
     """
@@ -208,28 +210,32 @@ class _ProbeRewriter:
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         if ap.provider == "goentry":
-            binary, fns = functions(ap, self.source, ctx)
+            binary, fns = functions(ap, self.source, ctx, warn_inlined=False, allow_inlined=True)
             declared = declared_for(ap, binary, fns, self.source)
             attach = []
             for code in _analyze_all(ap, binary, fns, loc):
                 fn = code.function
                 attach.append(uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
                 self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code, declared))
+            ctx.probe_count += len(attach)
+            attach += at_copies(ctx, ap, binary, loc, self.sites, Site, uprobe_at)
             if not attach:
                 raise GobtError(f"goentry:{ap.target}:{ap.func} matches no function gobt can read", loc)
-            ctx.probe_count += len(attach)
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         uses_go = any(u.kind != "retval" for u in self.probe.uses)
         if ap.is_uprobe and (ap.needs_quoting() or ap.signature is not None
-                             or (uses_go and not _is_address(ap.func))):
-            binary, fns = functions(ap, self.source, ctx)
+                             or (uses_go and not _is_address(ap.func)) or has_copies(ctx, ap)):
+            at = not ap.probe_offset  # at the entry: inlined copies are entries too
+            binary, fns = functions(ap, self.source, ctx, warn_inlined=not at, allow_inlined=at)
             declared = declared_for(ap, binary, fns, self.source)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
                 self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry", None, declared) for fn in fns]
             spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
+            if at:
+                spelled += at_copies(ctx, ap, binary, loc, self.sites, Site, uprobe_at)
             if spelled == [ap.text]:
                 return []
             self.generated = True
@@ -298,8 +304,10 @@ class _ProbeRewriter:
 
         exprs = {}
         captured = {}
+        reads = []  # (address, expression) of each site
         for i, site in enumerate(self.sites):
-            expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval", self.ctx.bpftrace)
+            expr, kind, at_entry = resolve_site(site, path, where, use.kind == "retval", self.ctx.bpftrace, _resolve)
+            reads.append((site_address(site), expr))
             if at_entry:
                 captured[i] = (expr, kind)
             else:
@@ -320,6 +328,8 @@ class _ProbeRewriter:
             slot = len(self.captures)
             self.captures.append((slot, kind, exprs_by_site))
             return f"$__gobt_v{slot}"
+        if len(exprs) > 1 and any(s.at == "inline" for s in self.sites):
+            return by_address(self.sites[0].binary, reads, where(0, len(path)))
         if len(exprs) > 1:
             shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
             raise GobtError(
@@ -447,8 +457,9 @@ def _pid_filter(probe, source, pid):
             Edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
 
 
-def functions(ap, source, ctx, warn_inlined=True):
-    """The binary and the functions an attach point names; warns of inlining."""
+def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
+    """The binary and the functions an attach point names (none, with allow_inlined, for a
+    name whose every call is inlined); warns of inlining."""
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
     fns = binary.functions_matching(ap.func)
@@ -460,6 +471,11 @@ def functions(ap, source, ctx, warn_inlined=True):
                  "no probe sees those calls (build with -gcflags=all=-l to keep them)", loc)
     if not fns:
         func_loc = source.location(ap.span.start + ap.func_offset, len(ap.func))
+        inlined = copies(ap, binary)
+        if inlined and allow_inlined:
+            return binary, []
+        if inlined:
+            raise only_inlined_error(ap.func, inlined, func_loc)
         hints = []
         if is_wildcard(ap.func):
             other = binary.symbols.match(ap.func)

@@ -142,6 +142,10 @@ def declared_for(ap, binary, fns, source):
     """The Subprogram an attach point's signature declares for the one function it names."""
     if ap.signature is None:
         return None
+    if not fns and not is_wildcard(ap.func):
+        raise GobtError(f"'{ap.func}' has no body of its own (it is inlined wherever it is called): "
+                        "a declared signature describes a function's body; goarg at its inlined copies reads "
+                        "what DWARF locates there", source.location(ap.span.start + ap.func_offset, len(ap.func)))
     if is_wildcard(ap.func) or len(fns) != 1:
         names = ", ".join(f.name for f in fns[:3]) + (" ..." if len(fns) > 3 else "")
         raise GobtError(f"a declared signature is for one function; '{ap.func}' matches {len(fns)} ({names})",

@@ -1,0 +1,3 @@
+module inlinedsites
+
+go 1.19
