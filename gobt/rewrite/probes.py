@@ -17,7 +17,8 @@ from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
-from .goarg import GoargResolver, retval_without_dwarf
+from .goarg import GoargResolver, number_type, retval_without_dwarf
+from .printf import verb_edits
 from .goroutine import goroutine_of
 from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
@@ -171,6 +172,7 @@ class _ProbeRewriter:
         self.not_go = []  # attach points where they cannot be
         self.generated = False
         self.captures = []  # (slot, map kind, {site index: entry expression})
+        self.values = {}  # (start, end) of each use -> (signed, size) of its integer, or None
 
     def loc(self, span_start, width=1):
         return self.source.location(span_start, width)
@@ -242,7 +244,8 @@ class _ProbeRewriter:
                 continue  # bpftrace's own retval, in a uretprobe
             with _located(loc):
                 edits.append(self._use(use, loc))
-        return edits
+        block = self.probe.block
+        return edits + verb_edits(self.source, block.start, block.end, self.values, Edit)
 
     def _use(self, use, loc):
         """The edit that replaces one helper use."""
@@ -262,6 +265,7 @@ class _ProbeRewriter:
                     "it has no Go calling convention or goroutine",
                     loc, ["  in C code use bpftrace's own arg0..argN (uprobe) and retval (uretprobe)"],
                 )
+        self.values[use.span.start, use.span.end] = (False, 8)  # goid and goelapsed: uint64
         if use.kind == "goid":
             text = _same_everywhere({goroutine_of(s.binary).goid for s in self.sites}, "goid", loc)
         elif use.kind == "goelapsed":
@@ -270,7 +274,7 @@ class _ProbeRewriter:
                                 "this call's entry)", loc)
             text = "(nsecs - $__gobt_t)"
         else:
-            text = self._read_value(use)
+            text, self.values[use.span.start, use.span.end] = self._read_value(use)
         return Edit(use.span.start, use.span.end, text)
 
     def _read_value(self, use):
@@ -308,12 +312,13 @@ class _ProbeRewriter:
                 raise GobtError(f"goarg({path}) is a string in some functions of this probe only",
                                 where(0, len(path)))
             exprs_by_site = {i: e for i, (e, _) in captured.items()}
+            number = _one_number(number_type(e) for e in exprs_by_site.values())
             for slot, k, seen in self.captures:
                 if seen == exprs_by_site and k == kind:
-                    return f"$__gobt_v{slot}"  # the same value read twice
+                    return f"$__gobt_v{slot}", number  # the same value read twice
             slot = len(self.captures)
             self.captures.append((slot, kind, exprs_by_site))
-            return f"$__gobt_v{slot}"
+            return f"$__gobt_v{slot}", number
         if len(exprs) > 1:
             shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
             raise GobtError(
@@ -321,7 +326,8 @@ class _ProbeRewriter:
                 where(0, len(path)),
                 ["  split the probe so each attach list covers functions with the same signature"],
             )
-        return next(iter(exprs))
+        expr = next(iter(exprs))
+        return expr, number_type(expr)
 
     # -- carrying values from entry to return ------------------------------------
 
@@ -381,6 +387,14 @@ class _ProbeRewriter:
         edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{"))
         edits.append(Edit(block.end - 1, block.end - 1, "} "))
         return edits + use_edits
+
+
+def _one_number(numbers):
+    """(signed, size) for values read in several functions: signed if any is, the widest."""
+    numbers = list(numbers)
+    if not numbers or None in numbers:
+        return None
+    return any(s for s, _ in numbers), max(size for _, size in numbers)
 
 
 def _resolve(site, path, where, is_retval, bpftrace):
