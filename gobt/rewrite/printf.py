@@ -23,6 +23,7 @@ would also change what a `%d` of the user's own 32-bit expressions prints
 (`(uint32)x` above): gobt only changes what it can prove is a Go value.
 """
 
+import os
 import re
 from dataclasses import dataclass
 
@@ -188,3 +189,34 @@ def verb_edits(source, block_start, block_end, values, make_edit):
                      f"%l{conv} if it can exceed 32 bits",
                      source.location(call.format_start + 1 + m.start(), len(m.group(0))))
     return edits
+
+
+# bpftrace's string size when BPFTRACE_STRLEN is not set, and its maximum.
+DEFAULT_STRLEN = 64
+MAX_STRLEN = 200
+
+
+def string_size():
+    """bpftrace's string size for this run (gobt execs bpftrace with this environment)."""
+    try:
+        return int(os.environ.get("BPFTRACE_STRLEN", DEFAULT_STRLEN))
+    except ValueError:
+        return DEFAULT_STRLEN  # bpftrace reports a bad value itself
+
+
+def warn_string_cut(ctx, location):
+    """Once per program: a Go string longer than bpftrace's string size prints cut.
+
+    A Go string carries its length, and bpftrace's str() keeps at most
+    BPFTRACE_STRLEN - 1 bytes of it (63 by default); what a probe will
+    meet is known only at run time, so gobt says it once, where the first
+    string is read.
+    """
+    if getattr(ctx, "warned_string_cut", False):
+        return
+    ctx.warned_string_cut = True
+    size = string_size()
+    raise_it = (f"set BPFTRACE_STRLEN (at most {MAX_STRLEN}) in the environment to keep more"
+                if size < MAX_STRLEN else "that is bpftrace's largest string size")
+    warn(f"bpftrace keeps at most {size - 1} bytes of a string (BPFTRACE_STRLEN={size}): a longer Go "
+         f"string prints cut; {raise_it}", location)

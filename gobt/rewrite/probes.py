@@ -18,7 +18,7 @@ from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
-from .printf import verb_edits
+from .printf import verb_edits, warn_string_cut
 from .goroutine import goroutine_of
 from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
@@ -298,6 +298,8 @@ class _ProbeRewriter:
         captured = {}
         for i, site in enumerate(self.sites):
             expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval", self.ctx.bpftrace)
+            if kind == "string":
+                warn_string_cut(self.ctx, where(0, len(path)))
             if at_entry:
                 captured[i] = (expr, kind)
             else:
