@@ -318,9 +318,17 @@ def _dwarf_params(reader, die):
         d is h and _attr_str(d, "DW_AT_name") == ".dict" for d, h in decls)
     params = []
     counts = [0, 0]
+    previous = None
     for decl, holder in decls:
         vp = decl.attributes.get("DW_AT_variable_parameter")
         is_result = bool(vp is not None and vp.value)
+        # Go 1.18/1.19 write some results twice in a row (golang/go#51725):
+        # the same name, type and flag, an empty location list. One result.
+        twin = (_attr_str(decl, "DW_AT_name"), decl.attributes.get("DW_AT_type").value
+                if "DW_AT_type" in decl.attributes else None, is_result)
+        if is_result and twin == previous:
+            continue
+        previous = twin
         params.append(Param(_attr_str(decl, "DW_AT_name"), reader.type_of(decl), is_result,
                             counts[is_result], holder))
         counts[is_result] += 1
