@@ -149,6 +149,14 @@ def _bare(text, start, end):
     return start, end
 
 
+def one_number(numbers):
+    """(signed, size) for values read in several functions: signed if any is, the widest."""
+    numbers = list(numbers)
+    if not numbers or None in numbers:
+        return None
+    return any(s for s, _ in numbers), max(size for _, size in numbers)
+
+
 def _widened(conv, number):
     """The conversion (with its new length) for a Go integer, or None to keep it."""
     signed, size = number
@@ -210,13 +218,50 @@ def warn_string_cut(ctx, location):
     A Go string carries its length, and bpftrace's str() keeps at most
     BPFTRACE_STRLEN - 1 bytes of it (63 by default); what a probe will
     meet is known only at run time, so gobt says it once, where the first
-    string is read.
+    string is read. bpftrace 0.17 cuts with no mark.
     """
     if getattr(ctx, "warned_string_cut", False):
         return
+    if ctx.bpftrace.version >= (0, 23):
+        return  # it marks a cut string itself, with a trailing ".." (seen on 0.23)
     ctx.warned_string_cut = True
     size = string_size()
     raise_it = (f"set BPFTRACE_STRLEN (at most {MAX_STRLEN}) in the environment to keep more"
                 if size < MAX_STRLEN else "that is bpftrace's largest string size")
     warn(f"bpftrace keeps at most {size - 1} bytes of a string (BPFTRACE_STRLEN={size}): a longer Go "
          f"string prints cut; {raise_it}", location)
+
+
+def _spellings(func):
+    """How bpftrace may name a uprobe gobt spelled with `func` (its part after BIN:)."""
+    m = re.fullmatch(r'"?(.*?)"?\+(\d+)', func)
+    if m:
+        return {f"{m.group(1)}+{m.group(2)}", func}
+    if re.fullmatch(r"0x[0-9a-fA-F]+", func):
+        return {str(int(func, 16)), func, func.lower()}
+    return {func.strip('"'), func}
+
+
+def stack_error(ctx, name, strlen, fits):
+    """The GobtError for a program bpftrace refuses for its BPF stack.
+
+    name: the probe bpftrace named; it is matched to the user's probe that
+    gobt made it for. fits: the largest BPFTRACE_STRLEN that compiles, or None.
+    """
+    from ..errors import GobtError
+
+    where = None
+    for probe, made in ctx.attach_names.items():
+        if probe in ctx.string_reads and any(name.endswith(":" + s) for _, f in made for s in _spellings(f)):
+            where = ctx.string_reads[probe]
+            break
+    if where is None and ctx.string_reads:
+        where = next(iter(ctx.string_reads.values()))
+    version = ctx.bpftrace.version_text
+    hints = [f"  each Go string it reads takes BPFTRACE_STRLEN ({strlen}) bytes of that stack, more than once"]
+    if fits is not None:
+        hints.append(f"  it fits with BPFTRACE_STRLEN={fits} or less; or read fewer strings in this probe")
+    else:
+        hints.append("  read fewer strings in this probe (split the printf or the probe)")
+    return GobtError(f"bpftrace {version} would refuse this probe: it needs more than the 512 bytes of "
+                     "BPF stack a probe may use", where, hints)

@@ -18,7 +18,7 @@ from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
-from .printf import verb_edits, warn_string_cut
+from .printf import one_number, verb_edits, warn_string_cut
 from .goroutine import goroutine_of
 from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
@@ -43,6 +43,9 @@ class Context:
         self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
+        self.current_probe = None  # the index of the probe being rewritten
+        self.attach_names = {}  # probe index -> [(BIN, function part)] of the uprobes made for it
+        self.string_reads = {}  # probe index -> Location of its first Go string read
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
 
@@ -150,6 +153,7 @@ def rewrite(script, ctx):
 def _rewrite(script, ctx):
     edits = []
     for probe_id, probe in enumerate(script.probes):
+        ctx.current_probe = probe_id
         edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
     text = script.source.text
     out = [_apply(text, edits)]
@@ -300,6 +304,7 @@ class _ProbeRewriter:
             expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval", self.ctx.bpftrace)
             if kind == "string":
                 warn_string_cut(self.ctx, where(0, len(path)))
+                self.ctx.string_reads.setdefault(self.id, where(0, len(path)))
             if at_entry:
                 captured[i] = (expr, kind)
             else:
@@ -314,7 +319,7 @@ class _ProbeRewriter:
                 raise GobtError(f"goarg({path}) is a string in some functions of this probe only",
                                 where(0, len(path)))
             exprs_by_site = {i: e for i, (e, _) in captured.items()}
-            number = _one_number(number_type(e) for e in exprs_by_site.values())
+            number = one_number(number_type(e) for e in exprs_by_site.values())
             for slot, k, seen in self.captures:
                 if seen == exprs_by_site and k == kind:
                     return f"$__gobt_v{slot}", number  # the same value read twice
@@ -389,14 +394,6 @@ class _ProbeRewriter:
         edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{"))
         edits.append(Edit(block.end - 1, block.end - 1, "} "))
         return edits + use_edits
-
-
-def _one_number(numbers):
-    """(signed, size) for values read in several functions: signed if any is, the widest."""
-    numbers = list(numbers)
-    if not numbers or None in numbers:
-        return None
-    return any(s for s, _ in numbers), max(size for _, size in numbers)
 
 
 def _resolve(site, path, where, is_retval, bpftrace):
