@@ -212,6 +212,12 @@ def string_size():
         return DEFAULT_STRLEN  # bpftrace reports a bad value itself
 
 
+def string_read(ctx, probe, location):
+    """Note a Go string read in a probe: for the stack check, and the warning."""
+    ctx.string_reads.setdefault(probe, location)
+    warn_string_cut(ctx, location)
+
+
 def warn_string_cut(ctx, location):
     """Once per program: a Go string longer than bpftrace's string size prints cut.
 

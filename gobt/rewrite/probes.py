@@ -18,7 +18,7 @@ from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
-from .printf import one_number, verb_edits, warn_string_cut
+from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
 from .uprobes import uprobe_at
 from ..binary.symbols import is_wildcard
@@ -43,9 +43,9 @@ class Context:
         self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
-        self.current_probe = None  # the index of the probe being rewritten
-        self.attach_names = {}  # probe index -> [(BIN, function part)] of the uprobes made for it
-        self.string_reads = {}  # probe index -> Location of its first Go string read
+        # For printf.stack_error: the index of the probe being rewritten; index -> [(BIN, function
+        # part)] of the uprobes made for each probe; index -> Location of its first Go string read.
+        self.current_probe, self.attach_names, self.string_reads = None, {}, {}
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
 
@@ -303,8 +303,7 @@ class _ProbeRewriter:
         for i, site in enumerate(self.sites):
             expr, kind, at_entry = _resolve(site, path, where, use.kind == "retval", self.ctx.bpftrace)
             if kind == "string":
-                warn_string_cut(self.ctx, where(0, len(path)))
-                self.ctx.string_reads.setdefault(self.id, where(0, len(path)))
+                string_read(self.ctx, self.id, where(0, len(path)))
             if at_entry:
                 captured[i] = (expr, kind)
             else:
@@ -333,8 +332,7 @@ class _ProbeRewriter:
                 where(0, len(path)),
                 ["  split the probe so each attach list covers functions with the same signature"],
             )
-        expr = next(iter(exprs))
-        return expr, number_type(expr)
+        return next(iter(exprs)), number_type(next(iter(exprs)))
 
     # -- carrying values from entry to return ------------------------------------
 
