@@ -43,9 +43,10 @@ class Context:
         self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
-        # For printf.stack_error: the index of the probe being rewritten; index -> [(BIN, function
-        # part)] of the uprobes made for each probe; index -> Location of its first Go string read.
-        self.current_probe, self.attach_names, self.string_reads = None, {}, {}
+        # For printf.stack_error, which places bpftrace's stack errors at the user's line:
+        self.current_probe = None  # the index of the probe being rewritten
+        self.attach_names = {}  # probe index -> [(BIN, function part)] of the uprobes made for it
+        self.string_reads = {}  # probe index -> Location of its first Go string read
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
 
