@@ -228,6 +228,8 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         found = _capable_instead(inv, found, e)
         ctx = Context(found, pid=inv.pid)
         program = rewrite(script, ctx)
+    if ctx.string_reads and found.strings_on_stack:
+        _check_stack(ctx, program, found.path, inv.unsafe)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
                      errors.printed[first_message:], found.version_text, found.max_probes, found.path)
@@ -248,6 +250,27 @@ def _capable_instead(inv, found, unreachable):
     note(f"using bpftrace {capable.version_text} ({fallback}): bpftrace {found.version_text} without bfd "
          "cannot attach inside big binaries' text")
     return capable
+
+
+def _check_stack(ctx, program, bpftrace, unsafe):
+    """Refuse at the user's line a program bpftrace would refuse for its BPF
+    stack, at a bare file offset; with the largest BPFTRACE_STRLEN that fits."""
+    from .rewrite.printf import stack_error, string_size
+    from .run.bpftrace import over_stack_limit
+
+    unsafe = unsafe or bool(ctx.needs_unsafe)
+    name = over_stack_limit(bpftrace, program, unsafe)
+    if name is None:
+        return
+    strlen = string_size()
+    fits, lo, hi = None, 1, strlen // 8 - (strlen % 8 == 0)  # multiples of 8 below strlen
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if over_stack_limit(bpftrace, program, unsafe, strlen=8 * mid) is None:
+            fits, lo = 8 * mid, mid + 1
+        else:
+            hi = mid - 1
+    raise stack_error(ctx, name, strlen, fits)
 
 
 def check_probe_count(done):

@@ -90,6 +90,8 @@ class ProgramCache:
             # A bpftrace the user named is never swapped for a capable one.
             "named" if bpftrace_chosen else "found", *_capable_identity(),
             source.filename, str(pid), os.getcwd(), os.environ.get("PATH", ""),
+            # bpftrace's string size: gobt's warnings and stack check depend on it.
+            os.environ.get("BPFTRACE_STRLEN", ""), os.environ.get("BPFTRACE_MAX_STRLEN", ""),
             source.text,
         ]
         # The entry holds the whole key and a hit must equal it, so the file

@@ -318,9 +318,17 @@ def _dwarf_params(reader, die):
         d is h and _attr_str(d, "DW_AT_name") == ".dict" for d, h in decls)
     params = []
     counts = [0, 0]
+    previous = None
     for decl, holder in decls:
         vp = decl.attributes.get("DW_AT_variable_parameter")
         is_result = bool(vp is not None and vp.value)
+        # Go 1.18/1.19 write some results twice in a row (golang/go#51725):
+        # the same name, type and flag, an empty location list. One result.
+        twin = (_attr_str(decl, "DW_AT_name"), decl.attributes.get("DW_AT_type").value
+                if "DW_AT_type" in decl.attributes else None, is_result)
+        if is_result and twin == previous:
+            continue
+        previous = twin
         params.append(Param(_attr_str(decl, "DW_AT_name"), reader.type_of(decl), is_result,
                             counts[is_result], holder))
         counts[is_result] += 1
@@ -753,3 +761,160 @@ def test_gobt_reads_every_subprogram(survey):
     assert not survey.unreadable and not survey.misread, (
         f"{survey.name}: of {survey.functions} functions, gobt's DwarfReader.subprogram() failed on "
         f"{len(survey.unreadable)} and misread {len(survey.misread)}, e.g.:\n" + "\n".join(problems))
+
+
+# -- signatures: every function's params and results, against the runtime ------
+#
+# The location lists above judge where args are, never how many results a
+# function has: results have no location at entry. Go 1.18/1.19 write some
+# results twice (golang/go#51725), which that survey cannot see. Three checks
+# over EVERY function of cmd/go on every toolchain can:
+#   * names: Go allows no two params or results of one function the same
+#     name except `_` (which DWARF leaves out, or numbers as ~p0, ~b0, ...);
+#   * numbering: unnamed results ~rN and blank ones ~bN are numbered by
+#     result position since Go 1.19, so the result at position i is ~ri or
+#     ~bi; before, ~rN after the params (Go 1.15: ~r2 for a first result
+#     after two params; params DWARF leaves out make N larger, never
+#     smaller), so one start per function, start + i;
+#   * size: the runtime's args size in .gopclntab (the stack args and
+#     results, and with the register ABI a spill slot per register arg) is
+#     the compiler's own record, independent of DWARF. gobt.abi.assign.arg_width
+#     on gobt's reading must give the same. Fewer bytes is DWARF leaving out
+#     params (a blank `_`, an unnamed receiver, before 1.22): gobt refuses
+#     those functions (check_params_complete), and each is counted. More
+#     bytes than the runtime records is never right.
+
+SIGNATURE_BINARIES = {
+    "go1.15-amd64": ("go1.15", "amd64"),  # the stack ABI: results are in the args size
+    "go1.19-amd64": ("go1.19", "amd64"),
+    "go1.23-amd64": ("go1.23", "amd64"),
+    "newest-amd64": ("newest", "amd64"),
+}
+ARGS_SIZE_UNKNOWN = -0x80000000  # the runtime's ArgsSizeUnknown (assembly without a frame size)
+
+
+@dataclass
+class SignatureSurvey:
+    name: str
+    go_version: str = ""
+    functions: int = 0
+    size_agree: int = 0
+    size_unknown: int = 0  # assembly the runtime knows no args size for
+    refused: int = 0  # DWARF describes fewer bytes; gobt refuses (check_params_complete)
+    refused_examples: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self):
+        return (f"{self.name} ({self.go_version}): {self.functions} functions; args size agrees with "
+                f".gopclntab in {self.size_agree}, unknown to the runtime (assembly) in {self.size_unknown}, "
+                f"DWARF lacks params (gobt refuses) in {self.refused}, e.g. {self.refused_examples[:2]}; "
+                f"{len(self.problems)} problems; {self.seconds:.1f} s")
+
+
+def _unnamed_number(name):
+    m = re.fullmatch(r"~[rb](\d+)", name)
+    return int(m.group(1)) if m else None
+
+
+def survey_signatures(name, path):
+    from gobt.abi.assign import arg_width
+    from gobt.errors import GobtError
+    from gobt.rewrite.probes import check_params_complete
+
+    started = time.monotonic()
+    binary = GoBinary(path)
+    arch, version = binary.arch, binary.go_version_tuple
+    reader = binary.dwarf
+    s = SignatureSurvey(name, binary.go_version)
+    by_start = {}
+    for fn in binary.symbols.all_functions():
+        by_start.setdefault(fn.start, fn)
+    for cu in reader.info.iter_CUs():
+        for die in cu.get_top_DIE().iter_children():
+            if die.tag != "DW_TAG_subprogram" or "DW_AT_low_pc" not in die.attributes:
+                continue
+            fn = by_start.get(die.attributes["DW_AT_low_pc"].value)
+            if fn is None:
+                continue
+            s.functions += 1
+            try:
+                sub = reader.subprogram(fn)
+            except Exception as e:  # noqa: BLE001 - a finding, whatever it is
+                s.problems.append(f"{fn.name}: gobt cannot read it: {type(e).__name__}: {e}")
+                continue
+            shown = ", ".join(f"{p.name} {p.type.name}" + (" (result)" if p.is_result else "") for p in sub.params)
+            names = [p.name for p in sub.params if p.name not in ("", "_")]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                s.problems.append(f"{fn.name}: {twice} named twice: {shown}")
+            numbered = [(p.name[1], _unnamed_number(p.name) - p.index) for p in sub.results
+                        if _unnamed_number(p.name) is not None]
+            if version >= (1, 19):
+                wrong = any(start != 0 for _, start in numbered)
+            else:
+                # Go 1.15 numbers ~rN after the params (a receiver is not
+                # counted), but a blank ~bN by result position or later
+                # (cmd/go: (n int, _ error) has ~b1; parse(...) (_ *Regexp, err error) ~b2).
+                starts = {start for kind, start in numbered if kind == "r"}
+                wrong = (len(starts) > 1 or any(start < len(sub.args) - 1 for start in starts)
+                         or any(start < 0 for kind, start in numbered if kind == "b"))
+            if wrong:
+                s.problems.append(f"{fn.name}: unnamed results numbered out of position: {shown}")
+            recorded = binary.args_size(fn)
+            if recorded is None or recorded == ARGS_SIZE_UNKNOWN:
+                s.size_unknown += 1
+                continue
+            predicted = arg_width(sub, arch, version)
+            if predicted == recorded:
+                s.size_agree += 1
+            elif predicted < recorded:
+                try:
+                    check_params_complete(binary, fn, sub)
+                    s.problems.append(f"{fn.name}: DWARF describes {predicted} bytes, the runtime "
+                                      f"records {recorded}, and gobt does not refuse it")
+                except GobtError:
+                    s.refused += 1
+                    if len(s.refused_examples) < 3:
+                        s.refused_examples.append(f"{fn.name} {predicted}<{recorded}")
+            else:
+                s.problems.append(f"{fn.name}: gobt's reading takes {predicted} bytes of args, the runtime "
+                                  f"records {recorded}: {shown}")
+    s.seconds = time.monotonic() - started
+    return s
+
+
+_SIGNATURES = {}
+
+
+@pytest.fixture(scope="module", params=sorted(SIGNATURE_BINARIES))
+def signatures(request, toolchains):
+    """The signature survey of one cmd/go; all of them start in parallel on first use."""
+    name = request.param
+    chain = SIGNATURE_BINARIES[name][0]
+    need(chain in toolchains, f"Go toolchain {chain} is missing (run scripts/setup)")
+    if not _SIGNATURES:
+        wanted = sorted({item.callspec.params["signatures"] for item in request.session.items
+                         if hasattr(item, "callspec") and "signatures" in item.callspec.params})
+        pool = concurrent.futures.ProcessPoolExecutor(
+            max_workers=max(1, min(len(wanted), os.cpu_count() or 1)),
+            mp_context=multiprocessing.get_context("fork"))
+        for wanted_name in wanted:
+            want_chain, goarch = SIGNATURE_BINARIES[wanted_name]
+            if want_chain in toolchains:
+                path = build_package(toolchains[want_chain], "cmd/go", BUILD_DIR, goarch=goarch)
+                _SIGNATURES[wanted_name] = pool.submit(survey_signatures, wanted_name, path)
+        pool.shutdown(wait=False)
+    if isinstance(_SIGNATURES[name], concurrent.futures.Future):
+        _SIGNATURES[name] = _SIGNATURES[name].result()
+        print("\n" + _SIGNATURES[name].summary())
+    return _SIGNATURES[name]
+
+
+@pytest.mark.bpftrace_independent  # DWARF against .gopclntab; no bpftrace
+def test_every_signature_agrees_with_the_runtime(signatures):
+    s = signatures
+    assert s.functions >= 5000, s.summary()
+    assert not s.problems, s.summary() + "\n" + "\n".join(s.problems[:30])
+    # Refusals are the exception: most functions are read whole.
+    assert s.size_agree >= 0.75 * s.functions, s.summary()

@@ -47,7 +47,7 @@ def test_param_at_return_is_captured_at_entry(matrix):
     entry, ret = proc.stdout.split("} ", 1)
     assert "@__gobt_i[0, 0, $__gobt_g, $__gobt_d] = (int8)reg(\"ax\")" in entry
     assert "$__gobt_v0 = @__gobt_i[0, 0, $__gobt_g, $__gobt_d]" in ret
-    assert 'printf("%d\\n", $__gobt_v0)' in ret
+    assert 'printf("%ld\\n", $__gobt_v0)' in ret  # an int8 Go value: %d widened
     lines = proc.stdout.splitlines()
     # the user's probe stays on its one line; only an END line is added
     assert len(lines) == 2 and lines[1].startswith("END {")

@@ -223,6 +223,10 @@ def _is_shape_instance(symbol):
     """
     if "[go.shape." not in symbol:
         return False
+    if symbol.startswith(("type:.", "type..")):
+        # The compiler's own helpers for a shape type (type:.eq.T[go.shape...]:
+        # func(p, q *T) bool) take no dictionary (cmd/go 1.23: 8 such).
+        return False
     return not _CLOSURE.search(symbol[symbol.rfind("]") + 1 :])
 
 
@@ -250,6 +254,30 @@ def _place_dictionary(params, symbol, go_version):
     for i, p in enumerate(results):
         p.index = i
     return args + results
+
+
+def _is_repeat(named, name, decl, is_result, fn):
+    """Whether this formal parameter DIE repeats one already seen.
+
+    Go 1.18 and 1.19 write some results twice (golang/go#51725): cmd/go 1.19
+    has 370 such DIEs, each right after its twin and identical to it (same
+    name, type, flag, an empty location list), so `~r0 ~r0 ~r1 ~r1` for two
+    results. Go allows no two params or results of one function the same
+    name except `_`, which DWARF leaves out before 1.22 and names `~p0`,
+    `~b0`, ... after (each numbered apart), so a repeated name can only be
+    such a twin. One that differs in type or kind is not a twin but damaged
+    DWARF: refused rather than guessed at.
+    """
+    if not name or name == "_":
+        return False
+    key = (decl.attributes.get("DW_AT_type").value if "DW_AT_type" in decl.attributes else None, is_result)
+    if name not in named:
+        named[name] = key
+        return False
+    if named[name] != key:
+        raise GobtError(f"{fn.name}: its DWARF names two different params {name}; gobt cannot tell "
+                        "which is which")
+    return True
 
 
 @dataclass
@@ -488,6 +516,7 @@ class DwarfReader:
     def _describe(self, die, fn):
         params = []
         n_args = n_results = 0
+        named = {}  # name -> (DW_AT_type, is_result) of the first DIE so named
         for child in die.iter_children():
             if child.tag != "DW_TAG_formal_parameter":
                 continue
@@ -498,12 +527,14 @@ class DwarfReader:
                 decl = child.get_DIE_from_attribute("DW_AT_abstract_origin")
             flag = decl.attributes.get("DW_AT_variable_parameter")
             is_result = bool(flag and flag.value)
+            name = _str(decl.attributes.get("DW_AT_name"))
+            if _is_repeat(named, name, decl, is_result, fn):
+                continue
             index = n_results if is_result else n_args
             if is_result:
                 n_results += 1
             else:
                 n_args += 1
-            params.append(Param(_str(decl.attributes.get("DW_AT_name")), self.type_of(decl),
-                                is_result, index, child))
+            params.append(Param(name, self.type_of(decl), is_result, index, child))
         params = _place_dictionary(params, fn.name, self.binary.go_version_tuple)
         return Subprogram(fn.name, params, die)

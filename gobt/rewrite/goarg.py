@@ -57,6 +57,22 @@ def parse_path(path, where):
     return steps
 
 
+_CAST = re.compile(r"\((u?)int(8|16|32|64)\)reg\(|\*\((u?)int(8|16|32|64) \*\)")
+
+
+def number_type(expr):
+    """(signed, size in bytes) of the integer an expression from GoargResolver
+    reads, or None (a string). Its shapes are _scalar's: a bare register is
+    a uint64, else a cast of a register or a typed load comes first."""
+    if expr.startswith("reg("):
+        return (False, 8)
+    m = _CAST.match(expr)
+    if not m:
+        return None
+    unsigned, bits = (m.group(1), m.group(2)) if m.group(2) else (m.group(3), m.group(4))
+    return (not unsigned, int(bits) // 8)
+
+
 def _int_type(size, signed):
     bits = {1: 8, 2: 16, 4: 32, 8: 64}.get(size)
     if bits is None:

@@ -17,7 +17,8 @@ from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
 from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
-from .goarg import GoargResolver, retval_without_dwarf
+from .goarg import GoargResolver, number_type, retval_without_dwarf
+from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
 from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
@@ -44,6 +45,10 @@ class Context:
         self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
+        # For printf.stack_error, which places bpftrace's stack errors at the user's line:
+        self.current_probe = None  # the index of the probe being rewritten
+        self.attach_names = {}  # probe index -> [(BIN, function part)] of the uprobes made for it
+        self.string_reads = {}  # probe index -> Location of its first Go string read
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
 
@@ -153,6 +158,7 @@ def rewrite(script, ctx):
 def _rewrite(script, ctx):
     edits = []
     for probe_id, probe in enumerate(script.probes):
+        ctx.current_probe = probe_id
         edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
     text = script.source.text
     out = [_apply(text, edits)]
@@ -175,6 +181,7 @@ class _ProbeRewriter:
         self.not_go = []  # attach points where they cannot be
         self.generated = False
         self.captures = []  # (slot, map kind, {site index: entry expression})
+        self.values = {}  # (start, end) of each use -> (signed, size) of its integer, or None
 
     def loc(self, span_start, width=1):
         return self.source.location(span_start, width)
@@ -254,7 +261,8 @@ class _ProbeRewriter:
                 continue  # bpftrace's own retval, in a uretprobe
             with _located(loc):
                 edits.append(self._use(use, loc))
-        return edits
+        block = self.probe.block
+        return edits + verb_edits(self.source, block.start, block.end, self.values, Edit)
 
     def _use(self, use, loc):
         """The edit that replaces one helper use."""
@@ -274,6 +282,7 @@ class _ProbeRewriter:
                     "it has no Go calling convention or goroutine",
                     loc, ["  in C code use bpftrace's own arg0..argN (uprobe) and retval (uretprobe)"],
                 )
+        self.values[use.span.start, use.span.end] = (False, 8)  # goid and goelapsed: uint64
         if use.kind == "goid":
             text = _same_everywhere({goroutine_of(s.binary).goid for s in self.sites}, "goid", loc)
         elif use.kind == "goelapsed":
@@ -282,7 +291,7 @@ class _ProbeRewriter:
                                 "this call's entry)", loc)
             text = "(nsecs - $__gobt_t)"
         else:
-            text = self._read_value(use)
+            text, self.values[use.span.start, use.span.end] = self._read_value(use)
         return Edit(use.span.start, use.span.end, text)
 
     def _read_value(self, use):
@@ -308,6 +317,8 @@ class _ProbeRewriter:
         for i, site in enumerate(self.sites):
             expr, kind, at_entry = resolve_site(site, path, where, use.kind == "retval", self.ctx.bpftrace, _resolve)
             reads.append((site_address(site), expr))
+            if kind == "string":
+                string_read(self.ctx, self.id, where(0, len(path)))
             if at_entry:
                 captured[i] = (expr, kind)
             else:
@@ -322,14 +333,16 @@ class _ProbeRewriter:
                 raise GobtError(f"goarg({path}) is a string in some functions of this probe only",
                                 where(0, len(path)))
             exprs_by_site = {i: e for i, (e, _) in captured.items()}
+            number = one_number(number_type(e) for e in exprs_by_site.values())
             for slot, k, seen in self.captures:
                 if seen == exprs_by_site and k == kind:
-                    return f"$__gobt_v{slot}"  # the same value read twice
+                    return f"$__gobt_v{slot}", number  # the same value read twice
             slot = len(self.captures)
             self.captures.append((slot, kind, exprs_by_site))
-            return f"$__gobt_v{slot}"
+            return f"$__gobt_v{slot}", number
         if len(exprs) > 1 and any(s.at == "inline" for s in self.sites):
-            return by_address(self.sites[0].binary, reads, where(0, len(path)))
+            return (by_address(self.sites[0].binary, reads, where(0, len(path))),
+                    one_number(number_type(e) for _, e in reads))
         if len(exprs) > 1:
             shapes = "; ".join(f"{', '.join(names[:3])}: {e}" for e, names in exprs.items())
             raise GobtError(
@@ -337,7 +350,7 @@ class _ProbeRewriter:
                 where(0, len(path)),
                 ["  split the probe so each attach list covers functions with the same signature"],
             )
-        return next(iter(exprs))
+        return next(iter(exprs)), number_type(next(iter(exprs)))
 
     # -- carrying values from entry to return ------------------------------------
 

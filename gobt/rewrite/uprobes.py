@@ -7,6 +7,13 @@ from ..lang.script import BPFTRACE_UNQUOTED
 
 
 def uprobe_at(target, binary, fn, offset, ctx, loc, ret=False):
+    text = _spelled(target, binary, fn, offset, ctx, loc, ret)
+    # Which user probe each uprobe is made for, to place bpftrace's stack errors (printf.stack_error).
+    ctx.attach_names.setdefault(ctx.current_probe, []).append((target, text[len(f"uprobe:{target}:"):]))
+    return text
+
+
+def _spelled(target, binary, fn, offset, ctx, loc, ret):
     """A uprobe at fn+offset, spelled as the installed bpftrace accepts it.
 
     By name where bpftrace finds exactly this function by that name; else

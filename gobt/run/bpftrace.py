@@ -76,6 +76,14 @@ class Bpftrace:
     def offset_needs_unsafe(self):
         return not self.bfd
 
+    @property
+    def strings_on_stack(self):
+        # 0.17 keeps each str() and each printf's arguments on the 512-byte
+        # BPF stack (BPFTRACE_STRLEN=72 and two strings in a goret: refused);
+        # 0.23 keeps them in scratch maps (three strings of 1024 bytes in a
+        # goret load). Versions between were not measured: they are checked.
+        return self.version < (0, 23)
+
 
 # Where scripts/setup installs Debian trixie's bpftrace 0.23 (bfd, with its
 # own libraries and loader): gobt falls back to it, by itself, for probes the
@@ -224,6 +232,39 @@ def program_fd(text, name):
         view = view[n:]
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+def over_stack_limit(path, program, unsafe, strlen=None):
+    """The name bpftrace gives a probe it refuses for its BPF stack, or None.
+
+    `--emit-elf FILE` is bpftrace's dry run (0.17 and 0.23): it compiles
+    the program as a run would and attaches nothing, in ~0.1 s. LLVM's BPF
+    backend refuses a probe over 512 bytes of stack, naming its function
+    ("in function uprobe:/app:535358 ...: Looks like the BPF stack limit of
+    512 bytes is exceeded"). Any other failure is left for the real run to
+    report: None.
+    """
+    import subprocess
+    import tempfile
+
+    env = dict(os.environ)
+    if strlen is not None:
+        env["BPFTRACE_STRLEN"] = str(strlen)
+    fd = program_fd(program, "gobt-stack-check")
+    try:
+        with tempfile.TemporaryDirectory(prefix="gobt-") as tmp:
+            argv = [path, *(["--unsafe"] if unsafe else []), "--emit-elf", os.path.join(tmp, "probes.elf"),
+                    f"/proc/self/fd/{fd}"]
+            try:
+                proc = subprocess.run(argv, capture_output=True, text=True, pass_fds=(fd,), env=env, timeout=60)
+            except (OSError, subprocess.TimeoutExpired):
+                return None
+    finally:
+        os.close(fd)
+    m = re.search(r"in function (.*?) \S+ \(.*?\): Looks like the BPF stack limit", proc.stderr)
+    if m:
+        return m.group(1)
+    return "" if "BPF stack limit" in proc.stderr else None
 
 
 def exec_bpftrace(argv):
