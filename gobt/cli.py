@@ -116,7 +116,7 @@ def run(argv):
     program = done.program
 
     if inv.emit:
-        sys.stdout.write(program)
+        write_stdout(program)
         return 0
 
     args = list(inv.passthrough)
@@ -159,7 +159,7 @@ def _list(inv, bpftrace):
     done = cache_entry.load()
     if done is not None:
         done.say_again()
-        sys.stdout.write(done.program)
+        write_stdout(done.program)
         return True
     from .listing import list_probes
 
@@ -183,7 +183,7 @@ def _list(inv, bpftrace):
 def _pass_through(inv, argv, source, bpftrace):
     """Nothing for gobt to do: bpftrace sees exactly what it would have."""
     if inv.emit and source is not None:
-        sys.stdout.write(source.text)
+        write_stdout(source.text)
         return 0
     if inv.script_path == "-":
         # gobt has read bpftrace's stdin: hand the same bytes over.
@@ -274,9 +274,11 @@ def _program_source(inv):
     if inv.list_mode or inv.script_path is None:
         return None
     if inv.script_path == "-":
-        return Source(sys.stdin.read(), "stdin")
+        return Source(decode(sys.stdin.buffer.read()), "stdin")
     try:
-        with open(inv.script_path, encoding="utf-8", errors="surrogateescape") as f:
+        # newline="": CRLF stays CRLF, so --emit and bpftrace get the bytes
+        # the user wrote.
+        with open(inv.script_path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             return Source(f.read(), inv.script_path)
     except FileNotFoundError:
         raise GobtError(f"{inv.script_path}: no such file") from None
@@ -284,6 +286,19 @@ def _program_source(inv):
         raise GobtError(f"{inv.script_path}: is a directory") from None
     except PermissionError:
         raise GobtError(f"{inv.script_path}: permission denied") from None
+
+
+def decode(data):
+    # surrogateescape: bytes that are not UTF-8 (a Latin-1 comment) survive
+    # the round trip to --emit and to bpftrace unchanged.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def write_stdout(text):
+    """The program's bytes exactly (no newline translation, any bytes)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
 
 
 def _without_gobt_options(argv):

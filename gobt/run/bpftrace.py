@@ -217,7 +217,7 @@ def program_fd(text, name):
     bpftrace; the fd's name shows the user's script in /proc.
     """
     fd = os.memfd_create((os.path.basename(name) or "gobt")[:200], 0)  # names over 249 bytes fail
-    data = text.encode()
+    data = text.encode("utf-8", "surrogateescape")  # the user's bytes, as read
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
