@@ -120,6 +120,7 @@ def run(argv):
         return 0
 
     args = list(inv.passthrough)
+    said = []
     if done.needs_unsafe and not inv.unsafe:
         if done.unsafe_used:
             raise GobtError(
@@ -127,20 +128,49 @@ def run(argv):
                 f"{', '.join(done.unsafe_used)}(); gobt will not enable those for you",
                 hints=["  pass --unsafe yourself if you mean it"],
             )
-        note(f"adding --unsafe: {done.needs_unsafe} (bpftrace's 'instruction boundary' warnings are "
-             "expected: gobt checked each offset)")
+        said.append(f"adding --unsafe: {done.needs_unsafe}")
         args.append("--unsafe")
+    if done.proven:
+        # bpftrace 0.17 warns once per such probe (36 lines for one script);
+        # the supervisor drops those lines, this one says why.
+        n = len(done.proven)
+        said.append(f"gobt checked that {'each of the ' + str(n) + ' offsets' if n > 1 else 'the offset'} "
+                    "is an instruction boundary, so bpftrace's warning that it could not is not shown")
+    elif said:
+        said[-1] += " (bpftrace's 'instruction boundary' warnings are expected: gobt checked each offset)"
+    if said:
+        note("; ".join(said))
     check_probe_count(done)
 
+    fds = []
     if inv.program_text is not None and len(program) < 100_000:
         args += ["-e", program]
+        name = "stdin"  # as bpftrace calls an -e program, rewritten or not
     else:
         # Too big for an argument (E2BIG near 128 KB), or a file: a memfd.
-        fd = program_fd(program, source.filename)
-        args.append(f"/proc/self/fd/{fd}")
+        fds.append(program_fd(program, source.filename))
+        name = f"/proc/self/fd/{fds[0]}"
+        args.append(name)
     # `--` keeps positional params that look like options (-5) params.
     # done.bpftrace: gobt's own capable bpftrace, when the program needed it.
-    exec_bpftrace([done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
+    argv = [done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])]
+    display = "stdin" if source.filename == "-e" else source.filename
+    from .rewrite.spanmap import SpanMap
+    from .run.messages import MessageFilter
+
+    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven), fds)
+
+
+def supervise(argv, line_filter, fds):
+    """bpftrace as a child, its messages in the user's terms; gobt ends as it does."""
+    from .run.supervise import Supervisor, exit_like
+
+    child = Supervisor(argv, line_filter, fds)
+    try:
+        child.start()
+    except OSError as e:
+        raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None
+    exit_like(child.wait())
 
 
 def _list(inv, bpftrace):
@@ -230,7 +260,8 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         program = rewrite(script, ctx)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
-                     errors.printed[first_message:], found.version_text, found.max_probes, found.path)
+                     errors.printed[first_message:], found.version_text, found.max_probes, found.path,
+                     ctx.spans.segments, sorted(ctx.proven))
     cache_entry.store(done, ctx.binaries_read(), ctx.proofs_made())
     return done
 

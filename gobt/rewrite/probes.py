@@ -21,6 +21,7 @@ from .goarg import GoargResolver, retval_without_dwarf
 from .goroutine import goroutine_of
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
+from .spanmap import SpanMap
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
 
@@ -43,6 +44,8 @@ class Context:
         self.needs_unsafe = ""  # why, when the program needs --unsafe
         self.probe_count = 0
         self.maps_used = set()
+        self.spans = None  # SpanMap of the program rewrite() made
+        self.proven = set()  # (BIN, file offset) of probes at offsets gobt proved
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
 
@@ -51,6 +54,7 @@ class Context:
         self.needs_unsafe = ""
         self.probe_count = 0
         self.maps_used = set()
+        self.proven = set()
         self.proofs = {}
         for binary in self._binaries.values():
             binary.cache.drop()
@@ -153,12 +157,13 @@ def _rewrite(script, ctx):
     for probe_id, probe in enumerate(script.probes):
         edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
     text = script.source.text
-    out = [_apply(text, edits)]
+    tail = ""
     if ctx.maps_used:
         # After the user's last line, so no line of theirs moves.
         clears = " ".join(f"clear({CAPTURE_MAPS[k]});" for k in sorted(ctx.maps_used))
-        out.append(("" if text.endswith("\n") else "\n") + f"END {{ {clears} }}\n")
-    return "".join(out)
+        tail = ("" if text.endswith("\n") else "\n") + f"END {{ {clears} }}\n"
+    ctx.spans = SpanMap.from_edits(text, edits, tail)
+    return _apply(text, edits) + tail
 
 
 class _ProbeRewriter:
