@@ -34,9 +34,9 @@ def _bytes(text):
     return text.encode("utf-8", "surrogateescape")
 
 
-def _lines(text):
-    """(offset of each line's start, the lines) of a text, split as bpftrace splits it."""
-    lines = text.split("\n")
+def _lines(text, breaks="\n"):
+    """(offset of each line's start, the lines) of a text."""
+    lines = re.split(f"[{breaks}]", text)
     starts, pos = [], 0
     for line in lines:
         starts.append(pos)
@@ -65,16 +65,20 @@ class MessageFilter:
         self.spans = spans
         self.quiet = {(_bytes(path), offset) for path, offset in quiet}
         self.hidden = 0  # boundary warnings dropped
-        self._program_lines = _lines(program)
+        # bpftrace 0.17's lexer counts a \r as a line too (line 3 of a CRLF
+        # file is its line 5), but prints source lines split at \n only.
+        self._program_lines = _lines(program, "\r\n")
+        self._printed_lines = program.split("\n")
         self._source_lines = _lines(source)
         self._expect = []  # [(line bpftrace will print, what to print instead)]
 
     def feed(self, line):
         if self._expect:
-            theirs, ours = self._expect[0]
+            # bpftrace's source line and caret, which gobt has replaced.
+            theirs = self._expect[0]
             if line.rstrip(b"\n") == theirs or (theirs is None and _CARET.match(line)):
                 self._expect.pop(0)
-                return [ours + b"\n"]
+                return []
             self._expect = []
         m = _UNCHECKED.match(line)
         if m and (m.group(1), int(m.group(2))) in self.quiet:
@@ -109,12 +113,14 @@ class MessageFilter:
         last = _line_of(u_starts, max(span[0], span[1] - 1))
         if first != last:
             return self.display + b"%d-%d: " % (first + 1, last + 1) + message
-        user = _bytes(u_lines[first])
+        user = _bytes(u_lines[first].rstrip("\r"))
         u1 = len(_bytes(u_lines[first][: span[0] - u_starts[first]])) + 1
         u2 = u1 + max(1, len(_bytes(self.source[span[0]:span[1]])))
         caret = b"".join(b"    " if c == 9 else b" " for c in user[: u1 - 1]) + b"~" * (u2 - u1)
-        self._expect = [(_shown(raw), _shown(user)), (None, caret)]
-        return self.display + b"%d:%d-%d: " % (first + 1, u1, u2) + message
+        printed = self._printed_lines[line_no - 1] if line_no <= len(self._printed_lines) else ""
+        self._expect = [_shown(_bytes(printed)), None] if printed else []
+        return b"".join([self.display, b"%d:%d-%d: " % (first + 1, u1, u2), message,
+                         _shown(user), b"\n", caret, b"\n"])
 
     def end(self):
         self._expect = []
