@@ -254,3 +254,24 @@ def test_output_comes_as_it_is_printed(ticker, bpf):
         proc.communicate(timeout=60)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(0.7 < g < 1.3 for g in gaps), gaps
+
+
+def signal_state(pid):
+    status = open(f"/proc/{pid}/status").read()
+    return {k: int(re.search(rf"^{k}:\s*([0-9a-f]+)", status, re.M).group(1), 16) for k in ("SigBlk", "SigIgn")}
+
+
+@pytest.mark.parametrize("rewritten", [True, False])
+def test_bpftrace_starts_with_a_shells_signal_state(rewritten, ticker, bpf):
+    # Nothing blocked or ignored that a shell would not (Python ignores
+    # SIGPIPE: `gobt ... | head` must still end bpftrace).
+    probe = f"goret:{ticker}:main.tick {{ }} " if rewritten else ""
+    proc = start(["-e", probe + 'BEGIN { printf("up\\n"); }'])
+    try:
+        wait_for(proc, b"up")
+        pid = bpftrace_child(proc) if rewritten else proc.pid
+        # bpftrace blocks and ignores nothing itself (0.17 and 0.23)
+        assert signal_state(pid) == {"SigBlk": 0, "SigIgn": 0}
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)

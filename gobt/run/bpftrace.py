@@ -227,6 +227,12 @@ def program_fd(text, name):
 
 
 def exec_bpftrace(argv):
+    import signal
+
+    # Python ignores SIGPIPE (and SIGXFSZ), and an exec keeps what is
+    # ignored: bpftrace must start as from a shell, so that `| head` ends it.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
         os.execv(argv[0], argv)
     except OSError as e:

@@ -50,22 +50,20 @@ class Supervisor:
         # Blocked here (and in every thread started after), the forwarded
         # signals wait for _forward_signals, which can see who sent them.
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
-        read_end, write_end = os.pipe()  # both close-on-exec
+        import subprocess
+
         try:
-            self.pid = os.posix_spawn(
-                self.argv[0], self.argv, os.environ,
-                file_actions=[(os.POSIX_SPAWN_DUP2, write_end, 2)],
-                # bpftrace starts as from a shell: nothing blocked, and
-                # SIGPIPE back to default (Python ignores it).
-                setsigmask=(), setsigdef=(signal.SIGPIPE, signal.SIGXFSZ),
-            )
-        except OSError:
-            os.close(read_end)
+            # restore_signals: SIGPIPE and SIGXFSZ back to default (Python
+            # ignores them); the mask is undone in the child, so bpftrace
+            # starts as from a shell. (posix_spawn would leave glibc's
+            # internal signals ignored in it.)
+            self._proc = subprocess.Popen(self.argv, stderr=subprocess.PIPE, pass_fds=self.pass_fds,
+                                          restore_signals=True, preexec_fn=_unblock)
+        except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
             raise
-        finally:
-            os.close(write_end)
-        self._stderr = read_end
+        self.pid = self._proc.pid
+        self._stderr = self._proc.stderr.fileno()
         threading.Thread(target=self._forward_signals, daemon=True).start()
 
     def send(self, sig):
@@ -116,12 +114,17 @@ class Supervisor:
             _write(self._filtered(pending, partial=True))
         if self.filter is not None:
             _write(b"".join(self.filter.end()))
-        os.close(fd)
+        self._proc.stderr.close()
 
     def _filtered(self, line, partial=False):
         if self.filter is None or partial:
             return line
         return b"".join(self.filter.feed(line))
+
+
+def _unblock():
+    # In the child, between fork and exec: only async-signal-safe work.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
 
 def _pgid(pid):
