@@ -9,9 +9,9 @@ import sys
 
 from . import __version__
 from . import cache
-from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, capable_fallback,
-                           chosen_explicitly, exec_bpftrace, find_bpftrace, unreachable_hints,
-                       probe_bpftrace, program_fd, start_probe)
+from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, argv0, capable_fallback,
+                           chosen_explicitly, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd,
+                           start_probe, unreachable_hints)
 from .cmdline import parse_argv
 from .errors import GobtError, UnreachableOffset, note
 from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
@@ -23,11 +23,7 @@ def _gobt_lists(pattern, verbose):
     return pattern.startswith(("goret:", "goentry:")) or (verbose and pattern.startswith(("uprobe:", "u:")))
 
 GOBT_HELP = """\
-gobt {version}: bpftrace for Go programs.
-
-USAGE:
-    gobt [bpftrace options] FILE [args...]
-    gobt [bpftrace options] -e 'PROGRAM'
+gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
 
 gobt adds to bpftrace's language:
     goret:BIN:FUNC      at every return of a Go function (a uprobe per RET, no uretprobe)
@@ -43,8 +39,7 @@ gobt's own options (every other option is bpftrace's):
     --bpftrace PATH     the bpftrace to run (also $GOBT_BPFTRACE)
     --no-cache          do not read or write what gobt learned about binaries
 
-See gobt(1). bpftrace's own help follows.
-"""
+See gobt(1)."""
 
 
 def main():
@@ -89,11 +84,17 @@ def run(argv):
         cache.disable()
     bpftrace = find_bpftrace(inv.bpftrace)
 
-    if inv.help:
-        print(GOBT_HELP.format(version=__version__), flush=True)
-        exec_bpftrace([bpftrace, "--help"])
-    if inv.version:
-        print(f"gobt v{__version__}", flush=True)
+    if inv.bad:  # bpftrace's own message and status for its own arguments
+        return _pass_through(inv, argv, None, bpftrace)
+    if inv.help or inv.version:
+        # bpftrace's answer first, on its streams (0.17 prints -h on stderr,
+        # 0.23 on stdout); gobt's own after it, on stderr, so that stdout
+        # is bpftrace's alone (scripts read the version from its first line).
+        import subprocess
+
+        code = subprocess.run([argv0(bpftrace), *_without_gobt_options(argv)], executable=bpftrace).returncode
+        print(GOBT_HELP.format(version=__version__) if inv.help else f"gobt v{__version__}", file=sys.stderr)
+        return code
 
     if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0], inv.verbose):
         if _list(inv, bpftrace):
@@ -165,7 +166,7 @@ def supervise(argv, line_filter, fds):
     """bpftrace as a child, its messages in the user's terms; gobt ends as it does."""
     from .run.supervise import Supervisor, exit_like
 
-    child = Supervisor(argv, line_filter, fds)
+    child = Supervisor(argv, line_filter, fds, argv0(argv[0]))
     try:
         child.start()
     except OSError as e:
@@ -311,12 +312,8 @@ def _program_source(inv):
         # the user wrote.
         with open(inv.script_path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             return Source(f.read(), inv.script_path)
-    except FileNotFoundError:
-        raise GobtError(f"{inv.script_path}: no such file") from None
-    except IsADirectoryError:
-        raise GobtError(f"{inv.script_path}: is a directory") from None
-    except PermissionError:
-        raise GobtError(f"{inv.script_path}: permission denied") from None
+    except OSError:
+        return None  # missing, a directory, unreadable: bpftrace says so, as it says it
 
 
 def decode(data):

@@ -226,6 +226,13 @@ def program_fd(text, name):
     return fd
 
 
+def argv0(path):
+    """The name bpftrace is started under: `bpftrace` when PATH finds it so,
+    as a shell would start it (getopt's messages begin with this name)."""
+    name = os.path.basename(path)
+    return name if shutil.which(name) == path else path
+
+
 def exec_bpftrace(argv):
     import signal
 
@@ -234,6 +241,6 @@ def exec_bpftrace(argv):
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
-        os.execv(argv[0], argv)
+        os.execv(argv[0], [argv0(argv[0]), *argv[1:]])
     except OSError as e:
         raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None

@@ -38,8 +38,9 @@ _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (tty, hang-up)
 
 
 class Supervisor:
-    def __init__(self, argv, line_filter=None, pass_fds=()):
-        self.argv = list(argv)
+    def __init__(self, argv, line_filter=None, pass_fds=(), argv0=None):
+        self.argv = list(argv)  # argv[0]: the path to run
+        self.argv0 = argv0  # the name to run it under, if not that path
         self.filter = line_filter
         self.pass_fds = tuple(pass_fds)
         self.pid = None
@@ -57,7 +58,8 @@ class Supervisor:
             # ignores them); the mask is undone in the child, so bpftrace
             # starts as from a shell. (posix_spawn would leave glibc's
             # internal signals ignored in it.)
-            self._proc = subprocess.Popen(self.argv, stderr=subprocess.PIPE, pass_fds=self.pass_fds,
+            self._proc = subprocess.Popen([self.argv0 or self.argv[0], *self.argv[1:]], executable=self.argv[0],
+                                          stderr=subprocess.PIPE, pass_fds=self.pass_fds,
                                           restore_signals=True, preexec_fn=_unblock)
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
