@@ -65,6 +65,16 @@ def test_errors_point_at_the_users_line(body, marked, ticker, bpf, tmp_path):
     assert "reg(" not in proc.stderr and "/proc/self/fd" not in proc.stderr
 
 
+def test_error_in_a_predicate_gobt_moved_into_the_block(ticker, bpf, tmp_path):
+    # With goelapsed the predicate moves into the block, on another line;
+    # the message still shows the user's predicate line.
+    path = script(tmp_path, f'goret:{ticker}:main.tick\n/goarg(i) > 1 && goelapsed > "a"/\n{{ @x = 1; }}\n')
+    proc = gobt(path, "-c", f"{ticker} 3")
+    head, line, caret = located(proc.stderr, path)
+    assert head.startswith(f"{path}:2:18-33: ERROR: Type mismatch"), head
+    assert caret_under(line, caret) == 'goelapsed > "a"'
+
+
 def test_error_in_a_one_liner_is_about_stdin_as_in_bpftrace(ticker, bpf):
     proc = gobt("-e", f'goret:{ticker}:main.tick {{ printf("%d\\n" retval); }}', "-c", f"{ticker} 3")
     head, line, caret = located(proc.stderr, "stdin")

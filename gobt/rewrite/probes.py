@@ -31,6 +31,7 @@ class Edit:
     start: int
     end: int
     text: str
+    pieces: tuple = ()  # spans of text copied from elsewhere in the script (spanmap.py)
 
 
 class Context:
@@ -384,12 +385,17 @@ class _ProbeRewriter:
             # that an entry is always consumed even when the predicate fails.
             inside = [e for e in use_edits if pred.start <= e.start < pred.end]
             use_edits = [e for e in use_edits if e not in inside]
-            user = _apply(self.source.text[pred.start + 1 : pred.end - 1], inside, pred.start + 1)
+            inner = self.source.text[pred.start + 1 : pred.end - 1]
+            user = _apply(inner, inside, pred.start + 1)
+            # Where the user's predicate lands in the block, for bpftrace's messages.
+            moved = SpanMap.from_edits(inner, inside, base=pred.start + 1).shifted(
+                len(" ".join(loads)) + len(f" if ({condition} && (") + 1 - (len(user) - len(user.lstrip())))
             condition += f" && ({user.strip()})"
             blank = "".join(c if c == "\n" else " " for c in self.source.text[pred.start : pred.end])
             edits.append(Edit(pred.start, pred.end, blank))
         block = self.probe.block
-        edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{"))
+        edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{",
+                          moved.segments if pred is not None else ()))
         edits.append(Edit(block.end - 1, block.end - 1, "} "))
         return edits + use_edits
 

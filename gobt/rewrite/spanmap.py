@@ -23,10 +23,17 @@ class SpanMap:
         self._starts = [s[0] for s in self.segments]
 
     @classmethod
-    def from_edits(cls, text, edits, tail=""):
-        """The map of what probes._apply(text, edits) + tail produces."""
+    def from_edits(cls, text, edits, tail="", base=0):
+        """The map of what probes._apply(text, edits, base) + tail produces.
+
+        An edit's `pieces` are segments of its own text (offsets from its
+        start) that came from elsewhere in the script: the user's
+        predicate, moved into the block.
+        """
         segments = []
-        out = pos = 0
+        out = 0
+        pos = base
+        end = base + len(text)
 
         def add(length, user_start, user_end, copied):
             nonlocal out
@@ -36,11 +43,20 @@ class SpanMap:
 
         for edit in sorted(edits, key=lambda e: (e.start, e.end)):
             add(edit.start - pos, pos, edit.start, True)
-            add(len(edit.text), edit.start, edit.end, False)
+            done = 0
+            for o_start, o_end, u_start, u_end, copied in getattr(edit, "pieces", ()):
+                add(o_start - done, edit.start, edit.end, False)
+                add(o_end - o_start, u_start, u_end, copied)
+                done = o_end
+            add(len(edit.text) - done, edit.start, edit.end, False)
             pos = edit.end
-        add(len(text) - pos, pos, len(text), True)
-        add(len(tail), len(text), len(text), False)
+        add(end - pos, pos, end, True)
+        add(len(tail), end, end, False)
         return cls(segments)
+
+    def shifted(self, by):
+        """The same map for the text placed `by` characters further on."""
+        return SpanMap([(a + by, b + by, c, d, e) for a, b, c, d, e in self.segments])
 
     def to_user(self, start, end):
         """The user's span for the program's [start, end), or None."""
