@@ -121,7 +121,15 @@ class Supervisor:
     def _filtered(self, line, partial=False):
         if self.filter is None or partial:
             return line
-        return b"".join(self.filter.feed(line))
+        try:
+            return b"".join(self.filter.feed(line))
+        except Exception:
+            # A bug in the filter must not leave bpftrace writing into a pipe
+            # nobody reads: from here on its stderr goes through as it is.
+            if os.environ.get("GOBT_DEBUG"):
+                raise
+            self.filter = None
+            return line
 
 
 def _unblock():
