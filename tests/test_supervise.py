@@ -149,6 +149,26 @@ def start(args, **kwargs):
     return subprocess.Popen([*GOBT, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
+def finish(proc, timeout=60):
+    """proc's (stdout, stderr); a test that fails leaves no bpftrace behind."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        for pid in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split():
+            os.kill(int(pid), signal.SIGKILL)
+        proc.kill()
+        proc.communicate()
+        raise
+
+
+def interrupt(proc):
+    # bpftrace 0.17 has been seen to miss a SIGINT sent just as BEGIN
+    # printed: let it settle into its loop first.
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    return finish(proc)
+
+
 def wait_for(proc, text, timeout=60):
     """Read proc's stdout until `text` shows up; what was read."""
     seen = b""
@@ -174,7 +194,7 @@ def test_death_by_signal_is_mirrored(ticker, bpf):
                   "-c", f"{ticker}"])
     wait_for(proc, b"up")
     os.kill(bpftrace_child(proc), signal.SIGKILL)
-    proc.communicate(timeout=60)
+    finish(proc)
     assert proc.returncode == -signal.SIGKILL
 
 
@@ -185,7 +205,7 @@ def test_a_signal_to_gobt_reaches_bpftrace_once(sig, ticker, bpf):
     wait_for(proc, b"up")
     time.sleep(0.5)
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=60)
+    out, err = finish(proc)
     assert proc.returncode == 0, err  # bpftrace exits 0 on both, printing its maps
     assert out.count(b"end\n") == 1 and b"@n: " in out, out
 
@@ -209,7 +229,7 @@ def test_ctrl_c_at_a_terminal_is_delivered_once(ticker, bpf):
         wait_for(proc, b"up")
         time.sleep(0.5)
         os.write(master, b"\x03")
-        out, err = proc.communicate(timeout=60)
+        out, err = finish(proc)
     finally:
         os.close(master)
     assert proc.returncode == 0, err
@@ -220,7 +240,7 @@ def test_sighup_kills_as_it_kills_bpftrace(ticker, bpf):
     proc = start(["-e", f'goret:{ticker}:main.tick {{ }} BEGIN {{ printf("up\\n"); }}', "-c", f"{ticker}"])
     wait_for(proc, b"up")
     proc.send_signal(signal.SIGHUP)
-    proc.communicate(timeout=60)
+    finish(proc)
     assert proc.returncode == -signal.SIGHUP
 
 
@@ -260,8 +280,7 @@ def test_output_comes_as_it_is_printed(ticker, bpf):
             wait_for(proc, b"tick")
             times.append(time.monotonic())
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        interrupt(proc)
     gaps = [b - a for a, b in zip(times, times[1:])]
     assert all(0.7 < g < 1.3 for g in gaps), gaps
 
@@ -283,5 +302,4 @@ def test_bpftrace_starts_with_a_shells_signal_state(rewritten, ticker, bpf):
         # bpftrace blocks and ignores nothing itself (0.17 and 0.23)
         assert signal_state(pid) == {"SigBlk": 0, "SigIgn": 0}
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.communicate(timeout=60)
+        interrupt(proc)
