@@ -45,6 +45,7 @@ class Supervisor:
         self.pass_fds = tuple(pass_fds)
         self.pid = None
         self._status = None
+        self._early = set()
         self._lock = threading.Lock()
 
     def start(self):
@@ -53,6 +54,9 @@ class Supervisor:
         signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
         import subprocess
 
+        # Pending now means sent before bpftrace existed: a fork does not
+        # inherit it, so even a Ctrl-C must then be sent on.
+        self._early = set(signal.sigpending()) & set(FORWARDED)
         try:
             # restore_signals: SIGPIPE and SIGXFSZ back to default (Python
             # ignores them); the mask is undone in the child, so bpftrace
@@ -86,7 +90,9 @@ class Supervisor:
     def _forward_signals(self):
         while True:
             info = signal.sigwaitinfo(FORWARDED)
-            if info.si_code == _SI_KERNEL and os.getpgid(0) == _pgid(self.pid):
+            early = info.si_signo in self._early
+            self._early.discard(info.si_signo)
+            if not early and info.si_code == _SI_KERNEL and os.getpgid(0) == _pgid(self.pid):
                 continue  # the terminal signalled the group: bpftrace has it
             try:
                 self.send(info.si_signo)
