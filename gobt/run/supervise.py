@@ -22,7 +22,7 @@ Use:
     child = Supervisor(argv, line_filter, pass_fds)
     child.start()
     ...           child.send(signal.SIGUSR1) from another thread, if need be
-    sys.exit(exit_status(child.wait()))   # or exit_like(child.wait())
+    exit_like(child.wait())       # gobt ends as bpftrace ended
 
 `line_filter` has feed(line: bytes) -> [bytes] and end() -> [bytes].
 """
