@@ -289,11 +289,12 @@ def test_p_attaches_to_a_running_process(ticker, bpf):
 def test_output_comes_as_it_is_printed(ticker, bpf):
     # A line a second must arrive a second apart, not at exit.
     proc = start(["-e", f"goret:{ticker}:main.tick {{ @n = count(); }}"
-                        ' interval:s:1 { printf("tick\\n"); }', "-c", f"{ticker}"])
+                        ' interval:s:1 { printf("beat\\n"); }', "-c", f"{ticker}"])
     times = []
     try:
         for _ in range(3):
-            wait_for(proc, b"tick")
+            # ("beat": the ticker's own first line says "ticking")
+            wait_for(proc, b"beat\n")
             times.append(time.monotonic())
     finally:
         interrupt(proc)
