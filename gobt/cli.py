@@ -9,9 +9,9 @@ import sys
 
 from . import __version__
 from . import cache
-from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, capable_fallback,
-                           chosen_explicitly, exec_bpftrace, find_bpftrace, unreachable_hints,
-                       probe_bpftrace, program_fd, start_probe)
+from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, argv0, capable_fallback,
+                           chosen_explicitly, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd,
+                           start_probe, unreachable_hints)
 from .cmdline import parse_argv
 from .errors import GobtError, UnreachableOffset, note
 from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
@@ -23,11 +23,7 @@ def _gobt_lists(pattern, verbose):
     return pattern.startswith(("goret:", "goentry:")) or (verbose and pattern.startswith(("uprobe:", "u:")))
 
 GOBT_HELP = """\
-gobt {version}: bpftrace for Go programs.
-
-USAGE:
-    gobt [bpftrace options] FILE [args...]
-    gobt [bpftrace options] -e 'PROGRAM'
+gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
 
 gobt adds to bpftrace's language:
     goret:BIN:FUNC      at every return of a Go function (a uprobe per RET, no uretprobe)
@@ -43,8 +39,7 @@ gobt's own options (every other option is bpftrace's):
     --bpftrace PATH     the bpftrace to run (also $GOBT_BPFTRACE)
     --no-cache          do not read or write what gobt learned about binaries
 
-See gobt(1). bpftrace's own help follows.
-"""
+See gobt(1)."""
 
 
 def main():
@@ -89,11 +84,17 @@ def run(argv):
         cache.disable()
     bpftrace = find_bpftrace(inv.bpftrace)
 
-    if inv.help:
-        print(GOBT_HELP.format(version=__version__), flush=True)
-        exec_bpftrace([bpftrace, "--help"])
-    if inv.version:
-        print(f"gobt v{__version__}", flush=True)
+    if inv.bad:  # bpftrace's own message and status for its own arguments
+        return _pass_through(inv, argv, None, bpftrace)
+    if inv.help or inv.version:
+        # bpftrace's answer first, on its streams (0.17 prints -h on stderr,
+        # 0.23 on stdout); gobt's own after it, on stderr, so that stdout
+        # is bpftrace's alone (scripts read the version from its first line).
+        import subprocess
+
+        code = subprocess.run([argv0(bpftrace), *_without_gobt_options(argv)], executable=bpftrace).returncode
+        print(GOBT_HELP.format(version=__version__) if inv.help else f"gobt v{__version__}", file=sys.stderr)
+        return code
 
     if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0], inv.verbose):
         if _list(inv, bpftrace):
@@ -116,10 +117,11 @@ def run(argv):
     program = done.program
 
     if inv.emit:
-        sys.stdout.write(program)
+        write_stdout(program)
         return 0
 
     args = list(inv.passthrough)
+    said = []
     if done.needs_unsafe and not inv.unsafe:
         if done.unsafe_used:
             raise GobtError(
@@ -127,20 +129,49 @@ def run(argv):
                 f"{', '.join(done.unsafe_used)}(); gobt will not enable those for you",
                 hints=["  pass --unsafe yourself if you mean it"],
             )
-        note(f"adding --unsafe: {done.needs_unsafe} (bpftrace's 'instruction boundary' warnings are "
-             "expected: gobt checked each offset)")
+        said.append(f"adding --unsafe: {done.needs_unsafe}")
         args.append("--unsafe")
+    if done.proven:
+        # bpftrace 0.17 warns once per such probe (36 lines for one script);
+        # the supervisor drops those lines, this one says why.
+        n = len(done.proven)
+        said.append(f"gobt checked that {'each of the ' + str(n) + ' offsets' if n > 1 else 'the offset'} "
+                    "is an instruction boundary, so bpftrace's warning that it could not is not shown")
+    elif said:
+        said[-1] += " (bpftrace's 'instruction boundary' warnings are expected: gobt checked each offset)"
+    if said:
+        note("; ".join(said))
     check_probe_count(done)
 
+    fds = []
     if inv.program_text is not None and len(program) < 100_000:
         args += ["-e", program]
+        name = "stdin"  # as bpftrace calls an -e program, rewritten or not
     else:
         # Too big for an argument (E2BIG near 128 KB), or a file: a memfd.
-        fd = program_fd(program, source.filename)
-        args.append(f"/proc/self/fd/{fd}")
+        fds.append(program_fd(program, source.filename))
+        name = f"/proc/self/fd/{fds[0]}"
+        args.append(name)
     # `--` keeps positional params that look like options (-5) params.
     # done.bpftrace: gobt's own capable bpftrace, when the program needed it.
-    exec_bpftrace([done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])])
+    argv = [done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])]
+    display = "stdin" if source.filename == "-e" else source.filename
+    from .rewrite.spanmap import SpanMap
+    from .run.messages import MessageFilter
+
+    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven), fds)
+
+
+def supervise(argv, line_filter, fds):
+    """bpftrace as a child, its messages in the user's terms; gobt ends as it does."""
+    from .run.supervise import Supervisor, exit_like
+
+    child = Supervisor(argv, line_filter, fds, argv0(argv[0]))
+    try:
+        child.start()
+    except OSError as e:
+        raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None
+    exit_like(child.wait())
 
 
 def _list(inv, bpftrace):
@@ -159,7 +190,7 @@ def _list(inv, bpftrace):
     done = cache_entry.load()
     if done is not None:
         done.say_again()
-        sys.stdout.write(done.program)
+        write_stdout(done.program)
         return True
     from .listing import list_probes
 
@@ -183,7 +214,7 @@ def _list(inv, bpftrace):
 def _pass_through(inv, argv, source, bpftrace):
     """Nothing for gobt to do: bpftrace sees exactly what it would have."""
     if inv.emit and source is not None:
-        sys.stdout.write(source.text)
+        write_stdout(source.text)
         return 0
     if inv.script_path == "-":
         # gobt has read bpftrace's stdin: hand the same bytes over.
@@ -232,7 +263,8 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         _check_stack(ctx, program, found.path, inv.unsafe)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
-                     errors.printed[first_message:], found.version_text, found.max_probes, found.path)
+                     errors.printed[first_message:], found.version_text, found.max_probes, found.path,
+                     ctx.spans.segments, sorted(ctx.proven))
     cache_entry.store(done, ctx.binaries_read(), ctx.proofs_made())
     return done
 
@@ -297,16 +329,27 @@ def _program_source(inv):
     if inv.list_mode or inv.script_path is None:
         return None
     if inv.script_path == "-":
-        return Source(sys.stdin.read(), "stdin")
+        return Source(decode(sys.stdin.buffer.read()), "stdin")
     try:
-        with open(inv.script_path, encoding="utf-8", errors="surrogateescape") as f:
+        # newline="": CRLF stays CRLF, so --emit and bpftrace get the bytes
+        # the user wrote.
+        with open(inv.script_path, encoding="utf-8", errors="surrogateescape", newline="") as f:
             return Source(f.read(), inv.script_path)
-    except FileNotFoundError:
-        raise GobtError(f"{inv.script_path}: no such file") from None
-    except IsADirectoryError:
-        raise GobtError(f"{inv.script_path}: is a directory") from None
-    except PermissionError:
-        raise GobtError(f"{inv.script_path}: permission denied") from None
+    except OSError:
+        return None  # missing, a directory, unreadable: bpftrace says so, as it says it
+
+
+def decode(data):
+    # surrogateescape: bytes that are not UTF-8 (a Latin-1 comment) survive
+    # the round trip to --emit and to bpftrace unchanged.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def write_stdout(text):
+    """The program's bytes exactly (no newline translation, any bytes)."""
+    sys.stdout.flush()
+    sys.stdout.buffer.write(text.encode("utf-8", "surrogateescape"))
+    sys.stdout.buffer.flush()
 
 
 def _without_gobt_options(argv):

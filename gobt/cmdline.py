@@ -36,20 +36,25 @@ class Invocation:
         self.bpftrace = None
         self.help = False
         self.version = False
+        # Arguments bpftrace will refuse (an option without its value, -p
+        # abc): bpftrace says so, in its words and with its status.
+        self.bad = False
 
 
-def _pid(value):
+def _pid(value, inv):
     try:
         return int(value)
-    except ValueError:
-        raise GobtError(f"-p needs a process id, not {value!r}") from None
+    except (TypeError, ValueError):
+        inv.bad = True
+        return None
 
 
-def _take_value(argv, i, opt, attached):
+def _take_value(argv, i, inv, attached):
     if attached is not None:
         return attached, i
     if i + 1 >= len(argv):
-        raise GobtError(f"option {opt} needs a value")
+        inv.bad = True
+        return None, i
     return argv[i + 1], i + 1
 
 
@@ -68,11 +73,13 @@ def parse_argv(argv):
             if name in GOBT_FLAGS:
                 setattr(inv, name[2:].replace("-", "_"), True)
             elif name in GOBT_VALUE_OPTIONS:
-                inv.bpftrace, i = _take_value(argv, i, name, attached)
+                inv.bpftrace, i = _take_value(argv, i, inv, attached)
+                if inv.bpftrace is None:
+                    raise GobtError(f"option {name} needs a value")
             elif name in VALUE_OPTIONS:
-                value, i = _take_value(argv, i, name, attached)
+                value, i = _take_value(argv, i, inv, attached)
                 if LONG_ALIASES.get(name) == "-p":
-                    inv.pid = _pid(value)
+                    inv.pid = _pid(value, inv)
                 inv.passthrough += [name, value]
             elif plain and name not in KNOWN_LONG_FLAGS:
                 plain.append(arg)  # after the script: a named param (bpftrace 0.24's --x=1)
@@ -109,16 +116,16 @@ def _short_cluster(argv, i, inv):
         if opt in VALUE_OPTIONS:
             flags = arg[1:j]
             attached = arg[j + 1 :] or None
-            value, i = _take_value(argv, i, opt, attached)
+            value, i = _take_value(argv, i, inv, attached)
             if flags:
                 inv.passthrough.append("-" + flags)
             if opt == "-e":
-                if inv.program_text is not None:
-                    raise GobtError("-e given twice")
-                inv.program_text = value
+                # bpftrace (0.17 and 0.23) runs the last -e it is given.
+                if value is not None:
+                    inv.program_text = value
                 return i
             if opt == "-p":
-                inv.pid = _pid(value)
+                inv.pid = _pid(value, inv)
             inv.passthrough += [opt, value]
             return i
         flag = _SHORT_FLAGS.get(opt)

@@ -30,7 +30,7 @@ class GobtError(Exception):
         lines = [f"gobt: {where}error: {self.message}"]
         loc = self.location
         if loc and loc.source_line:
-            text = loc.source_line.rstrip("\n").expandtabs(8)
+            text = loc.source_line.rstrip("\r\n").expandtabs(8)
             # expandtabs moves the caret too: measure the prefix the same way.
             prefix = loc.source_line[: loc.column - 1].expandtabs(8)
             lines.append(text)

@@ -25,14 +25,17 @@ import sys
 
 from .cache import cache_dir, code_fingerprint, prune, read_sealed, touch_used, write_atomic
 
-FORMAT = 1
+FORMAT = 2
 KEEP = 256  # programs: every edit of a script makes one
 
 
 class Rewritten:
     def __init__(self, program, needs_unsafe, probe_count, unsafe_used, messages, bpftrace_version,
-                 max_probes, bpftrace=None):
+                 max_probes, bpftrace=None, spans=(), proven=()):
         self.program = program
+        # rewrite.spanmap.SpanMap's segments: bpftrace's messages back to the script
+        self.spans = [list(s) for s in spans]
+        self.proven = [list(p) for p in proven]  # [BIN, file offset] of offsets gobt proved
         self.needs_unsafe = needs_unsafe  # why the probes need --unsafe, or ""
         self.probe_count = probe_count
         self.unsafe_used = unsafe_used  # --unsafe builtins the script itself calls
@@ -55,7 +58,9 @@ def _well_formed(done):
             and isinstance(done.bpftrace_version, str)
             and (done.bpftrace is None or (isinstance(done.bpftrace, str) and os.access(done.bpftrace, os.X_OK)))
             and isinstance(done.unsafe_used, list) and all(isinstance(w, str) for w in done.unsafe_used)
-            and isinstance(done.messages, list) and all(isinstance(m, str) for m in done.messages))
+            and isinstance(done.messages, list) and all(isinstance(m, str) for m in done.messages)
+            and all(len(s) == 5 and all(type(x) is int for x in s[:4]) and type(s[4]) is bool for s in done.spans)
+            and all(len(p) == 2 and isinstance(p[0], str) and type(p[1]) is int for p in done.proven))
 
 
 def _identity(st):

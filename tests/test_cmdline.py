@@ -47,9 +47,16 @@ def test_list_mode_takes_search():
     assert inv.positional == ["goret:./app:main.*"]
 
 
-def test_missing_value_is_an_error():
+def test_missing_value_is_left_to_bpftrace():
+    # bpftrace's getopt says so, with its status (tests/test_cli_twin.py).
+    assert parse_argv(["-p"]).bad
+    assert parse_argv(["-p", "abc", "-e", "BEGIN {}"]).bad
     with pytest.raises(GobtError, match="needs a value"):
-        parse_argv(["-p"])
+        parse_argv(["--bpftrace"])  # gobt's own option
+
+
+def test_last_e_wins():
+    assert parse_argv(["-e", "BEGIN { 1 }", "-e", "BEGIN { 2 }"]).program_text == "BEGIN { 2 }"
 
 
 def test_newer_bpftrace_long_options():

@@ -23,6 +23,7 @@ HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg"}
 # What bpftrace accepts unquoted in a probe's function part (bpftrace 0.17's
 # lexer); anything else in a Go symbol needs quotes.
 BPFTRACE_UNQUOTED = re.compile(r"[_\-./a-zA-Z0-9#*]+\Z")
+POSITIONAL = re.compile(r"\$(?:\d|#)")
 
 
 @dataclass
@@ -63,6 +64,8 @@ class AttachPoint:
             and bool(self.func)
             and not self.func.startswith(LANGUAGE_PREFIXES)
             and not BPFTRACE_UNQUOTED.match(self.func)
+            # uprobe:/bin/bash:$1 is bpftrace's to fill in from its params
+            and not POSITIONAL.search(self.func)
         )
 
     def may_name_go(self):

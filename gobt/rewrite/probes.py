@@ -23,6 +23,7 @@ from .goroutine import goroutine_of
 from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
+from .spanmap import SpanMap
 from ..binary.symbols import is_wildcard
 from ..binary.targets import resolve_binary
 
@@ -32,6 +33,7 @@ class Edit:
     start: int
     end: int
     text: str
+    pieces: tuple = ()  # spans of text copied from elsewhere in the script (spanmap.py)
 
 
 class Context:
@@ -49,6 +51,8 @@ class Context:
         self.current_probe = None  # the index of the probe being rewritten
         self.attach_names = {}  # probe index -> [(BIN, function part)] of the uprobes made for it
         self.string_reads = {}  # probe index -> Location of its first Go string read
+        self.spans = None  # SpanMap of the program rewrite() made
+        self.proven = set()  # (BIN, file offset) of probes at offsets gobt proved
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
 
@@ -57,6 +61,7 @@ class Context:
         self.needs_unsafe = ""
         self.probe_count = 0
         self.maps_used = set()
+        self.proven = set()
         self.proofs = {}
         for binary in self._binaries.values():
             binary.cache.drop()
@@ -161,12 +166,13 @@ def _rewrite(script, ctx):
         ctx.current_probe = probe_id
         edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
     text = script.source.text
-    out = [_apply(text, edits)]
+    tail = ""
     if ctx.maps_used:
         # After the user's last line, so no line of theirs moves.
         clears = " ".join(f"clear({CAPTURE_MAPS[k]});" for k in sorted(ctx.maps_used))
-        out.append(("" if text.endswith("\n") else "\n") + f"END {{ {clears} }}\n")
-    return "".join(out)
+        tail = ("" if text.endswith("\n") else "\n") + f"END {{ {clears} }}\n"
+    ctx.spans = SpanMap.from_edits(text, edits, tail)
+    return _apply(text, edits) + tail
 
 
 class _ProbeRewriter:
@@ -402,12 +408,17 @@ class _ProbeRewriter:
             # that an entry is always consumed even when the predicate fails.
             inside = [e for e in use_edits if pred.start <= e.start < pred.end]
             use_edits = [e for e in use_edits if e not in inside]
-            user = _apply(self.source.text[pred.start + 1 : pred.end - 1], inside, pred.start + 1)
+            inner = self.source.text[pred.start + 1 : pred.end - 1]
+            user = _apply(inner, inside, pred.start + 1)
+            # Where the user's predicate lands in the block, for bpftrace's messages.
+            moved = SpanMap.from_edits(inner, inside, base=pred.start + 1).shifted(
+                len(" ".join(loads)) + len(f" if ({condition} && (") + 1 - (len(user) - len(user.lstrip())))
             condition += f" && ({user.strip()})"
             blank = "".join(c if c == "\n" else " " for c in self.source.text[pred.start : pred.end])
             edits.append(Edit(pred.start, pred.end, blank))
         block = self.probe.block
-        edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{"))
+        edits.append(Edit(block.start + 1, block.start + 1, " " + " ".join(loads) + f" if ({condition}) {{",
+                          moved.segments if pred is not None else ()))
         edits.append(Edit(block.end - 1, block.end - 1, "} "))
         return edits + use_edits
 

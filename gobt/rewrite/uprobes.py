@@ -43,6 +43,7 @@ def _spelled(target, binary, fn, offset, ctx, loc, ret):
             return f"uprobe:{target}:0x{fn.start + offset:x}"
     file_offset = binary.file_offset(fn.start + offset)
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
+    ctx.proven.add((target.strip('"'), file_offset))  # bpftrace 0.17 warns; messages.py hides it
     if binary.stripped:
         ctx.needs_unsafe = f"{binary.display_path} is stripped: bpftrace can only take file offsets in it"
     else:

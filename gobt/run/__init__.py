@@ -1,5 +1,7 @@
 """Emit and exec: the installed bpftrace, what it accepts, and handing over.
 
 What a bpftrace can do (version, bfd, probe limits, attach forms), the
-program handed to it (a memfd or -e), and the exec itself (bpftrace).
+program handed to it (a memfd or -e), and the exec itself (bpftrace); for a
+rewritten program, bpftrace as a supervised child (supervise) whose
+messages are put back in the user's terms (messages).
 """

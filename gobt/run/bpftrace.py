@@ -225,7 +225,7 @@ def program_fd(text, name):
     bpftrace; the fd's name shows the user's script in /proc.
     """
     fd = os.memfd_create((os.path.basename(name) or "gobt")[:200], 0)  # names over 249 bytes fail
-    data = text.encode()
+    data = text.encode("utf-8", "surrogateescape")  # the user's bytes, as read
     view = memoryview(data)
     while view:
         n = os.write(fd, view)
@@ -267,8 +267,21 @@ def over_stack_limit(path, program, unsafe, strlen=None):
     return "" if "BPF stack limit" in proc.stderr else None
 
 
+def argv0(path):
+    """The name bpftrace is started under: `bpftrace` when PATH finds it so,
+    as a shell would start it (getopt's messages begin with this name)."""
+    name = os.path.basename(path)
+    return name if shutil.which(name) == path else path
+
+
 def exec_bpftrace(argv):
+    import signal
+
+    # Python ignores SIGPIPE (and SIGXFSZ), and an exec keeps what is
+    # ignored: bpftrace must start as from a shell, so that `| head` ends it.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGXFSZ, signal.SIG_DFL)
     try:
-        os.execv(argv[0], argv)
+        os.execv(argv[0], [argv0(argv[0]), *argv[1:]])
     except OSError as e:
         raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None

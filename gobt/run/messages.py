@@ -1,0 +1,133 @@
+"""bpftrace's messages about a rewritten program, in the user's terms.
+
+bpftrace (0.17 to 0.23 alike) reports a problem in the program as
+
+    NAME:LINE:COL-COL: ERROR: message        (WARNING: too)
+    the program's line, tabs shown as 4 spaces
+    ~~~~ under columns COL to COL-1 (bytes, 1-based)
+
+or, for a span over several lines, only `NAME:LINE-LINE: ERROR: message`.
+NAME is what gobt handed over (`/proc/self/fd/N`, or `stdin` for -e), and
+the line is gobt's rewrite. MessageFilter turns such a message into the
+same three lines about the user's script: its name, its line, the caret
+under what the user wrote. Lines are the same in both (the rewrite keeps
+them); columns go back through the rewrite's span map.
+
+It also drops bpftrace 0.17's one-line warning that it cannot check an
+offset's instruction boundary, for the offsets gobt proved itself (cli.py
+says so once). Everything else passes through byte for byte.
+"""
+
+import re
+
+_AT_LINE = re.compile(rb"(\d+):(\d+)-(\d+): ")
+_AT_LINES = re.compile(rb"(\d+)-(\d+): ")
+_CARET = re.compile(rb"[ \t]*[~^]+[ \t]*\n?\Z")
+# bpftrace 0.17, one line per probe at an offset, without bfd:
+_UNCHECKED = re.compile(
+    rb"WARNING: Could not determine instruction boundary for uprobe:(.*):(\d+) \(binary appears stripped\)\."
+    rb" Misaligned probes can lead to tracee crashes!\n?\Z"
+)
+
+
+def _bytes(text):
+    return text.encode("utf-8", "surrogateescape")
+
+
+def _lines(text, breaks="\n"):
+    """(offset of each line's start, the lines) of a text."""
+    lines = re.split(f"[{breaks}]", text)
+    starts, pos = [], 0
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    return starts, lines
+
+
+def _shown(line_bytes):
+    return line_bytes.replace(b"\t", b"    ")
+
+
+class MessageFilter:
+    """feed(line) -> the lines to print instead, for bpftrace's stderr.
+
+    program_name: how bpftrace names the program; display_name: how the user
+    does; program/source: the two texts; spans: maps program offsets to
+    source offsets (rewrite.spanmap.SpanMap); quiet: (BIN, file offset) of
+    the probes whose boundary warning gobt answers for.
+    """
+
+    def __init__(self, program_name, display_name, program, source, spans, quiet=()):
+        self.name = _bytes(program_name) + b":"
+        self.display = _bytes(display_name) + b":"
+        self.program = program
+        self.source = source
+        self.spans = spans
+        self.quiet = {(_bytes(path), offset) for path, offset in quiet}
+        self.hidden = 0  # boundary warnings dropped
+        # bpftrace 0.17's lexer counts a \r as a line too (line 3 of a CRLF
+        # file is its line 5), but prints source lines split at \n only.
+        self._program_lines = _lines(program, "\r\n")
+        self._printed_lines = program.split("\n")
+        self._source_lines = _lines(source)
+        self._expect = []  # [(line bpftrace will print, what to print instead)]
+
+    def feed(self, line):
+        if self._expect:
+            # bpftrace's source line and caret, which gobt has replaced.
+            theirs = self._expect[0]
+            if line.rstrip(b"\n") == theirs or (theirs is None and _CARET.match(line)):
+                self._expect.pop(0)
+                return []
+            self._expect = []
+        m = _UNCHECKED.match(line)
+        if m and (m.group(1), int(m.group(2))) in self.quiet:
+            self.hidden += 1
+            return []
+        if not line.startswith(self.name):
+            return [line]
+        rest = line[len(self.name):]
+        m = _AT_LINE.match(rest)
+        if m:
+            return [self._one_line(*map(int, m.groups()), rest[m.end():])]
+        # A span over lines, or no position: the lines are the user's already.
+        return [self.display + rest]
+
+    def _one_line(self, line_no, col1, col2, message):
+        starts, lines = self._program_lines
+        plain = self.display + b"%d:%d-%d: " % (line_no, col1, col2) + message
+        if not 1 <= line_no <= len(lines):
+            return plain
+        line = lines[line_no - 1]
+        raw = _bytes(line)
+
+        def offset(col):
+            return starts[line_no - 1] + len(raw[: max(0, col - 1)].decode("utf-8", "surrogateescape"))
+
+        a, b = offset(col1), offset(col2)
+        span = self.spans.to_user(a, max(b, a + 1)) if self.spans is not None else None
+        if span is None:
+            return plain
+        u_starts, u_lines = self._source_lines
+        first = _line_of(u_starts, span[0])
+        last = _line_of(u_starts, max(span[0], span[1] - 1))
+        if first != last:
+            return self.display + b"%d-%d: " % (first + 1, last + 1) + message
+        user = _bytes(u_lines[first].rstrip("\r"))
+        u1 = len(_bytes(u_lines[first][: span[0] - u_starts[first]])) + 1
+        u2 = u1 + max(1, len(_bytes(self.source[span[0]:span[1]])))
+        caret = b"".join(b"    " if c == 9 else b" " for c in user[: u1 - 1]) + b"~" * (u2 - u1)
+        printed = self._printed_lines[line_no - 1] if line_no <= len(self._printed_lines) else ""
+        self._expect = [_shown(_bytes(printed)), None] if printed else []
+        return b"".join([self.display, b"%d:%d-%d: " % (first + 1, u1, u2), message,
+                         _shown(user), b"\n", caret, b"\n"])
+
+    def end(self):
+        self._expect = []
+        return []
+
+
+def _line_of(starts, offset):
+    import bisect
+
+    return bisect.bisect_right(starts, offset) - 1
