@@ -42,8 +42,8 @@ def test_goret_on_main_main_of_cmd_go_fires(bpf, cmd_go):
         assert proc.stderr.count("using bpftrace") == 1
 
 
+@pytest.mark.host_bpftrace  # the switch is from the host's 0.17
 def test_warm_run_execs_the_capable_bpftrace_again(bpf, cmd_go, tmp_path):
-    need(not ON_TRIXIE, "the switch happens only from the host's bpftrace 0.17")
     need(os.access(TRIXIE_BPFTRACE, os.X_OK), f"{TRIXIE_BPFTRACE} is missing (run scripts/setup)")
     env = {"XDG_CACHE_HOME": str(tmp_path)}
     for _ in range(2):  # cold, then from the program cache
@@ -54,8 +54,8 @@ def test_warm_run_execs_the_capable_bpftrace_again(bpf, cmd_go, tmp_path):
     assert os.listdir(tmp_path / "gobt" / "programs"), "the second run was not a warm one"
 
 
+@pytest.mark.host_bpftrace  # the switch is from the host's 0.17
 def test_no_capable_bpftrace_says_how_to_get_one(bpf, cmd_go):
-    need(not ON_TRIXIE, "0.23 reaches every offset")
     proc = gobt("--emit", "-e", _main_main_probe(cmd_go), env={"GOBT_CAPABLE_BPFTRACE": ""})
     no_traceback(proc)
     assert proc.returncode != 0
@@ -64,16 +64,16 @@ def test_no_capable_bpftrace_says_how_to_get_one(bpf, cmd_go):
     assert "uprobe:BIN:FUNC" in proc.stderr and "goarg works there" in proc.stderr
 
 
+@pytest.mark.host_bpftrace  # the switch is from the host's 0.17
 def test_a_bpftrace_the_user_named_is_kept(bpf, cmd_go):
-    need(not ON_TRIXIE, "0.23 reaches every offset")
     proc = gobt("--bpftrace", "/usr/bin/bpftrace", "--emit", "-e", _main_main_probe(cmd_go))
     assert proc.returncode != 0
     assert "gobt keeps the bpftrace you chose: /usr/bin/bpftrace" in proc.stderr
     assert "using bpftrace" not in proc.stderr
 
 
+@pytest.mark.host_bpftrace  # the switch is from the host's 0.17
 def test_listing_marks_what_the_bpftrace_cannot_reach(bpf, cmd_go):
-    need(not ON_TRIXIE, "0.23 reaches every offset")
     without = gobt("-l", f"goret:{cmd_go}:main.ma*", env={"GOBT_CAPABLE_BPFTRACE": ""})
     assert without.returncode == 0, without.stderr
     main_row = next(line for line in without.stdout.splitlines() if line.split()[0].endswith(":main.main"))
@@ -86,8 +86,8 @@ def test_listing_marks_what_the_bpftrace_cannot_reach(bpf, cmd_go):
         assert f"gobt runs {TRIXIE_BPFTRACE}" in main_row
 
 
+@pytest.mark.host_bpftrace  # the switch is from the host's 0.17
 def test_a_wildcard_switches_too_so_every_match_gets_its_probe(bpf, cmd_go):
-    need(not ON_TRIXIE, "the switch happens only from the host's bpftrace 0.17")
     need(os.access(TRIXIE_BPFTRACE, os.X_OK), f"{TRIXIE_BPFTRACE} is missing (run scripts/setup)")
     script = f"goret:{cmd_go}:main.ma* {{ @[probe] = count(); }}"
     switched = gobt("--emit", "-e", script)

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from conftest import ON_TRIXIE, no_traceback
+from conftest import no_traceback
 from toolchains import HERE
 
 CORPUS = os.path.join(HERE, "corpus")
@@ -40,7 +40,7 @@ def test_corpus_is_there():
     assert len(V017) >= 12 and len(NEWER) >= 4
 
 
-@pytest.mark.skipif(ON_TRIXIE, reason="the folder is what bpftrace 0.17 accepts")
+@pytest.mark.host_bpftrace  # the folder is what bpftrace 0.17 accepts
 @pytest.mark.parametrize("path", V017, ids=ids)
 def test_bpftrace_017_accepts_it(path, bpf):
     # -d: parse, check and compile, then stop (no probe is attached).

@@ -229,4 +229,6 @@ def test_rebuilt_in_place(go_build, tmp_path, monkeypatch, capsys):
             fresh[i] = _emit_text(["-e", program], capsys)
             cache._disabled = False
         assert out == fresh[i], (n, i)
-    assert len(set(fresh.values())) == len(fresh)
+    # The builds differ where it shows: not every pair (a "sym"+offset form
+    # can coincide), but the test must have told some apart.
+    assert len(set(blobs)) == len(blobs) and len(set(fresh.values())) >= 2

@@ -152,7 +152,7 @@ def test_lv_on_a_stripped_build_says_how_to_declare_and_shows_a_declaration(go, 
     proc = gobt("-lv", f"goret:{binary}:main.tick")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
-    assert f"declare the signature" in proc.stdout and f"goret:{binary}:main.tick(" in proc.stdout, proc.stdout
+    assert "declare the signature" in proc.stdout and f"goret:{binary}:main.tick(" in proc.stdout, proc.stdout
     proc = gobt("-lv", f"goret:{binary}:main.(*S).Get(s *main.S, key string, n int) (count int, err error)")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr

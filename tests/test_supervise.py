@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import ON_TRIXIE, gobt, no_traceback
+from conftest import gobt, no_traceback
 
 GOBT = [sys.executable, "-m", "gobt"]
 
@@ -98,7 +98,7 @@ def test_other_messages_pass_through(ticker, bpf, tmp_path):
     assert re.search(rf"^{re.escape(path)}:1-2: ERROR: Type mismatch", proc.stderr, re.M), proc.stderr
 
 
-@pytest.mark.skipif(ON_TRIXIE, reason="0.23 has bfd and checks boundaries itself")
+@pytest.mark.host_bpftrace  # 0.23 has bfd and checks boundaries itself
 def test_boundary_warnings_become_one_gobt_line(ticker, bpf, tmp_path):
     path = script(tmp_path, f'goret:{ticker}:main.tick {{ @n = count(); }}\n')
     proc = gobt(path, "-c", f"{ticker} 3")
@@ -108,7 +108,7 @@ def test_boundary_warnings_become_one_gobt_line(ticker, bpf, tmp_path):
     assert len(gobt_lines) == 1 and "instruction boundary" in gobt_lines[0], proc.stderr
 
 
-@pytest.mark.skipif(ON_TRIXIE, reason="0.23 has bfd and checks boundaries itself")
+@pytest.mark.host_bpftrace  # 0.23 has bfd and checks boundaries itself
 def test_boundary_warning_for_the_users_own_offset_stays(ticker, bpf, tmp_path):
     # The user's own uprobe at a file offset is not gobt's to vouch for:
     # here main.tick's first instruction, by its file offset.
