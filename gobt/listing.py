@@ -20,8 +20,16 @@ from .rewrite.signature import subprogram_for
 from .lang.script import attach_point
 from .lang.source import Source
 
-def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen=False):
-    """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary."""
+# From this many functions on, -lv reads all of DWARF in one pass
+# (dwarfindex.py) instead of searching it per function.
+BULK_FUNCTIONS = 32
+
+
+def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen=False, bulk=None):
+    """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary.
+
+    bulk: read DWARF in one pass (True), per function (False), or choose
+    by the number of functions (None)."""
     source = Source(pattern, "-l")
     ap = attach_point(pattern, 0, source)
     ctx = Context(bpftrace, pid=pid)
@@ -29,6 +37,8 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     if ap.is_uprobe and binary.go_version is None:
         return False, ctx  # not Go: bpftrace lists its own uprobes
     _, fns = functions(ap, source, ctx, warn_inlined=False, allow_inlined=True)
+    if verbose and binary.has_dwarf:
+        binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk
     in_copies = copies(ap, binary)
     provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
     if verbose:

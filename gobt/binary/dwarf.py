@@ -357,6 +357,73 @@ class DwarfReader:
         self._types = {}
         self._cus = None
         self._by_cu = {}
+        self.bulk = False  # set by a caller about to ask for many functions
+        self._index = None  # dwarfindex.DwarfIndex, built on the first question in bulk
+
+    def _bulk_index(self):
+        """The one-pass index, when in bulk mode and the DWARF is of a kind it reads."""
+        if not self.bulk:
+            return None
+        if self._index is None:
+            from .dwarfindex import DwarfIndex, Unsupported
+
+            info = self.info
+            addr = info.debug_addr_sec.stream.getvalue() if info.debug_addr_sec is not None else None
+            try:
+                self._index = DwarfIndex(info.debug_info_sec.stream.getvalue(),
+                                         info.debug_abbrev_sec.stream.getvalue(), addr)
+            except (Unsupported, IndexError, ValueError, struct.error):
+                self.bulk = False  # the per-function path reads it (or says why not)
+                return None
+        return self._index
+
+    def _indexed(self, fn):
+        """fn's concrete subprogram in the index, chosen as _find_by_name and
+        the CU walk choose; None to ask the per-function path."""
+        index = self._bulk_index()
+        if index is None:
+            return None
+        subs = index.by_low.get(fn.start)
+        if not subs:
+            return None
+        for s in subs:
+            if s.name == fn.name:
+                return s
+        for s in subs:
+            abstract = index.by_offset.get(s.origin) if s.origin is not None else None
+            if abstract is not None and abstract.inline and abstract.name == fn.name:
+                return s
+        return None
+
+    def _describe_indexed(self, sub, fn):
+        index = self._index
+        params = []
+        n_args = n_results = 0
+        for p in sub.params:
+            decl = p
+            if p.origin is not None and p.type is None:
+                decl = index.by_offset.get(p.origin)
+                if decl is None or not decl.is_param:
+                    return None
+            if decl.type is None:
+                return None
+            is_result = decl.variable
+            index_ = n_results if is_result else n_args
+            if is_result:
+                n_results += 1
+            else:
+                n_args += 1
+            params.append(Param(decl.name or "", self.type_at(decl.type), is_result, index_, None))
+        params = _place_dictionary(params, fn.name, self.binary.go_version_tuple)
+        return Subprogram(fn.name, params, None)
+
+    def type_at(self, offset):
+        """The type whose DIE is at `offset` in .debug_info."""
+        t = self._types.get(offset)
+        if t is None:
+            t = GoType(self, self.info.get_DIE_from_refaddr(offset))
+            self._types[offset] = t
+        return t
 
     @cached_property
     def info(self):
@@ -385,6 +452,9 @@ class DwarfReader:
 
     def inlined_call_sites(self, fn):
         """How many calls of fn the compiler inlined (each invisible to its probes)."""
+        indexed = self._indexed(fn)
+        if indexed is not None:
+            return 0 if indexed.origin is None else self._index.inlined.get(indexed.origin, 0)
         sub = self.subprogram(fn)
         origin = sub.die.attributes.get("DW_AT_abstract_origin")
         if origin is None:
@@ -437,6 +507,11 @@ class DwarfReader:
     def subprogram(self, fn):
         """The DWARF description of a Function (from the symbol table)."""
         try:
+            indexed = self._indexed(fn)
+            if indexed is not None:
+                described = self._describe_indexed(indexed, fn)
+                if described is not None:
+                    return described
             die = self._find_by_name(fn)
             if die is not None:
                 return self._describe(die, fn)
