@@ -385,7 +385,10 @@ class DwarfReader:
             return None
         subs = index.by_low.get(fn.start)
         if not subs:
-            return None
+            # No subprogram starts there (assembly): the per-function
+            # path, which looks only at subprograms starting at fn.start,
+            # would search the bytes and a whole CU to say so.
+            raise GobtError(f"{self.binary.display_path}: no DWARF entry for {fn.name}")
         for s in subs:
             if s.name == fn.name:
                 return s
@@ -393,7 +396,9 @@ class DwarfReader:
             abstract = index.by_offset.get(s.origin) if s.origin is not None else None
             if abstract is not None and abstract.inline and abstract.name == fn.name:
                 return s
-        return None
+        # No name matches (an assembly function's DWARF name has no .abi0):
+        # the CU walk's choice, the last subprogram at that address.
+        return subs[-1]
 
     def _describe_indexed(self, sub, fn):
         index = self._index
