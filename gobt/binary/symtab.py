@@ -36,6 +36,7 @@ class SymbolTable:
     def __init__(self, symtab, strtab):
         self._symtab = symtab
         self._strtab = strtab
+        self._at = None  # address -> (name offset, size), built on the first at()
 
     def _entries_for(self, name_offsets):
         for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
@@ -72,6 +73,12 @@ class SymbolTable:
         fn = self.lookup(pattern)
         if fn is not None or not is_wildcard(pattern):
             return [fn] if fn else []
+        if not pattern.strip("*"):
+            # Every function: the regex would match at every byte of .strtab.
+            seen = {}
+            for fn in self.all_functions():
+                seen.setdefault(fn.name, fn)
+            return sorted(seen.values(), key=lambda f: f.start)
         # Names hold no NUL, so a wildcard never runs across two names.
         return self._functions_at(self._starts_of(pattern_regex(pattern, any_char="[^\0]").encode()))
 
@@ -100,10 +107,14 @@ class SymbolTable:
 
     def at(self, address):
         """The function that starts at `address`, or None."""
-        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if value == address and _is_code(info, shndx, size):
-                return Function(self._name_at(st_name), value, size)
-        return None
+        if self._at is None:
+            # The first symbol at each address, as a scan in .symtab's order finds it.
+            self._at = {}
+            for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
+                if _is_code(info, shndx, size) and value not in self._at:
+                    self._at[value] = (st_name, size)
+        found = self._at.get(address)
+        return None if found is None else Function(self._name_at(found[0]), address, found[1])
 
     def lowest_function_address(self):
         low = None
