@@ -77,8 +77,9 @@ def entries(data, text_addr):
         if found is None:
             return []
         nfunc, functab, entry_fmt, entry_size, _layout, base, _rel = found
-        return [struct.unpack_from(entry_fmt, data, functab + entry_size * i)[0] + base for i in range(nfunc)]
-    except (struct.error, IndexError):
+        words = struct.unpack_from("<%d%s" % (max(0, 2 * nfunc - 1), entry_fmt[-1]), data, functab)
+        return [e + base for e in words[::2]]
+    except (struct.error, IndexError, OverflowError, MemoryError):
         return []
 
 
