@@ -8,6 +8,10 @@
         ~r1   string  RCX,RDI at return
 """
 
+import os
+import sys
+import time
+
 from .abi.assign import assign, describe
 from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
@@ -19,6 +23,9 @@ from .run.bpftrace import capable_fallback
 from .rewrite.signature import subprogram_for
 from .lang.script import attach_point
 from .lang.source import Source
+
+# A progress line appears once a listing has taken this long (seconds).
+PROGRESS_AFTER = 1.0
 
 # From this many functions on, -lv reads all of DWARF in one pass
 # (dwarfindex.py) instead of searching it per function.
@@ -44,7 +51,10 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
-    for fn in fns:
+    progress = Progress(len(fns))
+    out = progress.around(out)
+    for done, fn in enumerate(fns):
+        progress.update(done)
         try:
             found = analyze(binary, fn)
         except GobtError:
@@ -66,6 +76,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         if verbose:
             for line in _params(binary, fn, ap, provider, source):
                 out("    " + line)
+    progress.clear()
     if not fns and in_copies:
         n = len(in_copies)
         why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
@@ -75,6 +86,64 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")
     return True, ctx
+
+
+class Progress:
+    """"N/M functions" on stderr, rewritten in place, for a listing that
+    takes a while: only when stderr is a terminal, and only once the work
+    has taken PROGRESS_AFTER seconds (GOBT_PROGRESS_AFTER overrides it, for
+    the tests). Rows on the same terminal are written around it."""
+
+    def __init__(self, total, stream=None):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.shown = False
+        try:
+            self.enabled = total > 1 and self.stream.isatty()
+            after = float(os.environ.get("GOBT_PROGRESS_AFTER", PROGRESS_AFTER))
+        except (AttributeError, ValueError, OSError):
+            self.enabled, after = False, PROGRESS_AFTER
+        self._next = time.monotonic() + after
+        self._done = 0
+        try:
+            self._rows_on_terminal = sys.stdout.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._rows_on_terminal = False
+
+    def update(self, done):
+        self._done = done
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + 0.1  # redrawn ten times a second at most
+        self._draw()
+
+    def _draw(self):
+        self.stream.write(f"\r\x1b[Kgobt: {self._done}/{self.total} functions "
+                          f"({100 * self._done // self.total}%)")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self):
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+    def around(self, out):
+        """out, clearing the line first and drawing it again after, when
+        rows go to the terminal the line is on."""
+        def write(line):
+            if self.shown and self._rows_on_terminal:
+                self.clear()
+                out(line)
+                sys.stdout.flush()
+                self._draw()
+            else:
+                out(line)
+        return write
 
 
 def _reach(binary, fn, code, provider, bt, bpftrace_chosen):
