@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 
-from .symbols import is_wildcard, pattern_regex
+from .symbols import is_wildcard, pattern_regex, wildcard_stars
 
 STT_FUNC = 2
 
@@ -38,10 +38,33 @@ class SymbolTable:
         self._strtab = strtab
         self._at = None  # address -> (name offset, size), built on the first at()
 
+    @cached_property
+    def _code(self):
+        """(st_name, value, size) of every code symbol, in .symtab's order:
+        one pass over .symtab, however many lookups follow."""
+        return [(st_name, value, size)
+                for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab)
+                if _is_code(info, shndx, size)]
+
     def _entries_for(self, name_offsets):
-        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if st_name in name_offsets and _is_code(info, shndx, size):
-                yield st_name, value, size
+        if len(name_offsets) <= 4:
+            # An exact name: its one or few offsets, through a dict.
+            by_name = self._code_by_name
+            found = sorted(i for offset in name_offsets for i in by_name.get(offset, ()))
+            code = self._code
+            for i in found:  # in .symtab's order, as a scan finds them
+                yield code[i]
+            return
+        for entry in self._code:
+            if entry[0] in name_offsets:
+                yield entry
+
+    @cached_property
+    def _code_by_name(self):
+        out = {}  # st_name -> indexes in _code
+        for i, entry in enumerate(self._code):
+            out.setdefault(entry[0], []).append(i)
+        return out
 
     def _name_at(self, offset):
         end = self._strtab.index(b"\0", offset)
@@ -68,6 +91,25 @@ class SymbolTable:
         """
         return {m.start() for m in re.finditer(b"(?=(?:" + regex + b")\0)", self._strtab)}
 
+    def _starts_of_pattern(self, pattern):
+        """_starts_of(the pattern's regex), trying the regex only where the
+        pattern's literal head occurs (runtime.morestack*: a few places,
+        not each of .strtab's bytes)."""
+        regex = pattern_regex(pattern, any_char="[^\0]").encode()
+        head = pattern[: min(wildcard_stars(pattern), default=len(pattern))]
+        if not head:  # the head is literal text: only stars are wildcards
+            return self._starts_of(regex)
+        needle = head.encode()
+        whole = re.compile(b"(?:" + regex + b")\0")
+        data = self._strtab
+        starts = set()
+        pos = data.find(needle)
+        while pos != -1:
+            if whole.match(data, pos):
+                starts.add(pos)
+            pos = data.find(needle, pos + 1)
+        return starts
+
     def _functions_at(self, offsets):
         seen = {}
         for st_name, value, size in self._entries_for(offsets):
@@ -88,7 +130,7 @@ class SymbolTable:
                 seen.setdefault(fn.name, fn)
             return sorted(seen.values(), key=lambda f: f.start)
         # Names hold no NUL, so a wildcard never runs across two names.
-        return self._functions_at(self._starts_of(pattern_regex(pattern, any_char="[^\0]").encode()))
+        return self._functions_at(self._starts_of_pattern(pattern))
 
     def glob(self, pattern):
         """Functions bpftrace's own matching finds: every '*' a wildcard."""
@@ -107,29 +149,21 @@ class SymbolTable:
         return None
 
     def all_functions(self):
-        out = []
-        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if _is_code(info, shndx, size):
-                out.append(Function(self._name_at(st_name), value, size))
-        return out
+        return [Function(self._name_at(st_name), value, size) for st_name, value, size in self._code]
 
     def at(self, address):
         """The function that starts at `address`, or None."""
         if self._at is None:
             # The first symbol at each address, as a scan in .symtab's order finds it.
             self._at = {}
-            for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-                if _is_code(info, shndx, size) and value not in self._at:
+            for st_name, value, size in self._code:
+                if value not in self._at:
                     self._at[value] = (st_name, size)
         found = self._at.get(address)
         return None if found is None else Function(self._name_at(found[0]), address, found[1])
 
     def lowest_function_address(self):
-        low = None
-        for _n, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if _is_code(info, shndx, size) and (low is None or value < low):
-                low = value
-        return low or 0
+        return min((value for _n, value, _size in self._code), default=0) or 0
 
     def covering(self, address):
         """Any symbol (of any type) whose range holds `address`."""
