@@ -229,7 +229,7 @@ class GoBinary:
         from .pclntab import bounds
 
         table = self._pcln_or_none
-        return None if table is None else bounds(table.data, table.text_start, fn.start)
+        return None if table is None else bounds(table.data, table.text_start, fn.start, self._known_pcln_starts)
 
     @cached_property
     def pcln_text_range(self):
@@ -275,12 +275,18 @@ class GoBinary:
             starts = sorted(f.start for f in self.symbols.all_functions())
         return starts
 
+    @property
+    def _known_pcln_starts(self):
+        # pclntab's entries, when a wildcard has already read them all
+        # (go_function_starts): lookups then bisect them.
+        return self.__dict__.get("go_function_starts")
+
     def args_size(self, fn):
         """The args size the Go runtime records for fn (None if unknown)."""
         from .pclntab import args_size
 
         table = self._pcln_or_none
-        return None if table is None else args_size(table.data, table.text_start, fn.start)
+        return None if table is None else args_size(table.data, table.text_start, fn.start, self._known_pcln_starts)
 
     def inlined_call_sites(self, fn):
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""
