@@ -9,6 +9,7 @@ milliseconds.
 
 import re
 import struct
+import zlib
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -367,11 +368,20 @@ class DwarfReader:
         if self._index is None:
             from .dwarfindex import DwarfIndex, Unsupported
 
-            info = self.info
-            addr = info.debug_addr_sec.stream.getvalue() if info.debug_addr_sec is not None else None
+            lean = self.lean
             try:
-                self._index = DwarfIndex(info.debug_info_sec.stream.getvalue(),
-                                         info.debug_abbrev_sec.stream.getvalue(), addr)
+                if lean is not None:
+                    info, abbrev = lean.info, lean.abbrev
+                    try:
+                        addr = lean._other_section("addr")
+                    except Unsupported:
+                        addr = None
+                else:
+                    dwarf = self.info
+                    info = dwarf.debug_info_sec.stream.getvalue()
+                    abbrev = dwarf.debug_abbrev_sec.stream.getvalue()
+                    addr = dwarf.debug_addr_sec.stream.getvalue() if dwarf.debug_addr_sec is not None else None
+                self._index = DwarfIndex(info, abbrev, addr)
             except (Unsupported, IndexError, ValueError, struct.error):
                 self.bulk = False  # the per-function path reads it (or says why not)
                 return None
@@ -426,22 +436,46 @@ class DwarfReader:
         """The type whose DIE is at `offset` in .debug_info."""
         t = self._types.get(offset)
         if t is None:
-            t = GoType(self, self.info.get_DIE_from_refaddr(offset))
+            t = GoType(self, self._dies().get_DIE_from_refaddr(offset))
             self._types[offset] = t
         return t
 
     @cached_property
+    def lean(self):
+        """dwarfread.LeanDwarf: DIEs read without pyelftools; None when the
+        DWARF is of a kind it does not read (then pyelftools reads it all)."""
+        self._require_dwarf()
+        from .dwarfread import LeanDwarf, Unsupported
+
+        try:
+            return LeanDwarf(self.binary)
+        except (Unsupported, zlib.error, struct.error, IndexError, ValueError, KeyError):
+            return None
+
+    def _dies(self):
+        """What reads a DIE at an offset: the lean reader, else pyelftools."""
+        return self.lean or self.info
+
+    def _info_bytes(self):
+        return self.lean.info if self.lean else self.info.debug_info_sec.stream.getvalue()
+
+    @cached_property
     def info(self):
+        """pyelftools' DWARF: for what the lean reader does not do (the CU
+        walk by address ranges), or all of it when it cannot read this DWARF."""
+        self._require_dwarf()
+        try:
+            return _dwarf_info_of(self.binary.elf, _SECTIONS_READ)
+        except Exception as e:
+            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
+
+    def _require_dwarf(self):
         if not (self.binary.has_section(".debug_info") or self.binary.has_section(".zdebug_info")):
             raise GobtError(
                 f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
                 hints=["  goarg reads Go's types from DWARF; goret, goentry, goid, goelapsed and "
                        "retval (the first result word) work without it. Rebuild without -w to use goarg."],
             )
-        try:
-            return _dwarf_info_of(self.binary.elf, _SECTIONS_READ)
-        except Exception as e:
-            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
 
     def type_named(self, name):
         """The struct type called `name`, found without walking any CU.
@@ -539,11 +573,12 @@ class DwarfReader:
         out-of-line copy's 4-byte DW_AT_abstract_origin. Finding those bytes
         finds the DIE without walking its CU (seconds for runtime's).
         """
-        data = self.info.debug_info_sec.stream.getvalue()
+        data = self._info_bytes()
+        dies = self._dies()
         pos = data.find(needle)
         while pos != -1:
             try:
-                yield self.info.get_DIE_from_refaddr(pos - back)
+                yield dies.get_DIE_from_refaddr(pos - back)
             except Exception:  # not a DIE boundary after all
                 pass
             pos = data.find(needle, pos + 1)

@@ -91,14 +91,20 @@ class GoBinary:
             # OverflowError: an offset past any file (e_phoff near 2**64).
             raise GobtError(f"{name}: truncated or corrupt ELF headers") from None
         self._sections = {}
-        for sh_name, sh_type, _f, addr, offset, size, *_ in shdrs:
+        self._section_flags = {}
+        for sh_name, sh_type, flags, addr, offset, size, *_ in shdrs:
             if names is None:
                 break
             start = names[4] + sh_name
             end = m.find(b"\0", start, start + 4096)
             if end == -1 or start >= len(m):
                 raise GobtError(f"{name}: corrupt section names (truncated?)")
-            self._sections[m[start:end].decode("ascii", "replace")] = (sh_type, addr, offset, size)
+            section = m[start:end].decode("ascii", "replace")
+            self._sections[section] = (sh_type, addr, offset, size)
+            self._section_flags[section] = flags
+
+    def section_flags(self, name):
+        return self._section_flags.get(name, 0)
 
     def has_section(self, name):
         return name in self._sections

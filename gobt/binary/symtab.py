@@ -47,24 +47,27 @@ class SymbolTable:
                 if _is_code(info, shndx, size)]
 
     def _entries_for(self, name_offsets):
-        if len(name_offsets) <= 4:
-            # An exact name: its one or few offsets, through a dict.
-            by_name = self._code_by_name
-            found = sorted(i for offset in name_offsets for i in by_name.get(offset, ()))
-            code = self._code
-            for i in found:  # in .symtab's order, as a scan finds them
-                yield code[i]
+        if len(name_offsets) <= 4 and "_code" not in self.__dict__:
+            # An exact name: its entries found by their st_name's bytes
+            # (the entry's first word), not by unpacking all of .symtab.
+            symtab = self._symtab
+            hits = []
+            for offset in name_offsets:
+                needle = struct.pack("<I", offset)
+                pos = symtab.find(needle)
+                while pos != -1:
+                    if pos % _ELF64_SYM.size == 0:
+                        hits.append(pos)
+                    pos = symtab.find(needle, pos + 1)
+            for pos in sorted(hits):  # in .symtab's order, as a scan finds them
+                st_name, info, _other, shndx, value, size = _ELF64_SYM.unpack_from(symtab, pos)
+                if _is_code(info, shndx, size):
+                    yield st_name, value, size
             return
         for entry in self._code:
             if entry[0] in name_offsets:
                 yield entry
 
-    @cached_property
-    def _code_by_name(self):
-        out = {}  # st_name -> indexes in _code
-        for i, entry in enumerate(self._code):
-            out.setdefault(entry[0], []).append(i)
-        return out
 
     def _name_at(self, offset):
         end = self._strtab.index(b"\0", offset)
