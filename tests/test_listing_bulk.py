@@ -68,7 +68,7 @@ def test_bulk_decoding_is_capstones(toolchains):
     import capstone
 
     from gobt.binary import decode
-    from gobt.binary.disasm import _disassembler
+    from gobt.binary.decode import _disassembler
     from gobt.binary.gobinary import GoBinary
 
     # The cs_insn layout decode.py reads is the binding's own.

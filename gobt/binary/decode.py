@@ -145,8 +145,6 @@ class Decoded:
         self._raw = raw
 
     def _fallback(self, code, address):
-        from .disasm import _disassembler
-
         insns = list(_disassembler(self.arch).disasm_lite(bytes(code), address))
         self.addresses = [i[0] for i in insns]
         self.sizes = [i[1] for i in insns]
@@ -174,3 +172,17 @@ class Decoded:
             return range(len(self.addresses))
         ids = ids_named(self.arch, wanted_names)
         return [i for i, x in enumerate(self.ids) if x in ids]
+
+
+_disassemblers = {}
+
+
+def _disassembler(arch):
+    cs = _disassemblers.get(arch)
+    if cs is None:
+        import capstone
+
+        cs = capstone.Cs(*_ARCH[arch])
+        cs.detail = False
+        _disassemblers[arch] = cs
+    return cs

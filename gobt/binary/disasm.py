@@ -26,11 +26,10 @@ def _arm64_branch_or_ret(name):
     return name in ("ret", "b", "bl", "cbz", "cbnz", "tbz", "tbnz") or name.startswith("b.")
 
 
-# Per-architecture facts, as data: capstone's names for the machine and the
-# mnemonics that end a function's execution here.
+# Per-architecture facts, as data: the mnemonics that end a function's
+# execution here.
 ARCHES = {
     "amd64": {
-        "cs": ("CS_ARCH_X86", "CS_MODE_64"),
         "ret": {"ret", "retq"},
         "jump": {"jmp"},
         "call": {"call"},
@@ -43,7 +42,6 @@ ARCHES = {
         "branch_or_ret": _amd64_branch_or_ret,
     },
     "arm64": {
-        "cs": ("CS_ARCH_ARM64", "CS_MODE_ARM"),
         "ret": {"ret"},
         "jump": {"b"},
         "call": {"bl"},
@@ -68,21 +66,6 @@ class Code:
     ret_offsets: list = field(default_factory=list)  # from the function's start
     tail_calls: list = field(default_factory=list)  # (offset, target address, or None: indirect)
     entry_offset: int = 0  # just after the stack-growth check (0: none)
-
-
-_disassemblers = {}
-
-
-def _disassembler(arch):
-    cs = _disassemblers.get(arch)
-    if cs is None:
-        import capstone
-
-        arch_name, mode_name = ARCHES[arch]["cs"]
-        cs = capstone.Cs(getattr(capstone, arch_name), getattr(capstone, mode_name))
-        cs.detail = False
-        _disassemblers[arch] = cs
-    return cs
 
 
 def analyze(binary, fn):
