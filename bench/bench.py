@@ -90,7 +90,7 @@ def main(argv=None):
     memo = {}
     with tempfile.TemporaryDirectory(prefix="gobt-bench-") as tmp, contextlib.ExitStack() as stack:
         res["emit"] = bench_emit(gobt, gobt_python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, skip_big=args.quick)
-        res["ratios"] = bench_ratios(gobt, gobt_python, targets, runs, tmp, res["emit"])
+        res["ratios"] = bench_ratios(gobt, gobt_python, targets, runs, tmp, res["emit"], quick=args.quick)
         installed = facts["bpftrace"]["info"].get("version") or facts["bpftrace"]["version"]
         res["attach"] = bench_attach(gobt, bpftrace, installed, targets["bigprog"], sizes, bpftrace_runs, tmp, memo)
         second = second_bpftrace(args.second_bpftrace, stack, tmp)
