@@ -202,9 +202,14 @@ def _is_repeat(named, name, decl, is_result, fn):
     such a twin. One that differs in type or kind is not a twin but damaged
     DWARF: refused rather than guessed at.
     """
+    key = (decl.attributes.get("DW_AT_type").value if "DW_AT_type" in decl.attributes else None, is_result)
+    return _repeats(named, name, key, fn)
+
+
+def _repeats(named, name, key, fn):
+    """_is_repeat with the DIE's (type reference, is_result) as key."""
     if not name or name == "_":
         return False
-    key = (decl.attributes.get("DW_AT_type").value if "DW_AT_type" in decl.attributes else None, is_result)
     if name not in named:
         named[name] = key
         return False
@@ -303,6 +308,7 @@ class DwarfReader:
         index = self._index
         params = []
         n_args = n_results = 0
+        named = {}
         for p in sub.params:
             decl = p
             if p.origin is not None and p.type is None:
@@ -312,6 +318,9 @@ class DwarfReader:
             if decl.type is None:
                 return None
             is_result = decl.variable
+            # Go 1.18/1.19's twin results, as _describe drops them.
+            if _repeats(named, decl.name or "", (decl.type, is_result), fn):
+                continue
             index_ = n_results if is_result else n_args
             if is_result:
                 n_results += 1
