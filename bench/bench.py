@@ -5,14 +5,16 @@ One run (as root) builds its own targets, then measures side by side:
   1. gobt's own time to --emit (and -lv), cold and warm, with peak RSS,
      on a small program, cmd/go and a generated 80 MB / 20,000+ function
      program;
-  2. bpftrace's own start-up on the program gobt emitted: exec to
+  2. issue 16's ratios, side by side: a whole-binary -lv on cmd/go against
+     a cold one-function --emit, and that --emit against bpftrace's start-up;
+  3. bpftrace's own start-up on the program gobt emitted: exec to
      "Attaching N probes", to all probes attached, and to the end of a run
      that exits right away (BEGIN { exit(); }, so the end includes detach);
      gobt's time is reported as a ratio of these;
-  3. attach and detach time against the number of probes (10/100/1000),
+  4. attach and detach time against the number of probes (10/100/1000),
      for the attach form gobt emits on this bpftrace and for plain
      `uprobe:BIN:sym` as a baseline;
-  4. per-call overhead, in ns, of each way to trace a function's return,
+  5. per-call overhead, in ns, of each way to trace a function's return,
      measured inside a Go program that calls one function 10^6 times.
 
 It prints a table and writes every raw number, with the machine's facts,
@@ -39,6 +41,7 @@ from common import (RESULTS, ROOT, T0, TRIXIE_BPFTRACE, _loadavg, bpftrace_facts
                     find_toolchains, gobt_source_hash, log, machine_facts, second_bpftrace)
 from percall import bench_overhead
 from profiling import bench_profile
+from ratios import bench_ratios
 from report import report
 from startup import bench_emit, scenarios
 
@@ -87,6 +90,7 @@ def main(argv=None):
     memo = {}
     with tempfile.TemporaryDirectory(prefix="gobt-bench-") as tmp, contextlib.ExitStack() as stack:
         res["emit"] = bench_emit(gobt, gobt_python, bpftrace, targets, runs, bpftrace_runs, tmp, memo, skip_big=args.quick)
+        res["ratios"] = bench_ratios(gobt, gobt_python, targets, runs, tmp, res["emit"], quick=args.quick)
         installed = facts["bpftrace"]["info"].get("version") or facts["bpftrace"]["version"]
         res["attach"] = bench_attach(gobt, bpftrace, installed, targets["bigprog"], sizes, bpftrace_runs, tmp, memo)
         second = second_bpftrace(args.second_bpftrace, stack, tmp)

@@ -142,10 +142,35 @@ def find_gobt(explicit):
                 head = f.read(4096)
     python = None
     if head.startswith(b"#!"):
-        python = head[2:].split(b"\n", 1)[0].decode().strip().split()[0]
+        shebang = head[2:].split(b"\n", 1)[0].decode().strip().split()
+        python = shebang[0]
         if not os.path.exists(python):
             python = None
+        else:
+            _learn_launcher(shebang[1:], head.decode(errors="replace"))
     return path, python
+
+
+# How the launcher runs python: its flags (scripts/setup's uses -IS) and the
+# lines it runs before importing gobt (its sys.path). The in-process
+# measurements (RSS, own time, the profile) run gobt as it does.
+LAUNCHER = {"flags": [], "prelude": ""}
+
+
+def _learn_launcher(flags, text):
+    LAUNCHER["flags"] = [f for f in flags if f.startswith("-")]
+    lines = text.split("\n")[1:]
+    prelude = []
+    for line in lines:
+        if line.startswith(("from gobt", "import gobt")):
+            LAUNCHER["prelude"] = "\n".join(prelude) + "\n"
+            return
+        prelude.append(line)
+
+
+def python_cmd(python, code, *args, flags=()):
+    """argv running `code` in gobt's python as its launcher starts it."""
+    return [python, *LAUNCHER["flags"], *flags, "-c", LAUNCHER["prelude"] + code, *args]
 
 
 def bpftrace_facts(bpftrace):
@@ -185,8 +210,9 @@ def machine_facts(toolchains, gobt, gobt_python, bpftrace):
     python_start = {}
     if gobt_python:
         env = gobt_env(tempfile.mkdtemp(prefix="py-"))
-        for name, flags in (("site", []), ("no_site", ["-S"])):
+        for name, flags in (("site", []), ("no_site", ["-S"]), ("as_launched", LAUNCHER["flags"])):
             python_start[name] = median(Run([gobt_python, *flags, "-c", "pass"], env=env).wall for _ in range(15))
+        python_start["launcher_flags"] = " ".join(LAUNCHER["flags"])
     return {
         "loadavg_start": _loadavg(),
         "gobt_source_start": gobt_source_hash(),

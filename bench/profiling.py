@@ -7,7 +7,7 @@ import os
 import re
 import tempfile
 
-from common import Run, gobt_env
+from common import Run, gobt_env, python_cmd
 
 
 PROFILE = r"""
@@ -36,7 +36,7 @@ def bench_profile(python, args, tmp, top=15):
     out = os.path.join(tmp, "profile.json")
     env = gobt_env(tempfile.mkdtemp(prefix="prof-", dir=tmp))
     env.update(BENCH_ARGS=json.dumps(["--no-cache", *args]), BENCH_OUT=out)
-    r = Run([python, "-c", PROFILE], env=env, timeout=600)
+    r = Run(python_cmd(python, PROFILE), env=env, timeout=600)
     if r.rc != 0 or not os.path.exists(out):
         return {"error": r.text("err")[-2000:]}
     with open(out) as f:
@@ -44,7 +44,7 @@ def bench_profile(python, args, tmp, top=15):
     wrappers = ("core.py:", "<frozen", "__main__.py", "cli.py:", "<string>", "~:0(<built-in method builtins.exec>)")
     by_cum = sorted((x for x in rows if not x["where"].startswith(wrappers)), key=lambda x: -x["cumtime"])[:top]
     by_tot = sorted(rows, key=lambda x: -x["tottime"])[:top]
-    imp = Run([python, "-X", "importtime", "-c", "import gobt.cli"], env=env)
+    imp = Run(python_cmd(python, "import gobt.cli", flags=["-X", "importtime"]), env=env)
     modules = []
     for line in imp.text("err").splitlines():
         m = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|(\s*)(\S+)", line)

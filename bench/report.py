@@ -49,8 +49,10 @@ def report(res):
                f"{f['bpftrace']['info_maxrss_kb'] / 1024:.0f} MB RSS")
     py = f.get("python_start_s") or {}
     if py:
+        launched = (f"; {fmt_s(py.get('as_launched'))} as gobt's launcher starts it ({py['launcher_flags']})"
+                    if py.get("launcher_flags") else "")
         out.append(f"gobt's python starts in {fmt_s(py.get('site'))} (`python -c pass`; "
-                   f"{fmt_s(py.get('no_site'))} with -S, without the site-packages .pth hooks): "
+                   f"{fmt_s(py.get('no_site'))} with -S, without the site-packages .pth hooks{launched}): "
                    "a floor under every gobt time below")
     if f.get("second_bpftrace"):
         sb = f["second_bpftrace"]
@@ -99,6 +101,12 @@ def report(res):
     out.append("(For -lv rows the ratios are against `bpftrace -lv`'s whole run. RSS: gobt's own process, "
                "cold/warm; a cold gobt also runs `bpftrace --info`, see above.)")
     out.append("")
+
+    if res.get("ratios"):
+        from ratios import report_ratios
+
+        out.extend(report_ratios(res["ratios"], fmt_s, fmt_r, table))
+        out.append("")
 
     out.append("## Attach and detach vs number of probes (bigprog: N functions, one RET each)")
     rows = []

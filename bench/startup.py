@@ -4,7 +4,7 @@ bpftrace's start-up on the program gobt emitted."""
 import os
 import tempfile
 
-from common import (BIG_PKG, BIG_WIDE, Run, check, gobt_env, log, median, memoized_bpftrace,
+from common import (BIG_PKG, BIG_WIDE, Run, check, gobt_env, log, median, memoized_bpftrace, python_cmd,
                     uprobe_count)
 
 
@@ -60,7 +60,7 @@ def own_seconds(python, args, env, tmp, runs):
     out = os.path.join(tmp, "inproc")
     times = []
     for _ in range(runs):
-        r = Run([python, "-c", INPROC_WRAPPER, *args], env=dict(env, BENCH_INPROC_OUT=out), timeout=300)
+        r = Run(python_cmd(python, INPROC_WRAPPER, *args), env=dict(env, BENCH_INPROC_OUT=out), timeout=300)
         try:
             with open(out) as f:
                 if r.rc == 0:
@@ -78,7 +78,7 @@ def own_rss_kb(python, args, env, tmp):
         return None
     out = os.path.join(tmp, "rss")
     env = dict(env, BENCH_RSS_OUT=out)
-    r = Run([python, "-c", RSS_WRAPPER, *args], env=env, timeout=300)
+    r = Run(python_cmd(python, RSS_WRAPPER, *args), env=env, timeout=300)
     try:
         with open(out) as f:
             return int(f.read()) if r.rc == 0 else None

@@ -126,8 +126,13 @@ def _code_fingerprint():
     import importlib.util
 
     here = os.path.dirname(os.path.abspath(__file__))
-    spec = importlib.util.find_spec("gobt.grammar")
-    dirs = [here, *(spec.submodule_search_locations or [] if spec else [])]
+    root = os.path.dirname(here)
+    if os.path.isfile(os.path.join(root, "pyproject.toml")) and os.path.isdir(os.path.join(root, "grammar")):
+        # A source tree (or the installed launcher) reads its own grammar.
+        dirs = [here, os.path.join(root, "grammar")]
+    else:
+        spec = importlib.util.find_spec("gobt.grammar")
+        dirs = [here, *(spec.submodule_search_locations or [] if spec else [])]
     parts = []
     for d in dirs:
         for sub, folders, names in sorted(os.walk(d)):

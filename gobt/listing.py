@@ -8,6 +8,10 @@
         ~r1   string  RCX,RDI at return
 """
 
+import os
+import sys
+import time
+
 from .abi.assign import assign, describe
 from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
@@ -20,8 +24,19 @@ from .rewrite.signature import subprogram_for
 from .lang.script import attach_point
 from .lang.source import Source
 
-def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen=False):
-    """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary."""
+# A progress line appears once a listing has taken this long (seconds).
+PROGRESS_AFTER = 1.0
+
+# From this many functions on, -lv reads all of DWARF in one pass
+# (dwarfindex.py) instead of searching it per function.
+BULK_FUNCTIONS = 32
+
+
+def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen=False, bulk=None):
+    """Print the probes a pattern expands to; (False, ctx) if it is not about a Go binary.
+
+    bulk: read DWARF in one pass (True), per function (False), or choose
+    by the number of functions (None)."""
     source = Source(pattern, "-l")
     ap = attach_point(pattern, 0, source)
     ctx = Context(bpftrace, pid=pid)
@@ -29,12 +44,17 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     if ap.is_uprobe and binary.go_version is None:
         return False, ctx  # not Go: bpftrace lists its own uprobes
     _, fns = functions(ap, source, ctx, warn_inlined=False, allow_inlined=True)
+    if verbose and binary.has_dwarf:
+        binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk
     in_copies = copies(ap, binary)
     provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
-    for fn in fns:
+    progress = Progress(len(fns))
+    out = progress.around(out)
+    for done, fn in enumerate(fns):
+        progress.update(done)
         try:
             found = analyze(binary, fn)
         except GobtError:
@@ -56,6 +76,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         if verbose:
             for line in _params(binary, fn, ap, provider, source):
                 out("    " + line)
+    progress.clear()
     if not fns and in_copies:
         n = len(in_copies)
         why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
@@ -65,6 +86,64 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")
     return True, ctx
+
+
+class Progress:
+    """"N/M functions" on stderr, rewritten in place, for a listing that
+    takes a while: only when stderr is a terminal, and only once the work
+    has taken PROGRESS_AFTER seconds (GOBT_PROGRESS_AFTER overrides it, for
+    the tests). Rows on the same terminal are written around it."""
+
+    def __init__(self, total, stream=None):
+        self.total = total
+        self.stream = stream or sys.stderr
+        self.shown = False
+        try:
+            self.enabled = total > 1 and self.stream.isatty()
+            after = float(os.environ.get("GOBT_PROGRESS_AFTER", PROGRESS_AFTER))
+        except (AttributeError, ValueError, OSError):
+            self.enabled, after = False, PROGRESS_AFTER
+        self._next = time.monotonic() + after
+        self._done = 0
+        try:
+            self._rows_on_terminal = sys.stdout.isatty()
+        except (AttributeError, ValueError, OSError):
+            self._rows_on_terminal = False
+
+    def update(self, done):
+        self._done = done
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now < self._next:
+            return
+        self._next = now + 0.1  # redrawn ten times a second at most
+        self._draw()
+
+    def _draw(self):
+        self.stream.write(f"\r\x1b[Kgobt: {self._done}/{self.total} functions "
+                          f"({100 * self._done // self.total}%)")
+        self.stream.flush()
+        self.shown = True
+
+    def clear(self):
+        if self.shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self.shown = False
+
+    def around(self, out):
+        """out, clearing the line first and drawing it again after, when
+        rows go to the terminal the line is on."""
+        def write(line):
+            if self.shown and self._rows_on_terminal:
+                self.clear()
+                out(line)
+                sys.stdout.flush()
+                self._draw()
+            else:
+                out(line)
+        return write
 
 
 def _reach(binary, fn, code, provider, bt, bpftrace_chosen):

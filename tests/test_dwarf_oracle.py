@@ -549,9 +549,11 @@ def survey_binary(name, path):
 
             observed = []
             for p in sub.args:
-                holder = p.die  # the DIE of this param in this subprogram, with its location
-                if holder is None or p.type.size == 0:
+                if p.die is None or p.type.size == 0:
                     continue
+                # The DIE of this param in this subprogram, with its location,
+                # as pyelftools reads it (gobt's own reader reads no location lists).
+                holder = reader.info.get_DIE_from_refaddr(p.die.offset)
                 found = _entry_expr(loclists, holder, low_pc, cu_low)
                 if found is None:
                     continue

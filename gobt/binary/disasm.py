@@ -13,13 +13,23 @@ uprobe at offset 0 fires twice for such a call; one just after the check
 fires exactly once, and still sees the entry SP and argument registers.
 """
 
+import bisect
 from dataclasses import dataclass, field
 
-# Per-architecture facts, as data: capstone's names for the machine and the
-# mnemonics that end a function's execution here.
+def _amd64_branch_or_ret(name):
+    # capstone's instruction names: the mnemonics without prefixes.
+    return name.startswith("j") or name in ("ret", "retq")
+
+
+def _arm64_branch_or_ret(name):
+    # b.cond is "b" by name, its condition being an operand of the id.
+    return name in ("ret", "b", "bl", "cbz", "cbnz", "tbz", "tbnz") or name.startswith("b.")
+
+
+# Per-architecture facts, as data: the mnemonics that end a function's
+# execution here.
 ARCHES = {
     "amd64": {
-        "cs": ("CS_ARCH_X86", "CS_MODE_64"),
         "ret": {"ret", "retq"},
         "jump": {"jmp"},
         "call": {"call"},
@@ -29,9 +39,9 @@ ARCHES = {
         "moves_sp": lambda m, ops: m == "push" or (m in ("sub", "add", "lea", "mov") and ops.startswith("rsp,")),
         # int3 pads functions to their alignment.
         "padding": {b"\xcc", b"\x00"},
+        "branch_or_ret": _amd64_branch_or_ret,
     },
     "arm64": {
-        "cs": ("CS_ARCH_ARM64", "CS_MODE_ARM"),
         "ret": {"ret"},
         "jump": {"b"},
         "call": {"bl"},
@@ -39,6 +49,7 @@ ARCHES = {
         "moves_sp": lambda m, ops: (m in ("sub", "add", "mov") and ops.startswith("sp,"))
         or (m in ("stp", "str") and "[sp" in ops and "]!" in ops),
         "padding": {b"\x00"},
+        "branch_or_ret": _arm64_branch_or_ret,
     },
 }
 
@@ -57,21 +68,6 @@ class Code:
     entry_offset: int = 0  # just after the stack-growth check (0: none)
 
 
-_disassemblers = {}
-
-
-def _disassembler(arch):
-    cs = _disassemblers.get(arch)
-    if cs is None:
-        import capstone
-
-        arch_name, mode_name = ARCHES[arch]["cs"]
-        cs = capstone.Cs(getattr(capstone, arch_name), getattr(capstone, mode_name))
-        cs.detail = False
-        _disassemblers[arch] = cs
-    return cs
-
-
 def analyze(binary, fn):
     """`fn`'s RET instructions, tail calls and body entry (cached per binary)."""
     row = binary.cache.get("code", fn.name)
@@ -87,11 +83,16 @@ def _disassemble(binary, fn):
     facts = ARCHES[binary.arch]
     code = binary.code(fn)
     out = Code(fn)
-    covered = 0
+    insns = decoded(binary.arch, code, fn.start)
+    addresses = insns.addresses
+    n = len(insns)
+    covered = addresses[-1] + insns.sizes[-1] - fn.start if n else 0
     furthest_target = 0  # the furthest branch target inside the function
-    insns = list(_disassembler(binary.arch).disasm_lite(code, fn.start))
-    for address, size, mnemonic, op_str in insns:
-        covered = address + size - fn.start
+    # Only the instructions that may end or leave the function are read
+    # (by capstone's id, then by their text as before).
+    for i in insns.where(facts["branch_or_ret"]):
+        address = addresses[i]
+        mnemonic, op_str = insns.text(i)
         if mnemonic in facts["ret"]:
             out.ret_offsets.append(address - fn.start)
             continue
@@ -122,12 +123,30 @@ def _disassemble(binary, fn):
     return out
 
 
+_recent = []  # a few (arch, address, bytes, Decoded): the proof decodes what analyze just did
+
+
+def decoded(arch, code, address):
+    """decode.Decoded of `code` at `address`; the same bytes decoded again
+    in this process (analyze, then proof.py) are not decoded twice."""
+    from .decode import Decoded
+
+    code = bytes(code)
+    for entry in _recent:
+        if entry[0] == arch and entry[1] == address and entry[2] == code:
+            return entry[3]
+    found = Decoded(arch, code, address)
+    if len(code) <= 1 << 16:
+        _recent.append((arch, address, code, found))
+        del _recent[:-4]
+    return found
+
+
 def is_instruction_boundary(binary, fn, offset):
     """Whether fn+offset starts an instruction (a uprobe elsewhere corrupts code)."""
-    for address, _size, _m, _ops in _disassembler(binary.arch).disasm_lite(binary.code(fn), fn.start):
-        if address - fn.start >= offset:
-            return address - fn.start == offset
-    return False
+    addresses = decoded(binary.arch, binary.code(fn), fn.start).addresses
+    i = bisect.bisect_left(addresses, fn.start + offset)
+    return i < len(addresses) and addresses[i] == fn.start + offset
 
 
 def tail_call_target(binary, code):
@@ -146,33 +165,36 @@ def _data_after_code(insns, covered, furthest_target, facts):
     instruction.) They are unreachable when the last instruction never
     falls through and no branch in the function lands at or beyond them.
     """
-    if not insns:
+    if not len(insns):
         return False
-    _a, _s, mnemonic, _ops = insns[-1]
+    mnemonic, _ops = insns.text(len(insns) - 1)
     ends = mnemonic in facts["ret"] or mnemonic in facts["jump"]
     return ends and furthest_target < covered
 
 
 def _after_stack_check(binary, fn, insns, facts):
     """Offset of the instruction after the last branch to the morestack block."""
-    by_address = {insn[0]: i for i, insn in enumerate(insns)}
+    addresses = insns.addresses
+    n = len(insns)
     morestack = binary.morestack_addresses
     entry = 0
-    for i, (address, size, mnemonic, op_str) in enumerate(insns[:PROLOGUE_WINDOW]):
+    for i in range(min(PROLOGUE_WINDOW, n)):
+        mnemonic, op_str = insns.text(i)
         if facts["moves_sp"](mnemonic, op_str):
             break
         if not facts["cond_branch"](mnemonic):
             continue
         target = _immediate(op_str.split(",")[-1])
-        j = by_address.get(target)
-        if j is None:
+        j = bisect.bisect_left(addresses, target) if target is not None else n
+        if j >= n or addresses[j] != target:
             continue
         # The growth path spills the register args, then calls
         # runtime.morestack*: its first call tells.
-        for _a, _s, t_mnem, t_ops in insns[j:]:
+        for k in range(j, n):
+            t_mnem, t_ops = insns.text(k)
             if t_mnem in facts["call"]:
                 if _immediate(t_ops) in morestack:
-                    entry = address + size - fn.start
+                    entry = addresses[i] + insns.sizes[i] - fn.start
                 break
             if t_mnem in facts["jump"] or t_mnem in facts["ret"]:
                 break

@@ -7,12 +7,14 @@ references. A full scan of a big binary's DIEs takes seconds; this takes
 milliseconds.
 """
 
-import re
+
 import struct
-from dataclasses import dataclass, field
+import zlib
+from dataclasses import dataclass
 from functools import cached_property
 
 from ..errors import GobtError
+from .subprogram import WORD, Param, Subprogram, _place_dictionary  # noqa: F401 (dwarf.Param etc. are public)
 
 DW_AT_GO_KIND = 0x2900
 ADDRESS_MASK = (1 << 64) - 1
@@ -188,74 +190,6 @@ def _array_length(die):
     return 0
 
 
-class _Word:
-    """A pointer-sized word no DWARF entry describes (the generic dictionary)."""
-
-    name = "uintptr"
-    kind = "uintptr"
-    size = 8
-    align = 8
-    signed = False
-    fields = []
-    elem = None
-    length = 0
-
-
-WORD = _Word()
-
-
-def _is_method(symbol):
-    """pkg.(*T).M or pkg.T.M, as opposed to pkg.F."""
-    plain = re.sub(r"\[.*\]", "", symbol)  # type arguments may hold '/' and '.'
-    rest = plain[plain.rfind("/") + 1 :]
-    rest = rest[rest.find(".") + 1 :]
-    return "." in rest.replace("(*", "").replace(")", "")
-
-
-_CLOSURE = re.compile(r"(?:^|\.)(?:func|gowrap|deferwrap)\d+|-range\d+")
-
-
-def _is_shape_instance(symbol):
-    """A generic function's or method's shape instance, which takes a dictionary.
-
-    Its closures (F[...].func1, F[...]-range1) share the shape in their
-    names but get the dictionary through their closure context instead.
-    """
-    if "[go.shape." not in symbol:
-        return False
-    if symbol.startswith(("type:.", "type..")):
-        # The compiler's own helpers for a shape type (type:.eq.T[go.shape...]:
-        # func(p, q *T) bool) take no dictionary (cmd/go 1.23: 8 such).
-        return False
-    return not _CLOSURE.search(symbol[symbol.rfind("]") + 1 :])
-
-
-def _place_dictionary(params, symbol, go_version):
-    """Put a shape instance's dictionary arg where the ABI passes it.
-
-    DWARF names it only from Go 1.27 (and then, in out-of-line copies of
-    inlinable functions, after the results); before, gobt adds it. It is
-    the first arg, except after a method's receiver since the unified IR
-    frontend (Go 1.20; seen first on 1.19 and after the receiver on 1.21+).
-    """
-    if not _is_shape_instance(symbol):
-        return params
-    dicts = [p for p in params if p.name == ".dict"]
-    if not dicts and go_version is not None and go_version >= (1, 27):
-        return params  # DWARF would have named it: trust DWARF
-    dictionary = dicts[0] if dicts else Param(".dict", WORD, False, 0, None)
-    dictionary.is_result = False
-    args = [p for p in params if not p.is_result and p is not dictionary]
-    results = [p for p in params if p.is_result]
-    after_receiver = _is_method(symbol) and go_version is not None and go_version >= (1, 20)
-    args.insert(1 if after_receiver and args else 0, dictionary)
-    for i, p in enumerate(args):
-        p.index = i
-    for i, p in enumerate(results):
-        p.index = i
-    return args + results
-
-
 def _is_repeat(named, name, decl, is_result, fn):
     """Whether this formal parameter DIE repeats one already seen.
 
@@ -268,9 +202,14 @@ def _is_repeat(named, name, decl, is_result, fn):
     such a twin. One that differs in type or kind is not a twin but damaged
     DWARF: refused rather than guessed at.
     """
+    key = (decl.attributes.get("DW_AT_type").value if "DW_AT_type" in decl.attributes else None, is_result)
+    return _repeats(named, name, key, fn)
+
+
+def _repeats(named, name, key, fn):
+    """_is_repeat with the DIE's (type reference, is_result) as key."""
     if not name or name == "_":
         return False
-    key = (decl.attributes.get("DW_AT_type").value if "DW_AT_type" in decl.attributes else None, is_result)
     if name not in named:
         named[name] = key
         return False
@@ -278,50 +217,6 @@ def _is_repeat(named, name, decl, is_result, fn):
         raise GobtError(f"{fn.name}: its DWARF names two different params {name}; gobt cannot tell "
                         "which is which")
     return True
-
-
-@dataclass
-class Param:
-    """A receiver, parameter or result, in declaration order."""
-
-    name: str
-    type: GoType
-    is_result: bool
-    index: int  # position among params, or among results
-    die: object = field(repr=False, default=None)
-
-
-@dataclass
-class Subprogram:
-    name: str
-    params: list  # receiver and params, then results
-    die: object = field(repr=False, default=None)
-
-    @property
-    def abi0(self):
-        """Assembly functions and their wrappers take args on the stack."""
-        return self.name.endswith(".abi0")
-
-    @property
-    def args(self):
-        return [p for p in self.params if not p.is_result]
-
-    @property
-    def results(self):
-        return [p for p in self.params if p.is_result]
-
-    def find(self, name):
-        # ~rN is the N-th result on every Go version, although Go 1.15/1.16
-        # named unnamed results after the params (~r2, ~r3 for two params).
-        m = re.fullmatch(r"~r(\d+)", name)
-        if m:
-            index = int(m.group(1))
-            results = self.results
-            return results[index] if index < len(results) else None
-        for p in self.params:
-            if p.name == name:
-                return p
-        return None
 
 
 # The DWARF sections gobt reads DIEs from. pyelftools decompresses every
@@ -357,19 +252,128 @@ class DwarfReader:
         self._types = {}
         self._cus = None
         self._by_cu = {}
+        self.bulk = False  # set by a caller about to ask for many functions
+        self._index = None  # dwarfindex.DwarfIndex, built on the first question in bulk
+
+    def _bulk_index(self):
+        """The one-pass index, when in bulk mode and the DWARF is of a kind it reads."""
+        if not self.bulk:
+            return None
+        if self._index is None:
+            from .dwarfindex import DwarfIndex, Unsupported
+
+            lean = self.lean
+            try:
+                if lean is not None:
+                    info, abbrev = lean.info, lean.abbrev
+                    try:
+                        addr = lean._other_section("addr")
+                    except Unsupported:
+                        addr = None
+                else:
+                    dwarf = self.info
+                    info = dwarf.debug_info_sec.stream.getvalue()
+                    abbrev = dwarf.debug_abbrev_sec.stream.getvalue()
+                    addr = dwarf.debug_addr_sec.stream.getvalue() if dwarf.debug_addr_sec is not None else None
+                self._index = DwarfIndex(info, abbrev, addr)
+            except (Unsupported, IndexError, ValueError, struct.error):
+                self.bulk = False  # the per-function path reads it (or says why not)
+                return None
+        return self._index
+
+    def _indexed(self, fn):
+        """fn's concrete subprogram in the index, chosen as _find_by_name and
+        the CU walk choose; None to ask the per-function path."""
+        index = self._bulk_index()
+        if index is None:
+            return None
+        subs = index.by_low.get(fn.start)
+        if not subs:
+            # No subprogram starts there (assembly): the per-function
+            # path, which looks only at subprograms starting at fn.start,
+            # would search the bytes and a whole CU to say so.
+            raise GobtError(f"{self.binary.display_path}: no DWARF entry for {fn.name}")
+        for s in subs:
+            if s.name == fn.name:
+                return s
+        for s in subs:
+            abstract = index.by_offset.get(s.origin) if s.origin is not None else None
+            if abstract is not None and abstract.inline and abstract.name == fn.name:
+                return s
+        # No name matches (an assembly function's DWARF name has no .abi0):
+        # the CU walk's choice, the last subprogram at that address.
+        return subs[-1]
+
+    def _describe_indexed(self, sub, fn):
+        index = self._index
+        params = []
+        n_args = n_results = 0
+        named = {}
+        for p in sub.params:
+            decl = p
+            if p.origin is not None and p.type is None:
+                decl = index.by_offset.get(p.origin)
+                if decl is None or not decl.is_param:
+                    return None
+            if decl.type is None:
+                return None
+            is_result = decl.variable
+            # Go 1.18/1.19's twin results, as _describe drops them.
+            if _repeats(named, decl.name or "", (decl.type, is_result), fn):
+                continue
+            index_ = n_results if is_result else n_args
+            if is_result:
+                n_results += 1
+            else:
+                n_args += 1
+            params.append(Param(decl.name or "", self.type_at(decl.type), is_result, index_, None))
+        params = _place_dictionary(params, fn.name, self.binary.go_version_tuple)
+        return Subprogram(fn.name, params, None)
+
+    def type_at(self, offset):
+        """The type whose DIE is at `offset` in .debug_info."""
+        t = self._types.get(offset)
+        if t is None:
+            t = GoType(self, self._dies().get_DIE_from_refaddr(offset))
+            self._types[offset] = t
+        return t
+
+    @cached_property
+    def lean(self):
+        """dwarfread.LeanDwarf: DIEs read without pyelftools; None when the
+        DWARF is of a kind it does not read (then pyelftools reads it all)."""
+        self._require_dwarf()
+        from .dwarfread import LeanDwarf, Unsupported
+
+        try:
+            return LeanDwarf(self.binary)
+        except (Unsupported, zlib.error, struct.error, IndexError, ValueError, KeyError):
+            return None
+
+    def _dies(self):
+        """What reads a DIE at an offset: the lean reader, else pyelftools."""
+        return self.lean or self.info
+
+    def _info_bytes(self):
+        return self.lean.info if self.lean else self.info.debug_info_sec.stream.getvalue()
 
     @cached_property
     def info(self):
+        """pyelftools' DWARF: for what the lean reader does not do (the CU
+        walk by address ranges), or all of it when it cannot read this DWARF."""
+        self._require_dwarf()
+        try:
+            return _dwarf_info_of(self.binary.elf, _SECTIONS_READ)
+        except Exception as e:
+            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
+
+    def _require_dwarf(self):
         if not (self.binary.has_section(".debug_info") or self.binary.has_section(".zdebug_info")):
             raise GobtError(
                 f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
                 hints=["  goarg reads Go's types from DWARF; goret, goentry, goid, goelapsed and "
                        "retval (the first result word) work without it. Rebuild without -w to use goarg."],
             )
-        try:
-            return _dwarf_info_of(self.binary.elf, _SECTIONS_READ)
-        except Exception as e:
-            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
 
     def type_named(self, name):
         """The struct type called `name`, found without walking any CU.
@@ -385,6 +389,9 @@ class DwarfReader:
 
     def inlined_call_sites(self, fn):
         """How many calls of fn the compiler inlined (each invisible to its probes)."""
+        indexed = self._indexed(fn)
+        if indexed is not None:
+            return 0 if indexed.origin is None else self._index.inlined.get(indexed.origin, 0)
         sub = self.subprogram(fn)
         origin = sub.die.attributes.get("DW_AT_abstract_origin")
         if origin is None:
@@ -437,6 +444,11 @@ class DwarfReader:
     def subprogram(self, fn):
         """The DWARF description of a Function (from the symbol table)."""
         try:
+            indexed = self._indexed(fn)
+            if indexed is not None:
+                described = self._describe_indexed(indexed, fn)
+                if described is not None:
+                    return described
             die = self._find_by_name(fn)
             if die is not None:
                 return self._describe(die, fn)
@@ -459,11 +471,12 @@ class DwarfReader:
         out-of-line copy's 4-byte DW_AT_abstract_origin. Finding those bytes
         finds the DIE without walking its CU (seconds for runtime's).
         """
-        data = self.info.debug_info_sec.stream.getvalue()
+        data = self._info_bytes()
+        dies = self._dies()
         pos = data.find(needle)
         while pos != -1:
             try:
-                yield self.info.get_DIE_from_refaddr(pos - back)
+                yield dies.get_DIE_from_refaddr(pos - back)
             except Exception:  # not a DIE boundary after all
                 pass
             pos = data.find(needle, pos + 1)

@@ -91,14 +91,20 @@ class GoBinary:
             # OverflowError: an offset past any file (e_phoff near 2**64).
             raise GobtError(f"{name}: truncated or corrupt ELF headers") from None
         self._sections = {}
-        for sh_name, sh_type, _f, addr, offset, size, *_ in shdrs:
+        self._section_flags = {}
+        for sh_name, sh_type, flags, addr, offset, size, *_ in shdrs:
             if names is None:
                 break
             start = names[4] + sh_name
             end = m.find(b"\0", start, start + 4096)
             if end == -1 or start >= len(m):
                 raise GobtError(f"{name}: corrupt section names (truncated?)")
-            self._sections[m[start:end].decode("ascii", "replace")] = (sh_type, addr, offset, size)
+            section = m[start:end].decode("ascii", "replace")
+            self._sections[section] = (sh_type, addr, offset, size)
+            self._section_flags[section] = flags
+
+    def section_flags(self, name):
+        return self._section_flags.get(name, 0)
 
     def has_section(self, name):
         return name in self._sections
@@ -229,7 +235,7 @@ class GoBinary:
         from .pclntab import bounds
 
         table = self._pcln_or_none
-        return None if table is None else bounds(table.data, table.text_start, fn.start)
+        return None if table is None else bounds(table.data, table.text_start, fn.start, self._known_pcln_starts)
 
     @cached_property
     def pcln_text_range(self):
@@ -275,12 +281,18 @@ class GoBinary:
             starts = sorted(f.start for f in self.symbols.all_functions())
         return starts
 
+    @property
+    def _known_pcln_starts(self):
+        # pclntab's entries, when a wildcard has already read them all
+        # (go_function_starts): lookups then bisect them.
+        return self.__dict__.get("go_function_starts")
+
     def args_size(self, fn):
         """The args size the Go runtime records for fn (None if unknown)."""
         from .pclntab import args_size
 
         table = self._pcln_or_none
-        return None if table is None else args_size(table.data, table.text_start, fn.start)
+        return None if table is None else args_size(table.data, table.text_start, fn.start, self._known_pcln_starts)
 
     def inlined_call_sites(self, fn):
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""

@@ -180,12 +180,14 @@ class _Finder:
         backward branch's target to the branch."""
         loops = self._loops_of.get(caller.start)
         if loops is None:
-            from .disasm import ARCHES, _disassembler, _immediate
+            from .disasm import ARCHES, _immediate, decoded
 
             facts = ARCHES[self.binary.arch]
             loops = []
-            for address, _size, mnemonic, ops in _disassembler(self.binary.arch).disasm_lite(
-                    self.binary.code(caller), caller.start):
+            insns = decoded(self.binary.arch, self.binary.code(caller), caller.start)
+            for i in insns.where(facts["branch_or_ret"]):
+                address = insns.addresses[i]
+                mnemonic, ops = insns.text(i)
                 if mnemonic in facts["jump"] or facts["cond_branch"](mnemonic):
                     target = _immediate(ops.split(",")[-1])
                     if target is not None and caller.start <= target <= address:

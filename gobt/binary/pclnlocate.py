@@ -136,16 +136,17 @@ def _entries_ok(binary, vaddr, text):
     """Function entries sorted and inside an executable segment."""
     data, magic, _pad, _q, _ptr, nfunc = _header(binary, vaddr)
     try:
+        # Each table is read with one unpack (every other word: the entries).
         if magic == MAGIC_GO12:
-            entries = [struct.unpack_from("<Q", data, 16 + 16 * i)[0] for i in range(nfunc + 1)]
+            entries = list(struct.unpack_from("<%dQ" % (2 * nfunc + 1), data, 16)[::2])
         else:
             layout = LAYOUTS[magic]
             functab = dict(zip(layout, struct.unpack_from("<%dQ" % len(layout), data, 16)))["pcln"]
             if magic in (MAGIC_GO118, MAGIC_GO120):
-                entries = [text + struct.unpack_from("<I", data, functab + 8 * i)[0] for i in range(nfunc + 1)]
+                entries = [text + e for e in struct.unpack_from("<%dI" % (2 * nfunc + 1), data, functab)[::2]]
             else:
-                entries = [struct.unpack_from("<Q", data, functab + 16 * i)[0] for i in range(nfunc + 1)]
-    except struct.error:
+                entries = list(struct.unpack_from("<%dQ" % (2 * nfunc + 1), data, functab)[::2])
+    except (struct.error, OverflowError, MemoryError):
         return False
     if entries != sorted(entries):
         return False

@@ -7,6 +7,7 @@ this reads the function table of each and offers the same lookups as the
 .symtab scanner in binary.py.
 """
 
+import bisect
 import re
 import struct
 
@@ -77,12 +78,13 @@ def entries(data, text_addr):
         if found is None:
             return []
         nfunc, functab, entry_fmt, entry_size, _layout, base, _rel = found
-        return [struct.unpack_from(entry_fmt, data, functab + entry_size * i)[0] + base for i in range(nfunc)]
-    except (struct.error, IndexError):
+        words = struct.unpack_from("<%d%s" % (max(0, 2 * nfunc - 1), entry_fmt[-1]), data, functab)
+        return [e + base for e in words[::2]]
+    except (struct.error, IndexError, OverflowError, MemoryError):
         return []
 
 
-def args_size(data, text_addr, address):
+def args_size(data, text_addr, address, starts=None):
     """The runtime's args size of the function at `address` (None if absent).
 
     For the register ABI that is the stack-assigned args and results plus
@@ -90,7 +92,7 @@ def args_size(data, text_addr, address):
     args and results. abi.arg_width() predicts the same from DWARF, so a
     difference reveals params DWARF leaves out.
     """
-    found = _find(data, text_addr, address)
+    found = _find(data, text_addr, address, starts)
     if found is None:
         return None
     _start, _end, func, layout = found
@@ -100,11 +102,11 @@ def args_size(data, text_addr, address):
         return None
 
 
-def bounds(data, text_addr, address):
+def bounds(data, text_addr, address, starts=None):
     """(start, end, name) of the function the runtime's table says starts at
     `address`, or None. The end is where the next function starts: the true
     extent of the code, whatever .symtab's st_size says."""
-    found = _find(data, text_addr, address)
+    found = _find(data, text_addr, address, starts)
     if found is None:
         return None
     start, end, func, layout = found
@@ -122,9 +124,11 @@ def text_range(data, text_addr):
     return _find(data, text_addr, None)
 
 
-def _find(data, text_addr, address):
+def _find(data, text_addr, address, starts=None):
     """(start, end, _func offset, layout) of the functab entry at address;
-    for address None, (start of the first, end of the last) instead."""
+    for address None, (start of the first, end of the last) instead.
+    starts: entries(data, text_addr), when the caller has it: a bisect
+    instead of a search that unpacks an entry per step."""
     try:
         found = _functab(data, text_addr)
         if found is None:
@@ -134,6 +138,15 @@ def _find(data, text_addr, address):
             first = struct.unpack_from(entry_fmt, data, functab)[0] + base
             last = struct.unpack_from(entry_fmt, data, functab + entry_size * nfunc)[0] + base
             return first, last
+        if starts is not None and len(starts) == nfunc:
+            mid = bisect.bisect_left(starts, address)
+            if mid == nfunc or starts[mid] != address:
+                return None
+            entry, funcoff = struct.unpack_from(entry_fmt, data, functab + entry_size * mid)
+            if entry + base == address:
+                func = functab + funcoff if relative else funcoff
+                (end, _) = struct.unpack_from(entry_fmt, data, functab + entry_size * (mid + 1))
+                return address, end + base, func, layout
         lo, hi = 0, nfunc - 1
         while lo <= hi:  # functab is sorted by entry, and ends with the end of the last
             mid = (lo + hi) // 2

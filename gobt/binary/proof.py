@@ -119,14 +119,13 @@ def _in_go_text(binary, fn):
 
 def _decode(arch, code, start):
     """Offsets of instruction starts and of RETs, decoding from the start."""
-    from .disasm import ARCHES, _disassembler
+    from .disasm import ARCHES, decoded
 
-    rets = ARCHES[arch]["ret"]
-    starts, ret_at = set(), set()
-    for address, _size, mnemonic, _ops in _disassembler(arch).disasm_lite(bytes(code), start):
-        starts.add(address - start)
-        if mnemonic in rets:
-            ret_at.add(address - start)
+    facts = ARCHES[arch]
+    insns = decoded(arch, code, start)
+    starts = {a - start for a in insns.addresses}
+    ret_at = {insns.addresses[i] - start for i in insns.where(facts["branch_or_ret"])
+              if insns.text(i)[0] in facts["ret"]}
     return starts, ret_at
 
 

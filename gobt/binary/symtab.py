@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 from functools import cached_property
 
-from .symbols import is_wildcard, pattern_regex
+from .symbols import is_wildcard, pattern_regex, wildcard_stars
 
 STT_FUNC = 2
 
@@ -36,11 +36,38 @@ class SymbolTable:
     def __init__(self, symtab, strtab):
         self._symtab = symtab
         self._strtab = strtab
+        self._at = None  # address -> (name offset, size), built on the first at()
+
+    @cached_property
+    def _code(self):
+        """(st_name, value, size) of every code symbol, in .symtab's order:
+        one pass over .symtab, however many lookups follow."""
+        return [(st_name, value, size)
+                for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab)
+                if _is_code(info, shndx, size)]
 
     def _entries_for(self, name_offsets):
-        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if st_name in name_offsets and _is_code(info, shndx, size):
-                yield st_name, value, size
+        if len(name_offsets) <= 4 and "_code" not in self.__dict__:
+            # An exact name: its entries found by their st_name's bytes
+            # (the entry's first word), not by unpacking all of .symtab.
+            symtab = self._symtab
+            hits = []
+            for offset in name_offsets:
+                needle = struct.pack("<I", offset)
+                pos = symtab.find(needle)
+                while pos != -1:
+                    if pos % _ELF64_SYM.size == 0:
+                        hits.append(pos)
+                    pos = symtab.find(needle, pos + 1)
+            for pos in sorted(hits):  # in .symtab's order, as a scan finds them
+                st_name, info, _other, shndx, value, size = _ELF64_SYM.unpack_from(symtab, pos)
+                if _is_code(info, shndx, size):
+                    yield st_name, value, size
+            return
+        for entry in self._code:
+            if entry[0] in name_offsets:
+                yield entry
+
 
     def _name_at(self, offset):
         end = self._strtab.index(b"\0", offset)
@@ -48,7 +75,15 @@ class SymbolTable:
 
     def lookup(self, name):
         """The function called exactly `name`, or None."""
-        return next(iter(self._functions_at(self._starts_of(re.escape(name.encode())))), None)
+        # bytes.find, not the regex of _starts_of: the same offsets, without
+        # a lookahead tried at each of .strtab's bytes.
+        needle = name.encode() + b"\0"
+        starts = set()
+        pos = self._strtab.find(needle)
+        while pos != -1:
+            starts.add(pos)
+            pos = self._strtab.find(needle, pos + 1)
+        return next(iter(self._functions_at(starts)), None)
 
     def _starts_of(self, regex):
         """strtab offsets where a name matching regex starts and ends at a NUL.
@@ -58,6 +93,25 @@ class SymbolTable:
         xmain.Foo's bytes.
         """
         return {m.start() for m in re.finditer(b"(?=(?:" + regex + b")\0)", self._strtab)}
+
+    def _starts_of_pattern(self, pattern):
+        """_starts_of(the pattern's regex), trying the regex only where the
+        pattern's literal head occurs (runtime.morestack*: a few places,
+        not each of .strtab's bytes)."""
+        regex = pattern_regex(pattern, any_char="[^\0]").encode()
+        head = pattern[: min(wildcard_stars(pattern), default=len(pattern))]
+        if not head:  # the head is literal text: only stars are wildcards
+            return self._starts_of(regex)
+        needle = head.encode()
+        whole = re.compile(b"(?:" + regex + b")\0")
+        data = self._strtab
+        starts = set()
+        pos = data.find(needle)
+        while pos != -1:
+            if whole.match(data, pos):
+                starts.add(pos)
+            pos = data.find(needle, pos + 1)
+        return starts
 
     def _functions_at(self, offsets):
         seen = {}
@@ -72,8 +126,14 @@ class SymbolTable:
         fn = self.lookup(pattern)
         if fn is not None or not is_wildcard(pattern):
             return [fn] if fn else []
+        if not pattern.strip("*"):
+            # Every function: the regex would match at every byte of .strtab.
+            seen = {}
+            for fn in self.all_functions():
+                seen.setdefault(fn.name, fn)
+            return sorted(seen.values(), key=lambda f: f.start)
         # Names hold no NUL, so a wildcard never runs across two names.
-        return self._functions_at(self._starts_of(pattern_regex(pattern, any_char="[^\0]").encode()))
+        return self._functions_at(self._starts_of_pattern(pattern))
 
     def glob(self, pattern):
         """Functions bpftrace's own matching finds: every '*' a wildcard."""
@@ -92,25 +152,21 @@ class SymbolTable:
         return None
 
     def all_functions(self):
-        out = []
-        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if _is_code(info, shndx, size):
-                out.append(Function(self._name_at(st_name), value, size))
-        return out
+        return [Function(self._name_at(st_name), value, size) for st_name, value, size in self._code]
 
     def at(self, address):
         """The function that starts at `address`, or None."""
-        for st_name, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if value == address and _is_code(info, shndx, size):
-                return Function(self._name_at(st_name), value, size)
-        return None
+        if self._at is None:
+            # The first symbol at each address, as a scan in .symtab's order finds it.
+            self._at = {}
+            for st_name, value, size in self._code:
+                if value not in self._at:
+                    self._at[value] = (st_name, size)
+        found = self._at.get(address)
+        return None if found is None else Function(self._name_at(found[0]), address, found[1])
 
     def lowest_function_address(self):
-        low = None
-        for _n, info, _other, shndx, value, size in _ELF64_SYM.iter_unpack(self._symtab):
-            if _is_code(info, shndx, size) and (low is None or value < low):
-                low = value
-        return low or 0
+        return min((value for _n, value, _size in self._code), default=0) or 0
 
     def covering(self, address):
         """Any symbol (of any type) whose range holds `address`."""

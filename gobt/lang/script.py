@@ -118,15 +118,23 @@ class Script:
 
 
 def _grammar_path():
+    # Run from a source tree (a git worktree, PYTHONPATH=., the installed
+    # launcher), its own grammar: an editable install elsewhere maps
+    # gobt.grammar to that other tree. (os.path: importlib.resources and
+    # pathlib would cost a cold start ~5 ms.)
+    found = source_tree_grammar()
+    if found:
+        return found
     from importlib.resources import files
-    from pathlib import Path
 
-    # Run from a source tree (a git worktree, PYTHONPATH=.), its own grammar:
-    # an editable install elsewhere maps gobt.grammar to that other tree.
-    root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / "grammar" / "bpftrace.lark").is_file():
-        return root / "grammar" / "bpftrace.lark"
     return files("gobt.grammar").joinpath("bpftrace.lark")
+
+
+def source_tree_grammar():
+    """grammar/bpftrace.lark of the source tree gobt runs from, or None."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    path = os.path.join(root, "grammar", "bpftrace.lark")
+    return path if os.path.isfile(os.path.join(root, "pyproject.toml")) and os.path.isfile(path) else None
 
 
 _parser = None
@@ -147,11 +155,16 @@ def _get_parser():
             # Lark keys its cache file on the grammar and options itself; we
             # only choose where it lives, so no stray files land in /tmp.
             kwargs["cache"] = cache_file
+        if isinstance(grammar, str):
+            with open(grammar, encoding="utf-8") as f:
+                text = f.read()
+        else:
+            text = grammar.read_text()
         try:
-            _parser = lark.Lark(grammar.read_text(), **kwargs)
+            _parser = lark.Lark(text, **kwargs)
         except OSError:
             kwargs.pop("cache", None)
-            _parser = lark.Lark(grammar.read_text(), **kwargs)
+            _parser = lark.Lark(text, **kwargs)
     return _parser
 
 

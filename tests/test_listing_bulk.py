@@ -1,0 +1,133 @@
+"""-lv over many functions: the one-pass DWARF index and bulk disassembly
+give the listing the per-function path gives, and a progress line shows on
+a terminal only.
+
+The reference is computed in the same test, by the slow general path
+(bulk=False: DWARF searched per function, as before the index), on real
+builds of gofmt by every toolchain and of cmd/go for arm64.
+"""
+
+import os
+import pty
+import subprocess
+import threading
+
+import pytest
+
+from conftest import BUILD_DIR, GOBT_CMD, need
+from toolchains import build_package
+
+pytestmark = pytest.mark.bpftrace_independent
+
+
+@pytest.fixture(scope="module")
+def bpftrace_facts():
+    from gobt.run.bpftrace import find_bpftrace, probe_bpftrace
+
+    try:
+        return probe_bpftrace(find_bpftrace())
+    except Exception as e:  # noqa: BLE001
+        need(False, f"no usable bpftrace: {e}")
+
+
+def _listing(pattern, bpftrace_facts, bulk):
+    from gobt import cache
+    from gobt.listing import list_probes
+
+    cache.disable()  # each side computes its rows
+    lines = []
+    listed, _ = list_probes(pattern, True, bpftrace_facts, out=lines.append, bulk=bulk)
+    assert listed
+    return lines
+
+
+@pytest.mark.parametrize("chain", ["go1.15", "go1.19", "go1.23", "newest"])
+def test_bulk_listing_is_the_per_function_listing(toolchains, chain, bpftrace_facts):
+    need(chain in toolchains, f"Go toolchain {chain} is missing (run scripts/setup)")
+    gofmt = build_package(toolchains[chain], "cmd/gofmt", BUILD_DIR)
+    for pattern in (f"uprobe:{gofmt}:*", f"goret:{gofmt}:go/*"):
+        slow = _listing(pattern, bpftrace_facts, bulk=False)
+        fast = _listing(pattern, bpftrace_facts, bulk=True)
+        assert len(fast) > 500
+        assert fast == slow
+    # Params with types from DWARF, inlined call sites and assembly (no
+    # DWARF entry) are all in there.
+    text = "\n".join(fast)
+    assert "at return" in text and "inlined at" in text
+
+
+def test_bulk_listing_arm64(toolchains, bpftrace_facts):
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    go = build_package(toolchains["newest"], "cmd/go", BUILD_DIR, goarch="arm64")
+    pattern = f"uprobe:{go}:runtime.m*"
+    assert _listing(pattern, bpftrace_facts, bulk=True) == _listing(pattern, bpftrace_facts, bulk=False)
+
+
+def test_bulk_decoding_is_capstones(toolchains):
+    """decode.Decoded reads libcapstone's instructions as the binding gives them."""
+    import capstone
+
+    from gobt.binary import decode
+    from gobt.binary.decode import _disassembler
+    from gobt.binary.gobinary import GoBinary
+
+    # The cs_insn layout decode.py reads is the binding's own.
+    fields = {name: getattr(capstone._cs_insn, name).offset for name in ("id", "address", "size", "mnemonic",
+                                                                          "op_str")}
+    assert fields == {"id": decode._ID, "address": decode._ADDRESS, "size": decode._SIZE,
+                      "mnemonic": decode._MNEMONIC, "op_str": decode._OP_STR}
+    import ctypes
+
+    assert ctypes.sizeof(capstone._cs_insn) == decode._INSN_SIZE
+    assert decode._library(), "libcapstone should load directly"
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    for goarch in ("amd64", "arm64"):
+        binary = GoBinary(build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR, goarch=goarch))
+        cs = _disassembler(binary.arch)
+        for fn in binary.symbols.match("*")[::7]:
+            code = binary.code(fn)
+            want = list(cs.disasm_lite(bytes(code), fn.start))
+            got = decode.Decoded(binary.arch, code, fn.start)
+            assert list(zip(got.addresses, got.sizes)) == [(a, s) for a, s, _m, _o in want], fn.name
+            assert [got.text(i) for i in range(len(got))] == [(m, o) for _a, _s, m, o in want], fn.name
+
+
+def _run_with_stderr_on_a_tty(args, env):
+    """(stdout, what the terminal on stderr saw, exit code)."""
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([*GOBT_CMD, *args], stdout=subprocess.PIPE, stderr=slave, env=env)
+    os.close(slave)
+    out = []
+    reader = threading.Thread(target=lambda: out.append(proc.stdout.read()))
+    reader.start()
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # EIO: gobt, the terminal's last writer, is gone
+            break
+        if not chunk:
+            break
+        seen += chunk
+    reader.join(timeout=300)
+    proc.wait(timeout=300)
+    os.close(master)
+    return out[0].decode(), seen.decode(errors="replace"), proc.returncode
+
+
+def test_progress_line_only_on_a_terminal(toolchains, tmp_path):
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    args = ["--no-cache", "-lv", f"uprobe:{gofmt}:*"]
+    # Shown from the start (not after a second): the test must not depend
+    # on how busy the machine is.
+    env = {**os.environ, "GOBT_PROGRESS_AFTER": "0", "XDG_CACHE_HOME": str(tmp_path)}
+    out_tty, terminal, rc = _run_with_stderr_on_a_tty(args, env)
+    assert rc == 0, terminal
+    assert "\r\x1b[Kgobt: " in terminal and " functions (" in terminal
+    assert terminal.endswith("\r\x1b[K")  # cleared at the end
+    piped = subprocess.run([*GOBT_CMD, *args], capture_output=True, text=True, env=env, timeout=300)
+    assert piped.returncode == 0, piped.stderr
+    assert "functions (" not in piped.stderr and "\r" not in piped.stderr
+    assert piped.stdout == out_tty
+    assert out_tty.count("\n") > 1000
