@@ -85,6 +85,7 @@ class Keeper:
         except (OSError, AttributeError):
             return None
         keeper._sys_bpf, keeper._sys_getfd = _syscall_numbers()
+        _more_fds(expected)
         keeper._thread = threading.Thread(target=keeper._poll, daemon=True)
         keeper._thread.start()
         return keeper
@@ -177,6 +178,20 @@ class Keeper:
         for fd in fds:
             os.close(fd)
         return (pid, len(fds)) if pid > 0 else None
+
+
+def _more_fds(expected):
+    # A duplicate per probe: 1000 probes do not fit the usual soft limit of
+    # 1024 fds (bpftrace raises its own for the same reason).
+    import resource
+
+    try:
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = 2 * expected + 256  # and the user's own uprobes
+        if soft != resource.RLIM_INFINITY and soft < want:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
+    except (ValueError, OSError):
+        pass
 
 
 def _close_in_background(fds):
