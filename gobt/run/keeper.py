@@ -72,6 +72,7 @@ class Keeper:
         self._thread = None
         self._pidfd = None
         self._libc = None
+        self._buf = None
 
     @classmethod
     def start(cls, pid, expected):
@@ -133,8 +134,12 @@ class Keeper:
             return len(self.kept)
 
     def _fd_type(self, fd):
-        buf = ctypes.create_string_buffer(256)
-        attr = ctypes.create_string_buffer(_QUERY.pack(self.pid, fd, 0, 256, ctypes.addressof(buf), 0, 0, 0, 0), 128)
+        # The kernel copies the probe's file name into buf: PATH_MAX fits it
+        # (a short buf makes the call fail with ENOSPC).
+        if self._buf is None:
+            self._buf = ctypes.create_string_buffer(4096)
+        attr = ctypes.create_string_buffer(_QUERY.pack(self.pid, fd, 0, 4096, ctypes.addressof(self._buf), 0, 0, 0, 0),
+                                           128)
         if self._libc.syscall(self._sys_bpf, _BPF_TASK_FD_QUERY, attr, 128) < 0:
             return None
         return _QUERY.unpack_from(attr.raw)[6]
