@@ -37,6 +37,7 @@ _QUERY = struct.Struct("<IIIIQIIQQ")  # pid, fd, flags, buf_len, buf -> prog_id,
 
 POLL_SECONDS = 0.03  # while bpftrace attaches, until every probe is kept
 SLOW_POLL_SECONDS = 0.5  # after: probes gobt did not count (the user's own uprobes)
+FULL_SWEEP_EVERY = 8
 
 
 def _syscall_numbers():
@@ -67,6 +68,7 @@ class Keeper:
         self.pid = pid
         self.expected = expected  # gobt's own probes; the user's may add more
         self.kept = {}  # bpftrace's fd number -> our duplicate
+        self._other = set()  # fd numbers last seen as something else than a perf event
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = None
@@ -92,14 +94,17 @@ class Keeper:
         return keeper
 
     def _poll(self):
+        sweeps = 0
         while not self._stop.is_set():
-            if self.sweep() is None:
+            if self.sweep(full=sweeps % FULL_SWEEP_EVERY == 0) is None:
                 return  # bpftrace is gone, or the kernel cannot
+            sweeps += 1
             self._stop.wait(POLL_SECONDS if len(self.kept) < self.expected else SLOW_POLL_SECONDS)
 
-    def sweep(self):
+    def sweep(self, full=True):
         """Keep every uprobe fd bpftrace has now that is not kept yet: how
-        many are kept, or None when nothing more can be kept."""
+        many are kept, or None when nothing more can be kept. Unless full,
+        fds seen before as something else than a perf event are passed by."""
         with self._lock:
             if self._pidfd is None:
                 return None
@@ -109,17 +114,20 @@ class Keeper:
                 return None
             for name in fds:
                 fd = int(name)
-                if fd in self.kept:
+                if fd in self.kept or (fd in self._other and not full):
                     continue
                 try:
                     target = os.readlink(f"/proc/{self.pid}/fd/{name}")
                 except OSError:
                     continue
-                # Looked at again on every sweep: while bpftrace starts, an fd
-                # number that was a file or a probing program comes back as a
-                # uprobe.
+                # A readlink per fd costs: with 1000 probes bpftrace has 2000
+                # fds. But while it starts, an fd number that was a file or
+                # a probing program comes back as a uprobe: every few
+                # sweeps, and on a signal, all are looked at again.
                 if target != "anon_inode:[perf_event]":
+                    self._other.add(fd)
                     continue
+                self._other.discard(fd)
                 # A perf event without its BPF program yet gives an error:
                 # looked at again on the next sweep.
                 if self._fd_type(fd) not in (_BPF_FD_TYPE_UPROBE, _BPF_FD_TYPE_URETPROBE):
