@@ -6,6 +6,7 @@ import os
 import re
 import select
 import subprocess
+import tempfile
 import termios
 import time
 
@@ -92,7 +93,10 @@ def _ctrl_c_run(argv, env, timeout=1200):
     def own_terminal():
         fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
 
-    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    # stderr to a file: bpftrace 0.17 warns once per offset probe, and a
+    # pipe nobody reads until the end would stop it before it attaches.
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=errors,
                             start_new_session=True, preexec_fn=own_terminal, pass_fds=(slave,))
     os.close(slave)
     try:
@@ -102,8 +106,10 @@ def _ctrl_c_run(argv, env, timeout=1200):
         os.write(master, b"\x03")
         seen = _until(proc.stdout, b"@n:", timeout)
         results = time.perf_counter() - t0
-        rest, err = proc.communicate(timeout=timeout)
+        proc.communicate(timeout=timeout)
         end = time.perf_counter() - t0
+        errors.seek(0)
+        err = errors.read()
     except BaseException:
         proc.kill()
         proc.communicate()
