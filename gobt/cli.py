@@ -181,8 +181,10 @@ def supervise(argv, line_filter, fds, keep_probes=0):
         raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None
     status = child.wait()
     if child.background:
-        pid, count = child.background
-        seconds = count * DETACH_SECONDS_PER_PROBE
+        import time
+
+        pid, count, started = child.background
+        seconds = count * DETACH_SECONDS_PER_PROBE - (time.monotonic() - started)
         if count >= DETACH_BACKGROUND_NOTE_PROBES or seconds > 1:
             note(f"{count} probes are still detaching in the background (pid {pid}, about {max(1, round(seconds))} s)")
     exit_like(status)

@@ -8,18 +8,23 @@ after Ctrl-C. The unregistration is done by whoever drops the *last*
 reference to the event, so while bpftrace runs the keeper takes a duplicate
 of each of its uprobe fds (pidfd_getfd). bpftrace's own closes then return at
 once and it prints and exits as it always does: its output is its own,
-byte for byte. When it is gone, a background process (release()) closes
-the duplicates, slowly, without holding the terminal.
+byte for byte. A background process closes the duplicates, slowly,
+without holding the terminal.
+
+The hand-off comes as soon as bpftrace closes its first uprobe (its exit
+has begun), not after it has exited: until a kept probe is closed its BPF
+program still runs (bpftrace's PERF_EVENT_IOC_DISABLE does not stop a
+program attached to a uprobe), and bpftrace reads its output buffers
+until they stay empty. A probe that prints on every hit of a busy process
+keeps bpftrace reading as long as the detach lasts, as under bpftrace
+alone; a probe that only updates maps writes into maps nobody reads.
 
 Only uprobe and uretprobe events are kept: bpf(BPF_TASK_FD_QUERY) names
 them. bpftrace's output buffers are perf events too, and holding those
 makes it wait for them forever at exit.
 
-Until the background process closes a kept event, the session's BPF program
-stays attached to it (bpftrace's PERF_EVENT_IOC_DISABLE does not stop a
-program attached to a uprobe), as it was during bpftrace's own slow detach:
-it writes into maps nobody reads any more. The one effect that would reach
-outside, signal(), is why the caller keeps nothing for programs that use it.
+The one effect of a still running program that would reach outside,
+signal(), is why the caller keeps nothing for programs that use it.
 
 Anything missing (kernel < 5.6, no pidfd_getfd rights, an unknown fd type)
 means nothing is kept: bpftrace detaches as it always has.
@@ -36,7 +41,7 @@ _BPF_FD_TYPE_URETPROBE = 5
 _QUERY = struct.Struct("<IIIIQIIQQ")  # pid, fd, flags, buf_len, buf -> prog_id, fd_type, offset, addr
 
 POLL_SECONDS = 0.03  # while bpftrace attaches, until every probe is kept
-SLOW_POLL_SECONDS = 0.5  # after: probes gobt did not count (the user's own uprobes)
+WATCH_SECONDS = 0.03  # after: for bpftrace's first close (and the user's own uprobes)
 FULL_SWEEP_EVERY = 8
 
 
@@ -75,6 +80,7 @@ class Keeper:
         self._pidfd = None
         self._libc = None
         self._buf = None
+        self.background = None  # (pid, count, time.monotonic() at the start)
 
     @classmethod
     def start(cls, pid, expected):
@@ -97,9 +103,9 @@ class Keeper:
         sweeps = 0
         while not self._stop.is_set():
             if self.sweep(full=sweeps % FULL_SWEEP_EVERY == 0) is None:
-                return  # bpftrace is gone, or the kernel cannot
+                return  # bpftrace is gone or detaching, or the kernel cannot
             sweeps += 1
-            self._stop.wait(POLL_SECONDS if len(self.kept) < self.expected else SLOW_POLL_SECONDS)
+            self._stop.wait(POLL_SECONDS if len(self.kept) < self.expected else WATCH_SECONDS)
 
     def sweep(self, full=True):
         """Keep every uprobe fd bpftrace has now that is not kept yet: how
@@ -111,6 +117,15 @@ class Keeper:
             try:
                 fds = os.listdir(f"/proc/{self.pid}/fd")
             except OSError:
+                return None
+            if self.kept and not self.kept.keys() <= {int(name) for name in fds}:
+                # bpftrace is detaching: its closes were fast, as we hold
+                # the probes. From here a kept probe's program must not live
+                # longer than it would under bpftrace alone: bpftrace reads
+                # its output until none comes (0.17 drains its buffers
+                # after END), and a probe that prints on every hit of a busy
+                # process would keep it reading forever.
+                self._hand_off()
                 return None
             for name in fds:
                 fd = int(name)
@@ -166,14 +181,30 @@ class Keeper:
             self._pidfd = None
 
     def release(self):
-        """Hand the kept fds to a background process that closes them, one
-        by one, and drop ours (fast: the background holds them). Its pid and
-        how many it closes, or None when nothing was kept."""
+        """bpftrace has exited: the background process that closes the kept
+        fds, one by one, as (pid, count, when it started), or None when
+        nothing was kept or it is done already."""
         self.stop()
+        with self._lock:
+            self._hand_off()
+        if self.background is None:
+            return None
+        pid, count, started = self.background
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done = pid
+        return None if done == pid else self.background
+
+    def _hand_off(self):
+        """Give the kept fds to a background process that closes them and
+        drop ours (fast: the background holds them). Called with the lock."""
+        self._close_pidfd()  # nothing more to keep
         fds = sorted(self.kept.values())
         self.kept = {}
         if not fds:
-            return None
+            return
+        import time
         import warnings
 
         with warnings.catch_warnings():
@@ -190,7 +221,8 @@ class Keeper:
         # (a failed fork makes gobt the one that waits, as bpftrace would have).
         for fd in fds:
             os.close(fd)
-        return (pid, len(fds)) if pid > 0 else None
+        if pid > 0:
+            self.background = (pid, len(fds), time.monotonic())
 
 
 def _more_fds(expected):

@@ -19,8 +19,8 @@ bpftrace's:
 - The exit status is bpftrace's: its code, or death by the same signal.
 - With keep_probes (the number of uprobes gobt made), a Keeper (keeper.py)
   holds bpftrace's uprobes open, so that its exit is not slowed by their
-  detach; after bpftrace has exited, `background` is (pid, count) of the
-  process that closes them, or None.
+  detach; after bpftrace has exited, `background` is (pid, count, start)
+  of the process that closes them, while it runs, or None.
 
 Use:
     child = Supervisor(argv, line_filter, pass_fds)
