@@ -118,15 +118,7 @@ class Keeper:
                 fds = os.listdir(f"/proc/{self.pid}/fd")
             except OSError:
                 return None
-            if self.kept and not self.kept.keys() <= {int(name) for name in fds}:
-                # bpftrace is detaching: its closes were fast, as we hold
-                # the probes. From here a kept probe's program must not live
-                # longer than it would under bpftrace alone: bpftrace reads
-                # its output until none comes (0.17 drains its buffers
-                # after END), and a probe that prints on every hit of a busy
-                # process would keep it reading forever.
-                self._hand_off()
-                return None
+            detaching = self.kept and not self.kept.keys() <= {int(name) for name in fds}
             for name in fds:
                 fd = int(name)
                 if fd in self.kept or (fd in self._other and not full):
@@ -154,6 +146,16 @@ class Keeper:
                         return None
                     continue
                 self.kept[fd] = dup
+            if detaching:
+                # bpftrace is detaching (what it still had is kept above):
+                # its closes were fast, as we hold the probes. From here a
+                # kept probe's program must not live
+                # longer than it would under bpftrace alone: bpftrace reads
+                # its output until none comes (0.17 drains its buffers
+                # after END), and a probe that prints on every hit of a busy
+                # process would keep it reading forever.
+                self._hand_off()
+                return None
             return len(self.kept)
 
     def _fd_type(self, fd):
