@@ -14,7 +14,9 @@ One run (as root) builds its own targets, then measures side by side:
   4. attach and detach time against the number of probes (10/100/1000),
      for the attach form gobt emits on this bpftrace and for plain
      `uprobe:BIN:sym` as a baseline;
-  5. per-call overhead, in ns, of each way to trace a function's return,
+  5. how soon the results come after Ctrl-C (69/100/1000 probes), gobt
+     (which detaches in the background) against bpftrace;
+  6. per-call overhead, in ns, of each way to trace a function's return,
      measured inside a Go program that calls one function 10^6 times.
 
 It prints a table and writes every raw number, with the machine's facts,
@@ -22,7 +24,8 @@ to bench/results/<timestamp>.json and bench/results/latest.json.
 
     sudo bench/run            # everything (~8 minutes; bpftrace 0.17's
                               # detach of 2 x 1000 probes is most of it)
-    sudo bench/run --quick    # smoke run: fewer repeats, only 10-probe attach runs
+    sudo bench/run --quick    # smoke run: fewer repeats, only 10-probe attach runs,
+                              # results after Ctrl-C for 100 probes only
 """
 
 import argparse
@@ -36,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from attach import bench_attach
+from attach import bench_attach, bench_results_after_exit
 from common import (RESULTS, ROOT, T0, TRIXIE_BPFTRACE, _loadavg, bpftrace_facts, build_targets, die, find_gobt,
                     find_toolchains, gobt_source_hash, log, machine_facts, second_bpftrace)
 from percall import bench_overhead
@@ -71,6 +74,7 @@ def main(argv=None):
     runs = args.runs or (2 if args.quick else 5)
     calls = args.calls or (100_000 if args.quick else 1_000_000)
     sizes = [10] if args.quick else [10, 100, 1000]
+    exit_sizes = [100] if args.quick else [69, 100, 1000]
     bpftrace_runs = 2 if args.quick else 3
     overhead_runs = 3 if args.quick else 5
     traced_runs = 1 if args.quick else 2
@@ -85,7 +89,7 @@ def main(argv=None):
 
     started = time.monotonic()
     res = {"facts": facts, "targets": target_facts,
-           "params": {"quick": args.quick, "runs": runs, "calls": calls, "sizes": sizes,
+           "params": {"quick": args.quick, "runs": runs, "calls": calls, "sizes": sizes, "exit_sizes": exit_sizes,
                       "bpftrace_runs": bpftrace_runs, "overhead_runs": overhead_runs, "traced_runs": traced_runs}}
     memo = {}
     with tempfile.TemporaryDirectory(prefix="gobt-bench-") as tmp, contextlib.ExitStack() as stack:
@@ -93,6 +97,7 @@ def main(argv=None):
         res["ratios"] = bench_ratios(gobt, gobt_python, targets, runs, tmp, res["emit"], quick=args.quick)
         installed = facts["bpftrace"]["info"].get("version") or facts["bpftrace"]["version"]
         res["attach"] = bench_attach(gobt, bpftrace, installed, targets["bigprog"], sizes, bpftrace_runs, tmp, memo)
+        res["after_exit"] = bench_results_after_exit(gobt, bpftrace, installed, targets["bigprog"], exit_sizes, tmp)
         second = second_bpftrace(args.second_bpftrace, stack, tmp)
         if second:
             facts["second_bpftrace"] = dict(zip(("version", "info"), bpftrace_facts(second)), path=args.second_bpftrace)
@@ -102,6 +107,7 @@ def main(argv=None):
                                       skip_big=args.quick, label=label, emit_only=True)
             res["attach"] += bench_attach(gobt, second, label, targets["bigprog"], sizes, bpftrace_runs, tmp, memo,
                                           multi=True)
+            res["after_exit"] += bench_results_after_exit(gobt, second, label, targets["bigprog"], exit_sizes, tmp)
         res["overhead"], res["safety"] = bench_overhead(gobt, bpftrace, targets["loop"], calls, overhead_runs,
                                                         traced_runs, tmp)
         if not args.no_profile:

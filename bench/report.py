@@ -121,6 +121,19 @@ def report(res):
                "probes: as bpftrace counts them, BEGIN included.")
     out.append("")
 
+    if res.get("after_exit"):
+        out.append("## Results after Ctrl-C (bigprog: N functions, one RET each; ^C at a terminal)")
+        rows = []
+        for r in res["after_exit"]:
+            rows.append([r["bpftrace"], r["tool"], r["n"], fmt_s(r["results_s"]), fmt_s(r["end_s"]),
+                         r.get("kept", "-"), fmt_s(r["background_s"]) if "background_s" in r else "-"])
+        out.append(table(["bpftrace", "run by", "probes", "->maps", "->prompt", "kept", "->detached"], rows,
+                         align=["<", "<"] + [">"] * 5))
+        out.append("->maps: ^C to the map's line; ->prompt: to the command's end. gobt keeps the uprobes open "
+                   "past bpftrace's exit (kept) and a background process detaches them (->detached: until it "
+                   "is gone).")
+        out.append("")
+
     ov = res["overhead"]
     out.append(f"## Per-call overhead ({res['params']['calls']:,} calls of main.step in bench/programs/loop, "
                "time measured inside Go)")

@@ -9,9 +9,9 @@ import sys
 
 from . import __version__
 from . import cache
-from .run.bpftrace import (DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES, UNSAFE_BUILTINS, argv0, capable_fallback,
-                           chosen_explicitly, exec_bpftrace, find_bpftrace, probe_bpftrace, program_fd,
-                           start_probe, unreachable_hints)
+from .run.bpftrace import (DETACH_BACKGROUND_NOTE_PROBES, DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES,
+                           UNSAFE_BUILTINS, argv0, capable_fallback, chosen_explicitly, exec_bpftrace, find_bpftrace,
+                           probe_bpftrace, program_fd, start_probe, unreachable_hints)
 from .cmdline import parse_argv
 from .errors import GobtError, UnreachableOffset, note
 from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
@@ -159,19 +159,35 @@ def run(argv):
     from .rewrite.spanmap import SpanMap
     from .run.messages import MessageFilter
 
-    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven), fds)
+    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven), fds,
+              _probes_to_keep(done))
 
 
-def supervise(argv, line_filter, fds):
-    """bpftrace as a child, its messages in the user's terms; gobt ends as it does."""
+def _probes_to_keep(done):
+    # A kept probe's program runs until the background detach reaches it
+    # (run/keeper.py): harmless for maps nobody reads, not for signal().
+    return 0 if "signal" in done.unsafe_used else done.probe_count
+
+
+def supervise(argv, line_filter, fds, keep_probes=0):
+    """bpftrace as a child, its messages in the user's terms; gobt ends as it
+    does, leaving the detach of many uprobes to a background process."""
     from .run.supervise import Supervisor, exit_like
 
-    child = Supervisor(argv, line_filter, fds, argv0(argv[0]))
+    child = Supervisor(argv, line_filter, fds, argv0(argv[0]), keep_probes)
     try:
         child.start()
     except OSError as e:
         raise GobtError(f"cannot run {argv[0]}: {e.strerror}") from None
-    exit_like(child.wait())
+    status = child.wait()
+    if child.background:
+        import time
+
+        pid, count, started = child.background
+        seconds = count * DETACH_SECONDS_PER_PROBE - (time.monotonic() - started)
+        if count >= DETACH_BACKGROUND_NOTE_PROBES or seconds > 1:
+            note(f"{count} probes are still detaching in the background (pid {pid}, about {max(1, round(seconds))} s)")
+    exit_like(status)
 
 
 def _list(inv, bpftrace):
@@ -318,9 +334,17 @@ def check_probe_count(done):
             f"the script expands to {count} probes; bpftrace {done.bpftrace_version} allows {limit}",
             hints=[f"  allow them with BPFTRACE_MAX_PROBES={count}{cost}, or narrow the pattern"],
         )
-    if count >= DETACH_WARNING_PROBES:
+    if count >= DETACH_WARNING_PROBES and not _detach_in_background(done):
         note(f"{count} probes: bpftrace detaches uprobes at offsets one at a time, about 10 a second, "
              f"so expect ~{max(1, round(count * DETACH_SECONDS_PER_PROBE))} s between Ctrl-C and the output")
+
+
+def _detach_in_background(done):
+    if not _probes_to_keep(done):
+        return False
+    from .run.keeper import supported
+
+    return supported()
 
 
 def _program_source(inv):

@@ -41,8 +41,12 @@ DEFAULT_MAX_PROBES = 512
 # shares one uprobe_multi link, and bpftrace resolves those by symbol name,
 # with no offsets. From this many probes on the user waits visibly at exit,
 # and the maps are printed only after the wait.
+# gobt keeps them open past bpftrace's exit where the kernel allows
+# (keeper.py), so the output comes at once and the detach goes on in the
+# background; it says so from this many probes on.
 DETACH_WARNING_PROBES = 50
 DETACH_SECONDS_PER_PROBE = 0.11
+DETACH_BACKGROUND_NOTE_PROBES = 20
 
 # bpftrace builtins that need --unsafe; gobt never adds --unsafe to a script
 # that uses them unless the user asked for it.

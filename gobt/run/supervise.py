@@ -17,6 +17,10 @@ bpftrace's:
   sent again: bpftrace 0.17 takes a second SIGINT after its main loop as
   "exit now" and would not print its maps.
 - The exit status is bpftrace's: its code, or death by the same signal.
+- With keep_probes (the number of uprobes gobt made), a Keeper (keeper.py)
+  holds bpftrace's uprobes open, so that its exit is not slowed by their
+  detach; after bpftrace has exited, `background` is (pid, count, start)
+  of the process that closes them, while it runs, or None.
 
 Use:
     child = Supervisor(argv, line_filter, pass_fds)
@@ -38,12 +42,15 @@ _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (tty, hang-up)
 
 
 class Supervisor:
-    def __init__(self, argv, line_filter=None, pass_fds=(), argv0=None):
+    def __init__(self, argv, line_filter=None, pass_fds=(), argv0=None, keep_probes=0):
         self.argv = list(argv)  # argv[0]: the path to run
         self.argv0 = argv0  # the name to run it under, if not that path
         self.filter = line_filter
         self.pass_fds = tuple(pass_fds)
         self.pid = None
+        self.keep_probes = keep_probes
+        self.keeper = None
+        self.background = None
         self._status = None
         self._early = set()
         self._lock = threading.Lock()
@@ -70,6 +77,10 @@ class Supervisor:
             raise
         self.pid = self._proc.pid
         self._stderr = self._proc.stderr.fileno()
+        if self.keep_probes:
+            from .keeper import Keeper
+
+            self.keeper = Keeper.start(self.pid, self.keep_probes)
         threading.Thread(target=self._forward_signals, daemon=True).start()
 
     def send(self, sig):
@@ -85,12 +96,19 @@ class Supervisor:
         _, status = os.waitpid(self.pid, 0)
         with self._lock:
             self._status = status
+        if self.keeper is not None:
+            # bpftrace's output is complete: the detach may go on without us.
+            self.background = self.keeper.release()
         return status
 
     def _forward_signals(self):
         while True:
             info = signal.sigwaitinfo(FORWARDED)
             early = info.si_signo in self._early
+            if self.keeper is not None and info.si_signo != signal.SIGUSR1:
+                # bpftrace may be on its way out: whatever it attached since
+                # the last poll must be kept before it starts closing.
+                self.keeper.sweep()
             self._early.discard(info.si_signo)
             if not early and info.si_code == _SI_KERNEL and os.getpgid(0) == _pgid(self.pid):
                 continue  # the terminal signalled the group: bpftrace has it

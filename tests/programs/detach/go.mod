@@ -1,0 +1,3 @@
+module detach
+
+go 1.15
