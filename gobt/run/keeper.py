@@ -81,6 +81,8 @@ class Keeper:
         self._libc = None
         self._buf = None
         self.background = None  # (pid, count, time.monotonic() at the start)
+        self._stale = []  # ours of probes bpftrace closed while it started
+        self._signalled = False
 
     @classmethod
     def start(cls, pid, expected):
@@ -107,18 +109,29 @@ class Keeper:
             sweeps += 1
             self._stop.wait(POLL_SECONDS if len(self.kept) < self.expected else WATCH_SECONDS)
 
-    def sweep(self, full=True):
+    def sweep(self, full=True, signalled=False):
         """Keep every uprobe fd bpftrace has now that is not kept yet: how
         many are kept, or None when nothing more can be kept. Unless full,
-        fds seen before as something else than a perf event are passed by."""
+        fds seen before as something else than a perf event are passed by.
+        signalled: bpftrace was told to stop, so a close is its exit."""
         with self._lock:
+            self._signalled |= signalled
             if self._pidfd is None:
                 return None
             try:
                 fds = os.listdir(f"/proc/{self.pid}/fd")
             except OSError:
                 return None
-            detaching = self.kept and not self.kept.keys() <= {int(name) for name in fds}
+            listed = {int(name) for name in fds}
+            gone = [fd for fd in self.kept if fd not in listed]
+            if gone and len(self.kept) < self.expected and not self._signalled:
+                # Before all its probes are attached bpftrace closes only
+                # what it made to try the kernel's features (0.17 attaches
+                # a uprobe to see what works): not a detach. Ours are
+                # closed with the rest.
+                self._stale += [self.kept.pop(fd) for fd in gone]
+                gone = []
+            detaching = bool(gone)
             for name in fds:
                 fd = int(name)
                 if fd in self.kept or (fd in self._other and not full):
@@ -202,8 +215,9 @@ class Keeper:
         """Give the kept fds to a background process that closes them and
         drop ours (fast: the background holds them). Called with the lock."""
         self._close_pidfd()  # nothing more to keep
-        fds = sorted(self.kept.values())
+        fds = sorted([*self.kept.values(), *self._stale])
         self.kept = {}
+        self._stale = []
         if not fds:
             return
         import time

@@ -108,7 +108,7 @@ class Supervisor:
             if self.keeper is not None and info.si_signo != signal.SIGUSR1:
                 # bpftrace may be on its way out: whatever it attached since
                 # the last poll must be kept before it starts closing.
-                self.keeper.sweep()
+                self.keeper.sweep(signalled=info.si_signo in (signal.SIGINT, signal.SIGTERM))
             self._early.discard(info.si_signo)
             if not early and info.si_code == _SI_KERNEL and os.getpgid(0) == _pgid(self.pid):
                 continue  # the terminal signalled the group: bpftrace has it
