@@ -171,11 +171,16 @@ def test_output_is_bpftraces_and_the_detach_goes_on_in_the_background(ending, fm
     assert code == 0, err
     said = re.findall(r"^gobt: (\d+) probes are still detaching in the background \(pid (\d+), about \d+ s\)$",
                       err, re.M)
-    assert len(said) == 1, err
-    count, pid = int(said[0][0]), int(said[0][1])
-    assert count >= 40
-    # gobt has returned; the background process is the one that detaches.
-    background = _pidfd(pid)
+    background = None
+    # A -c command that ends within the keeper's first sweeps after the
+    # attach (30 ms apart) leaves the detach to bpftrace itself: the output
+    # is still bpftrace's, only later. Seen once under load in CI.
+    if not (ending == "-c" and not said):
+        assert len(said) == 1, err
+        count, pid = int(said[0][0]), int(said[0][1])
+        assert count >= 40
+        # gobt has returned; the background process is the one that detaches.
+        background = _pidfd(pid)
 
     their_out, their_err, their_code = run(theirs_cmd, ending, binary)
     assert their_code == 0, their_err
