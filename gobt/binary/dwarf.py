@@ -421,18 +421,7 @@ class DwarfReader:
             rl = self.info.range_lists()
             if rl is None:
                 return top, []
-            out = []
-            for entry in rl.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=cu):
-                if hasattr(entry, "base_address"):
-                    base = entry.base_address
-                elif hasattr(entry, "begin_offset"):
-                    absolute = getattr(entry, "is_absolute", False)
-                    lo = entry.begin_offset if absolute else base + entry.begin_offset
-                    hi = entry.end_offset if absolute else base + entry.end_offset
-                    # DWARF 5 offsets below the CU's base are negative, as
-                    # 64-bit two's complement: the sum wraps.
-                    out.append((lo & ADDRESS_MASK, hi & ADDRESS_MASK))
-            return top, out
+            return top, range_list(rl, attrs["DW_AT_ranges"].value, cu, base)
         if "DW_AT_low_pc" in attrs and "DW_AT_high_pc" in attrs:
             lo = attrs["DW_AT_low_pc"].value
             hi = attrs["DW_AT_high_pc"].value
@@ -551,3 +540,20 @@ class DwarfReader:
             params.append(Param(name, self.type_of(decl), is_result, index, child))
         params = _place_dictionary(params, fn.name, self.binary.go_version_tuple)
         return Subprogram(fn.name, params, die)
+
+
+def range_list(rl, offset, cu, base):
+    """[(low, high)] of the range list at `offset`, DWARF 4 or 5, from the
+    CU's base address."""
+    out = []
+    for entry in rl.get_range_list_at_offset(offset, cu=cu):
+        if hasattr(entry, "base_address"):
+            base = entry.base_address
+        elif hasattr(entry, "begin_offset"):
+            absolute = getattr(entry, "is_absolute", False)
+            lo = entry.begin_offset if absolute else base + entry.begin_offset
+            hi = entry.end_offset if absolute else base + entry.end_offset
+            # DWARF 5 offsets below the CU's base are negative, as 64-bit
+            # two's complement: the sum wraps.
+            out.append((lo & ADDRESS_MASK, hi & ADDRESS_MASK))
+    return out

@@ -25,7 +25,7 @@ from dataclasses import astuple, dataclass
 from functools import cached_property
 
 from ..errors import GobtError
-from .dwarf import _SECTIONS_READ, ADDRESS_MASK, _dwarf_info_of, _str
+from .dwarf import _SECTIONS_READ, ADDRESS_MASK, _dwarf_info_of, _str, range_list
 
 _SECTIONS = _SECTIONS_READ | {".debug_line", ".debug_loc", ".debug_loclists"}
 
@@ -228,17 +228,7 @@ class _Finder:
         rl = self.info.range_lists()
         if rl is None:
             return []
-        base = self._cu_base(die.cu)
-        out = []
-        for entry in rl.get_range_list_at_offset(attrs["DW_AT_ranges"].value, cu=die.cu):
-            if hasattr(entry, "base_address"):
-                base = entry.base_address
-            elif hasattr(entry, "begin_offset"):
-                absolute = getattr(entry, "is_absolute", False)
-                lo = entry.begin_offset if absolute else base + entry.begin_offset
-                hi = entry.end_offset if absolute else base + entry.end_offset
-                out.append((lo & ADDRESS_MASK, hi & ADDRESS_MASK))
-        return out
+        return range_list(rl, attrs["DW_AT_ranges"].value, die.cu, self._cu_base(die.cu))
 
     def file_name(self, cu_offset, index):
         files = self._lines.get(cu_offset)
