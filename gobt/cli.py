@@ -247,6 +247,9 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     from .lang.script import parse
 
     bpftrace_facts = start_probe(bpftrace)
+    from .binary import early
+
+    early.start(source.text)
     try:
         script = parse(source)
     except GobtError:

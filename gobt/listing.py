@@ -39,7 +39,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     by the number of functions (None)."""
     source = Source(pattern, "-l")
     ap = attach_point(pattern, 0, source)
-    ctx = Context(bpftrace, pid=pid)
+    ctx = Context(bpftrace, pid=pid, prefetch_dwarf=verbose)
     binary = ctx.binary(ap.target, source.location(0, len(pattern)))
     if ap.is_uprobe and binary.go_version is None:
         return False, ctx  # not Go: bpftrace lists its own uprobes

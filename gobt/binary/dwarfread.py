@@ -294,8 +294,46 @@ class LeanDwarf:
         return int.from_bytes(addrs[at : at + 8], "little")
 
 
+def prefetch(binary, names=("info", "abbrev")):
+    """Start decompressing these sections in a thread, for _section to join.
+
+    zlib lets go of the GIL while it inflates, so the ~25 ms cmd/go's
+    .debug_info takes overlap with the Python work between opening the
+    binary and the first DWARF question (pclntab, disassembly, proofs).
+    The bytes come from the same mapping gobt reads everything else from,
+    so they are the bytes of the file gobt proves its offsets against."""
+    import threading
+
+    pending = binary.__dict__.setdefault("_dwarf_pending", {})
+    for name in names:
+        if name in pending:
+            continue
+        box = {}
+
+        def work(name=name, box=box):
+            try:
+                box["data"] = _read_section(binary, name)
+            except BaseException as e:  # re-raised where the bytes are asked for
+                box["error"] = e
+
+        thread = threading.Thread(target=work, name=f"gobt-dwarf-{name}", daemon=True)
+        pending[name] = (thread, box)
+        thread.start()
+
+
 def _section(binary, name):
     """The bytes of .debug_NAME (SHF_COMPRESSED or .zdebug_NAME), or None."""
+    started = binary.__dict__.get("_dwarf_pending", {}).pop(name, None)
+    if started is None:
+        return _read_section(binary, name)
+    thread, box = started
+    thread.join()
+    if "error" in box:
+        raise box["error"]
+    return box["data"]
+
+
+def _read_section(binary, name):
     sec = binary._sections.get(f".debug_{name}")
     if sec is not None:
         raw = binary._section_bytes(f".debug_{name}")

@@ -26,6 +26,8 @@ ARCH_BY_MACHINE = {EM_X86_64: "amd64", EM_AARCH64: "arm64"}
 SHT_NOBITS = 8
 PT_LOAD = 1
 PF_X = 1
+SHF_EXECINSTR = 4
+PF_W = 2
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _SHDR = struct.Struct("<IIQQQQIIQQ")
 _PHDR = struct.Struct("<IIQQQQQQ")
@@ -39,6 +41,7 @@ class Segment:
     offset: int
     filesz: int
     executable: bool = False
+    writable: bool = False
 
 
 class GoBinary:
@@ -131,7 +134,7 @@ class GoBinary:
     @cached_property
     def segments(self):
         return [
-            Segment(vaddr, memsz, offset, filesz, bool(flags & PF_X))
+            Segment(vaddr, memsz, offset, filesz, bool(flags & PF_X), bool(flags & PF_W))
             for p_type, flags, offset, vaddr, _paddr, filesz, memsz, _align in self._phdrs
             if p_type == PT_LOAD
         ]
@@ -312,7 +315,13 @@ class GoBinary:
         """The lowest function address: file offsets below it name no symbol."""
         low = self.cache.get("facts", "lowest_function")
         if low is None:
-            low = self.symbols.lowest_function_address()
+            # Functions live in executable sections, so the lowest such
+            # section is a bound below every one: found from the section
+            # headers, where .symtab's lowest costs a pass over 50k symbols.
+            # (Offsets above it get the exact check, symbols.covering.)
+            starts = [addr for name, (_type, addr, _off, _size) in self._sections.items()
+                      if self.section_flags(name) & SHF_EXECINSTR and addr]
+            low = min(starts) if starts else self.symbols.lowest_function_address()
             self.cache.put("facts", "lowest_function", low)
         return low
 

@@ -113,7 +113,7 @@ def bounds(data, text_addr, address, starts=None):
     try:
         (nameoff,) = struct.unpack_from("<i", data, func + layout["name_at"])
         at = layout["names"] + nameoff
-        name = data[at : data.index(b"\0", at)].decode("utf-8", "replace")
+        name = cstring(data, at)
     except (struct.error, ValueError):
         return None
     return start, end, name
@@ -163,6 +163,19 @@ def _find(data, text_addr, address, starts=None):
     except (struct.error, IndexError, OverflowError):
         return None
     return None
+
+
+def cstring(data, at):
+    """The NUL-terminated name at `at` of a bytes object or a memoryview."""
+    size = 256
+    while True:
+        chunk = bytes(data[at : at + size])
+        end = chunk.find(b"\0")
+        if end != -1:
+            return chunk[:end].decode("utf-8", "replace")
+        if at + size >= len(data):
+            raise ValueError(f"unterminated name at {at}")
+        size *= 4
 
 
 class PclnSymbols:
@@ -225,8 +238,7 @@ class PclnSymbols:
         return _name_abi_wrappers(out)
 
     def _cstr(self, offset):
-        end = self._data.index(b"\0", offset)
-        return self._data[offset:end].decode("utf-8", "replace")
+        return cstring(self._data, offset)
 
     # -- SymbolTable's interface -------------------------------------------
 

@@ -146,9 +146,17 @@ class SymbolTable:
         pos = self._strtab.find(needle)
         if pos == -1:
             return None
-        for st_name, _info, _other, shndx, value, _size in _ELF64_SYM.iter_unpack(self._symtab):
-            if st_name == pos + 1 and shndx != 0:
-                return value
+        # The entries whose st_name is that string, found by bytes: a
+        # Python loop over cmd/go's 50k symbols costs ~8 ms.
+        table = self._symtab
+        key = struct.pack("<I", pos + 1)
+        at = table.find(key)
+        while at != -1:
+            if at % _ELF64_SYM.size == 0:
+                st_name, _info, _other, shndx, value, _size = _ELF64_SYM.unpack_from(table, at)
+                if shndx != 0:
+                    return value
+            at = table.find(key, at + 1)
         return None
 
     def all_functions(self):

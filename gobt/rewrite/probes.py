@@ -25,6 +25,7 @@ from .signature import check_params_complete, declared_for, declared_key  # noqa
 from .uprobes import uprobe_at
 from .spanmap import SpanMap
 from ..binary.symbols import is_wildcard
+from ..binary import early
 from ..binary.targets import resolve_binary
 
 
@@ -39,8 +40,9 @@ class Edit:
 class Context:
     """What one rewrite needs from outside the script."""
 
-    def __init__(self, bpftrace, pid=None, other_bpftrace_can=False):
+    def __init__(self, bpftrace, pid=None, other_bpftrace_can=False, prefetch_dwarf=True):
         self.bpftrace = bpftrace
+        self.prefetch_dwarf = prefetch_dwarf  # nearly every rewrite asks DWARF something
         self.pid = pid
         # cli can run a bpftrace that attaches where this one cannot.
         self.other_bpftrace_can = other_bpftrace_can
@@ -95,6 +97,8 @@ class Context:
                      f"probing the file the process runs, {found}")
             binary = GoBinary(found, display_path=target)
             binary.attach_path = found
+            if self.prefetch_dwarf:
+                early.prefetch(binary)
             self._binaries[target] = binary
         return self._binaries[target]
 
