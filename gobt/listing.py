@@ -12,7 +12,7 @@ import os
 import sys
 import time
 
-from .abi.assign import assign, describe
+from .abi.assign import abi_shape, arg_width, assign, describe
 from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
 from .binary.inlined import where
@@ -199,22 +199,13 @@ def _param_rows(binary, fn, sub=None):
             sub = binary.dwarf.subprogram(fn)
         except GobtError as e:
             return [f"({e.message})"]
+    predicted, wheres = _layout(binary, sub)
     try:
-        check_params_complete(binary, fn, sub)
+        check_params_complete(binary, fn, sub, predicted=predicted)
     except GobtError as e:
         return [f"({e.message})"]
-    locations = assign(sub, binary.arch, binary.go_version_tuple)
     rows = []
-    for p in sub.params:
-        loc = locations[p.is_result, p.index]
-        where = describe(loc, binary.arch)
-        readable = p.type.kind not in ("float", "complex")
-        if loc.in_registers and any(leaf.is_float for leaf in loc.leaves):
-            where += " (unreadable)"
-        elif not readable:
-            where += " (no float in bpftrace)"
-        if p.is_result:
-            where += " at return"
+    for p, where in zip(sub.params, wheres):
         name = p.name if not p.is_result or p.name == f"~r{p.index}" else f"{p.name} (~r{p.index})"
         rows.append((name, p.type.name, where))
     if not rows:
@@ -222,6 +213,31 @@ def _param_rows(binary, fn, sub=None):
     w1 = max(len(r[0]) for r in rows)
     w2 = max(len(r[1]) for r in rows)
     return [f"{a:<{w1}}  {b:<{w2}}  {c}" for a, b, c in rows]
+
+
+def _layout(binary, sub):
+    """(args size, where each param is) of a function: the ABI places
+    values by their shapes alone (size, alignment, register pieces), and a
+    whole-binary listing meets the same lists of shapes again and again
+    (cmd/go: 16k functions, 4k such lists)."""
+    key = (sub.abi0, tuple((p.is_result, abi_shape(p.type)) for p in sub.params))
+    memo = binary.__dict__.setdefault("_lv_layouts", {})
+    found = memo.get(key)
+    if found is None:
+        locations = assign(sub, binary.arch, binary.go_version_tuple)
+        wheres = []
+        for p in sub.params:
+            loc = locations[p.is_result, p.index]
+            where = describe(loc, binary.arch)
+            if loc.in_registers and any(leaf.is_float for leaf in loc.leaves):
+                where += " (unreadable)"
+            elif p.type.kind in ("float", "complex"):
+                where += " (no float in bpftrace)"
+            if p.is_result:
+                where += " at return"
+            wheres.append(where)
+        found = memo[key] = (arg_width(sub, binary.arch, binary.go_version_tuple), wheres)
+    return found
 
 
 def _no_dwarf_rows(binary):

@@ -74,6 +74,21 @@ def _flatten(t, base=0):
     raise GobtError(f"gobt does not know how Go passes a value of type {t.name} (kind {kind})")
 
 
+def abi_shape(t):
+    """What the assignment reads of a type: two types of one shape are
+    placed alike. Kept on the type, which is asked again and again."""
+    shape = getattr(t, "_abi_shape", None)
+    if shape is None:
+        pieces = _flatten(t)
+        # kind: -lv marks float values; the pieces already tell registers.
+        shape = (t.size, t.align, None if pieces is None else tuple(pieces), t.kind in ("float", "complex"))
+        try:
+            t._abi_shape = shape
+        except AttributeError:  # a type that takes no attributes: asked each time
+            pass
+    return shape
+
+
 class _Assigner:
     def __init__(self, abi):
         self.abi = abi

@@ -38,6 +38,8 @@ ARCHES = {
         # always before them.
         "moves_sp": lambda m, ops: m == "push" or (m in ("sub", "add", "lea", "mov") and ops.startswith("rsp,")),
         # int3 pads functions to their alignment.
+        "sp_names": {"push", "sub", "add", "lea", "mov"},  # what moves_sp looks at
+        "ret_sizes": {1, 3},  # C3, C2 iw: a prefixed RET is read by its text
         "padding": {b"\xcc", b"\x00"},
         "branch_or_ret": _amd64_branch_or_ret,
     },
@@ -48,6 +50,8 @@ ARCHES = {
         "cond_branch": lambda m: m.startswith("b.") or m in ("cbz", "cbnz", "tbz", "tbnz"),
         "moves_sp": lambda m, ops: (m in ("sub", "add", "mov") and ops.startswith("sp,"))
         or (m in ("stp", "str") and "[sp" in ops and "]!" in ops),
+        "sp_names": {"sub", "add", "mov", "stp", "str"},
+        "ret_sizes": {4},
         "padding": {b"\x00"},
         "branch_or_ret": _arm64_branch_or_ret,
     },
@@ -87,32 +91,44 @@ def _disassemble(binary, fn):
     addresses = insns.addresses
     n = len(insns)
     covered = addresses[-1] + insns.sizes[-1] - fn.start if n else 0
-    furthest_target = 0  # the furthest branch target inside the function
-    # Only the instructions that may end or leave the function are read
-    # (by capstone's id, then by their text as before).
+    furthest_target = 0  # the furthest jump target inside the function
+    conds = []  # conditional branches: their targets matter only past the code
+    kind_of = _kinds(binary.arch, insns)
+    # Only the instructions that may end or leave the function are read:
+    # RETs and conditional branches known by capstone's id alone, the rest
+    # by their text.
     for i in insns.where(facts["branch_or_ret"]):
         address = addresses[i]
+        kind = kind_of.get(insns.ids[i]) if kind_of is not None else None
+        if kind == "ret" and insns.sizes[i] in facts["ret_sizes"]:
+            out.ret_offsets.append(address - fn.start)
+            continue
+        if kind == "cond":
+            conds.append(i)
+            continue
         mnemonic, op_str = insns.text(i)
         if mnemonic in facts["ret"]:
             out.ret_offsets.append(address - fn.start)
             continue
         is_jump = mnemonic in facts["jump"]
-        if is_jump or facts["cond_branch"](mnemonic):
-            target = _immediate(op_str.split(",")[-1])
-            if target is None:
-                if is_jump:
-                    # JMP through a register or memory: a method called
-                    # through an interface, as promoted-method wrappers do.
-                    out.tail_calls.append((address - fn.start, None))
-                continue
-            if fn.start <= target < fn.end:
-                furthest_target = max(furthest_target, target - fn.start)
-            elif is_jump:
-                # A jump out of the function's own bytes ends it there: Go's
-                # promoted-method wrappers and some asm functions return so.
-                out.tail_calls.append((address - fn.start, target))
+        if not is_jump:
+            if facts["cond_branch"](mnemonic):
+                conds.append(i)
+            continue
+        target = _immediate(op_str.split(",")[-1])
+        if target is None:
+            # JMP through a register or memory: a method called through an
+            # interface, as promoted-method wrappers do.
+            out.tail_calls.append((address - fn.start, None))
+        elif fn.start <= target < fn.end:
+            furthest_target = max(furthest_target, target - fn.start)
+        else:
+            # A jump out of the function's own bytes ends it there: Go's
+            # promoted-method wrappers and some asm functions return so.
+            out.tail_calls.append((address - fn.start, target))
     rest = bytes(code[covered:])
-    if rest and rest.strip(b"".join(facts["padding"])) and not _data_after_code(insns, covered, furthest_target, facts):
+    if rest and rest.strip(b"".join(facts["padding"])) and not _data_after_code(
+            insns, covered, _furthest(insns, fn, conds, furthest_target), facts):
         from ..errors import GobtError
 
         raise GobtError(
@@ -121,6 +137,41 @@ def _disassemble(binary, fn):
         )
     out.entry_offset = _after_stack_check(binary, fn, insns, facts)
     return out
+
+
+def _furthest(insns, fn, conds, furthest_target):
+    """The furthest branch target inside fn, conditional branches included."""
+    for i in conds:
+        target = _immediate(insns.text(i)[1].split(",")[-1])
+        if target is not None and fn.start <= target < fn.end:
+            furthest_target = max(furthest_target, target - fn.start)
+    return furthest_target
+
+
+_kind_maps = {}
+
+
+def _kinds(arch, insns):
+    """capstone id -> what its name alone says: "ret", "cond" (a
+    conditional branch), "call", "sp" (may move SP in a prologue), or
+    "text" (a jump, or a name shared by kinds: arm64's "b" is also
+    b.cond); None when the decoder gave no ids. An id not in the map is
+    none of these."""
+    if insns.ids is None:
+        return None
+    kinds = _kind_maps.get(arch)
+    if kinds is None:
+        from .decode import ids_named
+
+        facts = ARCHES[arch]
+        kinds = {}
+        for kind, wanted in (("ret", facts["ret"].__contains__), ("call", facts["call"].__contains__),
+                             ("text", facts["jump"].__contains__), ("cond", facts["cond_branch"]),
+                             ("sp", facts["sp_names"].__contains__)):
+            for i in ids_named(arch, wanted):
+                kinds.setdefault(i, kind)
+        _kind_maps[arch] = kinds
+    return kinds
 
 
 _recent = []  # a few (arch, address, bytes, Decoded): the proof decodes what analyze just did
@@ -178,7 +229,11 @@ def _after_stack_check(binary, fn, insns, facts):
     n = len(insns)
     morestack = binary.morestack_addresses
     entry = 0
+    kind_of = _kinds(binary.arch, insns) or {}
+    ids = insns.ids or ()
     for i in range(min(PROLOGUE_WINDOW, n)):
+        if ids and kind_of.get(ids[i]) not in ("cond", "sp", "text"):
+            continue  # neither moves SP nor branches: no need of its text
         mnemonic, op_str = insns.text(i)
         if facts["moves_sp"](mnemonic, op_str):
             break
@@ -191,6 +246,8 @@ def _after_stack_check(binary, fn, insns, facts):
         # The growth path spills the register args, then calls
         # runtime.morestack*: its first call tells.
         for k in range(j, n):
+            if ids and kind_of.get(ids[k]) not in ("call", "text", "ret"):
+                continue  # a spill or a reload
             t_mnem, t_ops = insns.text(k)
             if t_mnem in facts["call"]:
                 if _immediate(t_ops) in morestack:

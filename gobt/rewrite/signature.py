@@ -233,7 +233,7 @@ def _agree_with_dwarf(dwarf_sub, declared, sig, source):
     return dataclasses.replace(dwarf_sub, params=params)
 
 
-def check_params_complete(binary, fn, sub, loc=None):
+def check_params_complete(binary, fn, sub, loc=None, predicted=None):
     """Refuse to guess when DWARF does not describe every arg.
 
     DWARF leaves out some params that still take registers or stack (a blank
@@ -241,7 +241,8 @@ def check_params_complete(binary, fn, sub, loc=None):
     place. The runtime's own record of the args size tells.
     """
     recorded = binary.args_size(fn)
-    predicted = arg_width(sub, binary.arch, binary.go_version_tuple)
+    if predicted is None:
+        predicted = arg_width(sub, binary.arch, binary.go_version_tuple)
     if recorded is not None and recorded != predicted:
         raise GobtError(
             f"gobt cannot place the params of {fn.name}: DWARF describes {predicted} bytes of "
