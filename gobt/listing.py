@@ -23,6 +23,7 @@ from .run.bpftrace import capable_fallback
 from .rewrite.signature import subprogram_for
 from .lang.script import attach_point
 from .lang.source import Source
+from .split import in_two
 
 # A progress line appears once a listing has taken this long (seconds).
 PROGRESS_AFTER = 1.0
@@ -53,29 +54,16 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
     progress = Progress(len(fns))
     out = progress.around(out)
-    for done, fn in enumerate(fns):
+
+    def rows(fn):
+        return _rows(binary, fn, ap, provider, source, verbose, bpftrace, bpftrace_chosen)
+
+    if verbose and binary.has_dwarf and binary.dwarf.bulk:
+        binary.dwarf.index()  # before the split: the two halves share it
+    for done, lines in in_two(fns, rows, binary.cache):
         progress.update(done)
-        try:
-            found = analyze(binary, fn)
-        except GobtError:
-            out(f"{provider}:{ap.target}:{fn.name}  not probed: cannot be disassembled whole")
-            continue
-        n = len(found.ret_offsets)
-        if found.ret_offsets:
-            note = f"{n} RET{'s' if n != 1 else ''}"
-        elif found.tail_calls:
-            note = f"no RET: tail call to {tail_call_target(binary, found)}"
-        else:
-            note = "no RET: never returns"
-        note += _reach(binary, fn, found, provider, bpftrace, bpftrace_chosen)
-        if verbose:
-            inlined = binary.inlined_call_sites(fn)
-            if inlined:
-                note += f", inlined at {inlined} call site{'s' if inlined > 1 else ''}"
-        out(f"{provider}:{ap.target}:{fn.name}  {note}")
-        if verbose:
-            for line in _params(binary, fn, ap, provider, source):
-                out("    " + line)
+        for line in lines:
+            out(line)
     progress.clear()
     if not fns and in_copies:
         n = len(in_copies)
@@ -86,6 +74,30 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")
     return True, ctx
+
+
+def _rows(binary, fn, ap, provider, source, verbose, bt, bpftrace_chosen):
+    """The lines -l or -lv prints for one function."""
+    try:
+        found = analyze(binary, fn)
+    except GobtError:
+        return [f"{provider}:{ap.target}:{fn.name}  not probed: cannot be disassembled whole"]
+    n = len(found.ret_offsets)
+    if found.ret_offsets:
+        note = f"{n} RET{'s' if n != 1 else ''}"
+    elif found.tail_calls:
+        note = f"no RET: tail call to {tail_call_target(binary, found)}"
+    else:
+        note = "no RET: never returns"
+    note += _reach(binary, fn, found, provider, bt, bpftrace_chosen)
+    if verbose:
+        inlined = binary.inlined_call_sites(fn)
+        if inlined:
+            note += f", inlined at {inlined} call site{'s' if inlined > 1 else ''}"
+    lines = [f"{provider}:{ap.target}:{fn.name}  {note}"]
+    if verbose:
+        lines += ["    " + line for line in _params(binary, fn, ap, provider, source)]
+    return lines
 
 
 class Progress:

@@ -131,3 +131,45 @@ def test_progress_line_only_on_a_terminal(toolchains, tmp_path):
     assert "functions (" not in piped.stderr and "\r" not in piped.stderr
     assert piped.stdout == out_tty
     assert out_tty.count("\n") > 1000
+
+
+def _cached_tables(cache_home):
+    import json
+
+    from gobt.cache import read_sealed
+
+    folder = os.path.join(cache_home, "gobt", "binaries")
+    tables = {}
+    for name in os.listdir(folder):
+        text = read_sealed(os.path.join(folder, name))
+        assert text is not None, name
+        for table, rows in json.loads(text)["tables"].items():
+            tables.setdefault(table, {}).update(rows)
+    return tables
+
+
+def test_listing_split_in_two_is_the_listing_in_one(toolchains, tmp_path):
+    """A long -lv is shared with a forked child (split.py): the same bytes
+    in the same order as one process makes them, and what the child learnt
+    reaches the cache as if one process had done it all."""
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    from gobt.split import MIN_ITEMS
+
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    args = ["-lv", f"uprobe:{gofmt}:*"]
+    runs = {}
+    for mode, extra in (("one", {"GOBT_NO_SPLIT": "1"}), ("two", {})):
+        home = tmp_path / mode
+        env = {k: v for k, v in os.environ.items() if k != "GOBT_NO_SPLIT"}
+        env.update(extra, XDG_CACHE_HOME=str(home))
+        done = subprocess.run([*GOBT_CMD, *args], capture_output=True, env=env, timeout=300)
+        assert done.returncode == 0, done.stderr.decode()
+        runs[mode] = (done.stdout, _cached_tables(str(home)))
+    (one, one_cache), (two, two_cache) = runs["one"], runs["two"]
+    functions = [line for line in one.decode().splitlines() if line.startswith("uprobe:")]
+    assert len(functions) >= MIN_ITEMS  # long enough to be split
+    assert two == one
+    for table in ("code", "lv"):
+        assert set(two_cache[table]) == set(one_cache[table])
+        assert len(two_cache[table]) >= MIN_ITEMS
+    assert two_cache["code"] == one_cache["code"]

@@ -255,6 +255,10 @@ class DwarfReader:
         self.bulk = False  # set by a caller about to ask for many functions
         self._index = None  # dwarfindex.DwarfIndex, built on the first question in bulk
 
+    def index(self):
+        """Build the one-pass index now (in bulk mode), not on the first question."""
+        self._bulk_index()
+
     def _bulk_index(self):
         """The one-pass index, when in bulk mode and the DWARF is of a kind it reads."""
         if not self.bulk:

@@ -330,7 +330,9 @@ def _section(binary, name):
     thread.join()
     if "error" in box:
         raise box["error"]
-    return box["data"]
+    if "data" in box:
+        return box["data"]
+    return _read_section(binary, name)  # begun before a fork: not in this process
 
 
 def _read_section(binary, name):
