@@ -6,7 +6,7 @@ that differ between architectures are data in register_abi.py; the
 algorithm here is the same for all of them.
 """
 
-from dataclasses import dataclass
+from ..record import dataclass
 
 from ..errors import GobtError
 from .register_abi import REGISTER_ABI, uses_register_abi  # noqa: F401 (re-exported for callers)

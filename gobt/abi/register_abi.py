@@ -5,7 +5,7 @@ switched the architecture from the stack ABI (Go's
 src/cmd/compile/abi-internal.md). A new architecture is a new row.
 """
 
-from dataclasses import dataclass
+from ..record import dataclass
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ fires exactly once, and still sees the entry SP and argument registers.
 """
 
 import bisect
-from dataclasses import dataclass, field
+from ..record import dataclass, field
 
 def _amd64_branch_or_ret(name):
     # capstone's instruction names: the mnemonics without prefixes.

@@ -10,7 +10,7 @@ milliseconds.
 
 import struct
 import zlib
-from dataclasses import dataclass
+from ..record import dataclass
 from functools import cached_property
 
 from ..errors import GobtError

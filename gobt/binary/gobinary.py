@@ -12,7 +12,7 @@ import mmap
 import os
 import re
 import struct
-from dataclasses import dataclass
+from ..record import dataclass
 from functools import cached_property
 
 from ..errors import GobtError

@@ -21,7 +21,7 @@ only when a name is looked up here, and the sites are cached per binary.
 import os
 import struct
 import bisect
-from dataclasses import astuple, dataclass
+from ..record import astuple, dataclass
 from functools import cached_property
 
 from ..errors import GobtError

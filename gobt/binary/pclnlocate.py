@@ -17,7 +17,7 @@ records it until the linker stopped relocating the pclntab (it is 0 in Go
 """
 
 import struct
-from dataclasses import dataclass
+from ..record import dataclass
 
 from ..errors import GobtError
 from .pclntab import LAYOUTS, MAGIC_GO12, MAGIC_GO118, MAGIC_GO120

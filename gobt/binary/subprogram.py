@@ -3,7 +3,7 @@ ABI's order, whichever reader (DWARF or a signature in the probe) found them,
 with the generic dictionary put where the ABI passes it."""
 
 import re
-from dataclasses import dataclass, field
+from ..record import dataclass, field
 
 
 class _Word:

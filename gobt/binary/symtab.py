@@ -3,7 +3,7 @@
 import bisect
 import re
 import struct
-from dataclasses import dataclass
+from ..record import dataclass
 from functools import cached_property
 
 from .symbols import is_wildcard, pattern_regex, wildcard_stars

@@ -1,7 +1,8 @@
 """Parse: a bpftrace script, with gobt's extensions, into probes and uses.
 
 The grammar lives in the top-level grammar/bpftrace.lark, installed as the
-package gobt.grammar. Only the structure gobt rewrites
+package gobt.grammar; lark turns it into tables once (tables.py) and
+lalr.py runs them. Only the structure gobt rewrites
 is extracted here (attach points, predicates, blocks, and the gobt helpers
 inside blocks), each with its offsets in the original text, so the rewriter
 can splice the text and leave every other byte alone.
@@ -9,7 +10,7 @@ can splice the text and leave every other byte alone.
 
 import os
 import re
-from dataclasses import dataclass, field
+from ..record import dataclass, field
 
 from ..errors import GobtError
 from .signature import find_signature, parse_signature
@@ -143,28 +144,15 @@ _parser = None
 def _get_parser():
     global _parser
     if _parser is None:
-        import lark
-
-        from ..cache import cache_dir, is_trusted_file
+        from . import lalr, tables
 
         grammar = _grammar_path()
-        kwargs = dict(parser="lalr", lexer="contextual", propagate_positions=True)
-        cache = cache_dir()
-        cache_file = os.path.join(cache, f"grammar-{lark.__version__}.lark.cache") if cache else None
-        if cache_file and is_trusted_file(cache_file):  # Lark unpickles it
-            # Lark keys its cache file on the grammar and options itself; we
-            # only choose where it lives, so no stray files land in /tmp.
-            kwargs["cache"] = cache_file
         if isinstance(grammar, str):
             with open(grammar, encoding="utf-8") as f:
                 text = f.read()
         else:
             text = grammar.read_text()
-        try:
-            _parser = lark.Lark(text, **kwargs)
-        except OSError:
-            kwargs.pop("cache", None)
-            _parser = lark.Lark(text, **kwargs)
+        _parser = lalr.Parser(tables.load(text, "start", "bpftrace"))
     return _parser
 
 
@@ -244,22 +232,22 @@ def _check_utf8(text, start, source):
 
 def parse(source):
     """Parse a Source into a Script, raising GobtError on a syntax error."""
-    import lark
+    from .lalr import ParseError, Tree
 
     try:
         tree = _get_parser().parse(source.text)
-    except lark.exceptions.UnexpectedInput as e:
+    except ParseError as e:
         raise _syntax_error(source, e) from None
 
     probes = []
     for node in tree.children:
-        if isinstance(node, lark.Tree) and node.data == "probe":
+        if isinstance(node, Tree) and node.data == "probe":
             probes.append(_probe(node, source))
     return Script(source, probes)
 
 
 def _probe(node, source):
-    import lark
+    from .lalr import Token
 
     attach_list, *rest = node.children
     block = rest[-1]
@@ -277,7 +265,7 @@ def _probe(node, source):
     )
     if pred_span is not None:
         probe.uses += _uses_in_predicate(source.text, pred_span)
-    for tok in block.scan_values(lambda v: isinstance(v, lark.Token)):
+    for tok in block.scan_values(lambda v: isinstance(v, Token)):
         if tok.type == "GOARG_CALL":
             text = str(tok)
             open_paren = text.index("(")
@@ -322,20 +310,16 @@ def _uses_in_predicate(text, span):
 
 
 def _syntax_error(source, e):
-    import lark
-
-    token = getattr(e, "token", None)
-    pos = getattr(e, "pos_in_stream", None)
-    if token is not None and getattr(token, "start_pos", None) is not None:
-        pos = token.start_pos
-    at_end = isinstance(e, lark.exceptions.UnexpectedEOF) or (token is not None and token.type == "$END")
+    token = e.token
+    pos = token.start_pos if token is not None else e.pos
+    at_end = token is not None and token.type == "$END"
     if pos is None or pos >= len(source.text) or at_end:
         end = len(source.text.rstrip()) or 1
         return GobtError(
             "unexpected end of script: is a '{', '\"' or '/*' left open?",
             source.location(end - 1),
         )
-    if isinstance(e, lark.exceptions.UnexpectedCharacters):
+    if e.kind == "character":
         return GobtError(
             f"syntax error: unexpected character {source.text[pos]!r}", source.location(pos)
         )

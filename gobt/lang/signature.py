@@ -12,9 +12,10 @@ into the Subprogram the ABI assigns (and checking it against the binary)
 is the rewrite stage's (gobt/rewrite/signature.py).
 """
 
-from dataclasses import dataclass, field
+from ..record import dataclass, field
 
 from ..errors import GobtError
+from . import lalr, tables
 
 # Go's predeclared types gobt can place: name -> (kind, size, signed).
 BASIC_TYPES = {
@@ -104,7 +105,6 @@ _parser = None
 def _get_parser():
     global _parser
     if _parser is None:
-        import lark
         from importlib.resources import files
         from pathlib import Path
 
@@ -113,28 +113,25 @@ def _get_parser():
         if not (path.parents[1] / "pyproject.toml").is_file() or not path.is_file():
             path = files("gobt.grammar").joinpath("gosignature.lark")
         grammar = path.read_text()
-        _parser = lark.Lark(grammar, start="signature", parser="lalr", lexer="contextual",
-                            propagate_positions=True)
+        _parser = lalr.Parser(tables.load(grammar, "signature", "gosignature"))
     return _parser
 
 
 def parse_signature(text, offset, source):
     """A Signature from `text`, found at `offset` of `source`; GobtError at the column."""
-    import lark
-
     def at(pos, width=1):
         return source.location(offset + pos, width)
 
     try:
         tree = _get_parser().parse(text)
-    except lark.exceptions.UnexpectedInput as e:
+    except lalr.ParseError as e:
         raise _syntax_error(text, e, at) from None
     params_tree, *rest = tree.children
     sig = Signature(text, offset)
     sig.params = _items(params_tree, offset, at, "param")
     if rest:
         result = rest[0]
-        if isinstance(result, lark.Tree) and result.data == "params":
+        if isinstance(result, lalr.Tree) and result.data == "params":
             sig.results = _items(result, offset, at, "result")
         else:
             t = _type(result, offset)
@@ -145,14 +142,9 @@ def parse_signature(text, offset, source):
 
 
 def _syntax_error(text, e, at):
-    import lark
-
-    pos = getattr(e, "pos_in_stream", None)
-    token = getattr(e, "token", None)
-    if token is not None and getattr(token, "start_pos", None) is not None:
-        pos = token.start_pos
-    if isinstance(e, lark.exceptions.UnexpectedEOF) or pos is None or pos >= len(text) or (
-            token is not None and token.type == "$END"):
+    token = e.token
+    pos = token.start_pos if token is not None else e.pos
+    if pos is None or pos >= len(text) or (token is not None and token.type == "$END"):
         return GobtError("the signature ends too early: is a ')' missing?", at(max(0, len(text) - 1)),
                          ["  for example: main.tick(n int, label string) (int, error)"])
     word = text[pos:].split(None, 1)[0] if text[pos:].strip() else text[pos]
@@ -161,7 +153,7 @@ def _syntax_error(text, e, at):
     else:
         word = word[0]
     expected = ""
-    accepts = getattr(e, "expected", None) or getattr(e, "allowed", None) or set()
+    accepts = e.expected
     if "RPAR" in accepts and "COMMA" in accepts:
         expected = ": expected ',' or ')'"
     elif "IDENT" in accepts:
@@ -172,13 +164,11 @@ def _syntax_error(text, e, at):
 
 def _items(tree, base, at, role):
     """Go's rule: all params named or none; `a, b int` groups names."""
-    import lark
-
     raw = []  # (name token or None, type tree)
     for child in tree.children:
         if child is None:
             continue
-        if isinstance(child, lark.Tree) and child.data == "named":
+        if isinstance(child, lalr.Tree) and child.data == "named":
             raw.append((child.children[0], child.children[1]))
         else:
             raw.append((None, child))

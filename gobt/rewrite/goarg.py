@@ -9,7 +9,7 @@ str(ptr, len) for strings. What cannot be read correctly is an error.
 """
 
 import re
-from dataclasses import dataclass
+from ..record import dataclass
 
 from ..binary.dwarf import ADDRESS_KINDS
 from ..errors import GobtError

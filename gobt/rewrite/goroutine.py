@@ -14,7 +14,7 @@ them from abi/runtime_g.py's table for its Go version, and a version that
 table does not know is refused.
 """
 
-from dataclasses import dataclass
+from ..record import dataclass
 
 from ..abi.runtime_g import known_versions, runtime_g_offsets
 from ..binary.gobinary import require_go

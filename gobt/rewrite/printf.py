@@ -25,7 +25,7 @@ would also change what a `%d` of the user's own 32-bit expressions prints
 
 import os
 import re
-from dataclasses import dataclass
+from ..record import dataclass
 
 from ..errors import warn
 

@@ -9,7 +9,7 @@ Bytes outside the edited spans are copied through untouched.
 import contextlib
 import difflib
 import os
-from dataclasses import dataclass
+from ..record import dataclass
 
 from ..abi.assign import assign
 from ..binary.gobinary import GoBinary, require_go

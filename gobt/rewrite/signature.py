@@ -9,7 +9,7 @@ its DWARF when it has some (count, names, kinds and sizes must agree), and
 always the args size the runtime records for the function.
 """
 
-import dataclasses
+from .. import record
 
 from ..abi.assign import arg_width
 from ..binary.dwarf import Field, Param, Subprogram
@@ -229,8 +229,8 @@ def _agree_with_dwarf(dwarf_sub, declared, sig, source):
                                 f"declared {_shape(decl)}", tloc)
     if not renamed:
         return dwarf_sub
-    params = [dataclasses.replace(p, name=renamed.get(id(p), p.name)) for p in dwarf_sub.params]
-    return dataclasses.replace(dwarf_sub, params=params)
+    params = [record.replace(p, name=renamed.get(id(p), p.name)) for p in dwarf_sub.params]
+    return record.replace(dwarf_sub, params=params)
 
 
 def check_params_complete(binary, fn, sub, loc=None, predicted=None):

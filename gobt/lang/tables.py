@@ -1,0 +1,146 @@
+"""Parse: the tables lalr.py runs, computed by lark from a grammar/*.lark
+file and kept in gobt's cache, so that a run imports lark only when the
+grammar (or lark) changed since the tables were made.
+
+The file is keyed on the grammar's text, lark's version and FORMAT, sealed
+with a checksum and read only if it is the user's own (cache.py); anything
+else and the tables are made again.
+"""
+
+import marshal
+import os
+import zlib
+
+FORMAT = 1
+
+
+def load(grammar_text, start, name):
+    """The tables for `grammar_text`, from the cache or made now."""
+    from ..cache import cache_dir, is_trusted_file
+
+    key = f"{zlib.crc32(grammar_text.encode()):08x}{zlib.adler32(grammar_text.encode()):08x}"
+    folder = cache_dir()
+    path = os.path.join(folder, f"{name}-tables-{FORMAT}-{key}.marshal") if folder else None
+    if path and is_trusted_file(path):
+        tables = _read(path)
+        if tables is not None:
+            return tables
+    tables = build(grammar_text, start)
+    if path:
+        _write(path, tables)
+    return tables
+
+
+def _read(path):
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        head, body = data[:12], data[12:]
+        if head != _seal(body):
+            return None
+        tables = marshal.loads(body)
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return tables if isinstance(tables, dict) and tables.get("format") == FORMAT else None
+
+
+def _seal(body):
+    return b"GOBT" + zlib.crc32(body).to_bytes(4, "little") + len(body).to_bytes(4, "little")
+
+
+def _write(path, tables):
+    body = marshal.dumps(tables)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(_seal(body) + body)
+        os.replace(tmp, path)
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def build(grammar_text, start):
+    """Ask lark for the LALR tables, the contextual lexer's terminals per
+    state and the tree-building recipe of every rule."""
+    import lark
+
+    parser = lark.Lark(grammar_text, start=start, parser="lalr", lexer="contextual",
+                       propagate_positions=True)
+    frontend = parser.parser
+    table = frontend.parser._parse_table
+    rules = list(table_rules(table))
+    index = {id(rule): i for i, rule in enumerate(rules)}
+    states = {}
+    for state, actions in table.states.items():
+        states[state] = {symbol: (0, arg) if action.name == "Shift" else (1, index[id(arg)])
+                         for symbol, (action, arg) in actions.items()}
+    lexer = frontend.lexer
+    lexers, seen = [], {}
+
+    def lexer_index(basic):
+        scanner = basic.scanner  # lark drops the keywords a regex terminal covers, and keeps callbacks
+        terminals = tuple((t.name, t.pattern.to_regexp()) for t in scanner.terminals)
+        unless = {}
+        for name, callback in basic.callback.items():
+            if type(callback).__name__ != "UnlessCallback":
+                raise ValueError(f"lark lexer callback {type(callback).__name__} on {name}: lalr.py has none")
+            unless[name] = tuple((t.name, t.pattern.to_regexp()) for t in callback.scanner.terminals)
+        key = (terminals, tuple(sorted(unless.items())))
+        if key not in seen:
+            seen[key] = len(lexers)
+            lexers.append((terminals, unless))
+        return seen[key]
+
+    lexer_of_state = {state: lexer_index(basic) for state, basic in lexer.lexers.items()}
+    root = lexer_index(lexer.root_lexer)
+    return {
+        "format": FORMAT,
+        "states": states,
+        "start_state": table.start_states[start],
+        "end_state": table.end_states[start],
+        "rules": [_recipe(rule, parser.options.maybe_placeholders) for rule in rules],
+        "lexer_of_state": lexer_of_state,
+        "lexers": lexers,
+        "root_lexer": root,
+        "ignore": tuple(parser.lexer_conf.ignore),
+    }
+
+
+def table_rules(table):
+    """Every rule the table reduces by, once each, in a stable order."""
+    seen = set()
+    for state in sorted(table.states):
+        for symbol in sorted(table.states[state]):
+            action, arg = table.states[state][symbol]
+            if action.name != "Shift" and id(arg) not in seen:
+                seen.add(id(arg))
+                yield arg
+
+
+def _recipe(rule, maybe_placeholders):
+    """(origin, size, (tree name, expand1, include, trailing Nones)): what
+    lark's ParseTreeBuilder does with the rule's children."""
+    options = rule.options
+    keep_all = options.keep_all_tokens
+    expansion = rule.expansion
+    empty = options.empty_indices if maybe_placeholders else ()
+    if empty:
+        bits = "".join(str(int(b)) for b in empty)
+        nones_at = [len(ones) for ones in bits.split("0")]
+    else:
+        nones_at = [0] * (len(expansion) + 1)
+    include, pending = [], 0
+    for i, sym in enumerate(expansion):
+        pending += nones_at[i]
+        if keep_all or not (sym.is_term and sym.filter_out):
+            include.append((i, not sym.is_term and sym.name.startswith("_"), pending))
+            pending = 0
+    pending += nones_at[len(expansion)]
+    filtered = bool(empty) or len(include) < len(expansion) or any(inline for _, inline, _ in include)
+    name = rule.alias or options.template_source or rule.origin.name
+    expand1 = bool(options.expand1 and not rule.alias)
+    build = (str(name), expand1, tuple(include) if filtered else None, pending if filtered else 0)
+    return (str(rule.origin.name), len(expansion), build)
