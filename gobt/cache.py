@@ -232,13 +232,11 @@ class BinaryCache:
     KEEP = 64  # binaries
 
     def __init__(self, identity):
-        import hashlib
-
         self.identity = identity
         self._data = None
         self._dirty = False
         base = cache_dir(binary_facts=True, sub="binaries")
-        name = hashlib.sha256(identity.encode()).hexdigest()[:32]
+        name = sha256_hex(identity.encode())[:32]
         self.path = os.path.join(base, f"{name}.json") if base else None
 
     def _load(self):
@@ -295,3 +293,16 @@ class BinaryCache:
         if write_atomic(self.path, {"format": self.FORMAT, "identity": self.identity, "tables": merged}):
             self._dirty = False
             prune(os.path.dirname(self.path), self.KEEP)
+
+
+def sha256_hex(data):
+    """hashlib.sha256(data).hexdigest(), from the built-in module when there
+    is one: hashlib loads OpenSSL first, 3 ms of a cold run."""
+    try:
+        from _sha256 import sha256  # Python 3.11
+    except ImportError:
+        try:
+            from _sha2 import sha256  # 3.12 on
+        except ImportError:
+            from hashlib import sha256
+    return sha256(data).hexdigest()

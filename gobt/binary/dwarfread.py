@@ -338,22 +338,32 @@ def _section(binary, name):
 def _read_section(binary, name):
     sec = binary._sections.get(f".debug_{name}")
     if sec is not None:
-        raw = binary._section_bytes(f".debug_{name}")
         flags = binary.section_flags(f".debug_{name}")
         if not flags & _SHF_COMPRESSED:
-            return raw
+            return binary._section_bytes(f".debug_{name}")
+        # A view: zlib reads the mapping itself, with the GIL let go (a
+        # copy first would hold it, and fault the pages in, for ~3 ms).
+        raw = binary.section_view(f".debug_{name}")
         ch_type, _reserved, size, _align = struct.unpack_from("<IIQQ", raw, 0)
         if ch_type != 1:  # ELFCOMPRESS_ZLIB
             raise Unsupported(f"compression type {ch_type}")
-        data = zlib.decompress(raw[24:])
+        data = _inflate(raw[24:], size)
     elif binary._sections.get(f".zdebug_{name}") is not None:
-        raw = binary._section_bytes(f".zdebug_{name}")
-        if raw[:4] != b"ZLIB":
+        raw = binary.section_view(f".zdebug_{name}")
+        if bytes(raw[:4]) != b"ZLIB":
             raise Unsupported(".zdebug section without a ZLIB header")
         size = int.from_bytes(raw[4:12], "big")
-        data = zlib.decompress(raw[12:])
+        data = _inflate(raw[12:], size)
     else:
         return None
     if len(data) != size:
         raise Unsupported(f".debug_{name}: {len(data)} bytes decompressed, {size} announced")
     return data
+
+
+def _inflate(compressed, size):
+    # The announced size as the output buffer, so zlib does not grow and
+    # copy it (a size no DWARF compresses to is not believed).
+    if size <= 64 * len(compressed) + (1 << 20):
+        return zlib.decompress(compressed, bufsize=max(size, 1))
+    return zlib.decompress(compressed)

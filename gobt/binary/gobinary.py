@@ -121,6 +121,16 @@ class GoBinary:
             raise GobtError(f"{self.display_path}: section {name} runs past the end of the file (truncated?)")
         return self._map[start : start + size]
 
+    def section_view(self, name):
+        """A section's bytes as a view of the mapping (no copy), or None."""
+        sec = self._sections.get(name)
+        if sec is None or sec[0] == SHT_NOBITS:
+            return None
+        _type, _addr, start, size = sec
+        if start + size > len(self._map):
+            raise GobtError(f"{self.display_path}: section {name} runs past the end of the file (truncated?)")
+        return memoryview(self._map)[start : start + size]
+
     @cached_property
     def elf(self):
         """pyelftools' view, for DWARF only."""

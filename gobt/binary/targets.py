@@ -5,9 +5,9 @@ Kept apart from rewrite.py, which imports the binary readers: the warm path
 """
 
 import os
-import shutil
 
 from ..errors import GobtError
+from ..paths import which
 
 
 def resolve_binary(target, pid):
@@ -48,7 +48,7 @@ def resolve_binary(target, pid):
     if os.path.exists(target):
         return target
     if "/" not in target:
-        return shutil.which(target)
+        return which(target)
     return None
 
 

@@ -7,7 +7,6 @@ Bytes outside the edited spans are copied through untouched.
 """
 
 import contextlib
-import difflib
 import os
 from ..record import dataclass
 
@@ -514,6 +513,8 @@ def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
                              f"(C, or cgo's own): {names}; name one exactly to probe it")
         else:
             names = [f.name for f in binary.symbols.all_functions()]
+            import difflib
+
             close = difflib.get_close_matches(ap.func, names, n=5, cutoff=0.6)
             if close:
                 hints.append("  did you mean: " + ", ".join(close))

@@ -14,10 +14,10 @@ bpftrace attaches it:
 import json
 import os
 import re
-import shutil
 
 from ..cache import cache_dir, read_sealed, write_atomic
 from ..errors import GobtError
+from ..paths import which
 
 # bpftrace's options that take a value, across releases; the rest are flags.
 # gobt must know them to find the program among the arguments.
@@ -126,7 +126,7 @@ def unreachable_hints(fallback_path=CAPABLE_BPFTRACE):
 
 def find_bpftrace(explicit=None):
     path = explicit or os.environ.get("GOBT_BPFTRACE") or "bpftrace"
-    resolved = shutil.which(path)
+    resolved = which(path)
     if not resolved:
         raise GobtError(
             f"cannot find bpftrace ({path})",
@@ -275,7 +275,8 @@ def argv0(path):
     """The name bpftrace is started under: `bpftrace` when PATH finds it so,
     as a shell would start it (getopt's messages begin with this name)."""
     name = os.path.basename(path)
-    return name if shutil.which(name) == path else path
+    return name if which(name) == path else path
+
 
 
 def exec_bpftrace(argv):
