@@ -246,10 +246,10 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     from .programcache import Rewritten
     from .lang.script import parse
 
-    bpftrace_facts = start_probe(bpftrace)
     from .binary import early
 
-    early.start(source.text)
+    early.start(source.text)  # first: the DWARF is what a cold rewrite waits for
+    bpftrace_facts = start_probe(bpftrace)
     try:
         script = parse(source)
     except GobtError:
