@@ -74,8 +74,8 @@ def report(res):
     out.append("")
 
     out.append("## gobt's own time (median wall) vs bpftrace's start-up")
-    out.append("first: --no-cache and an empty XDG_CACHE_HOME (gobt compiles its grammar and runs `bpftrace --info`); "
-               "cold: --no-cache, a binary gobt has not read (grammar and bpftrace facts kept); "
+    out.append("first: --no-cache and an empty XDG_CACHE_HOME (lark turns gobt's grammar into parse tables, and gobt runs `bpftrace --info`); "
+               "cold: --no-cache, a binary gobt has not read (parse tables and bpftrace facts kept); "
                "warm: the caches filled.")
     out.append("bpftrace columns: the emitted program run by bpftrace with BEGIN { exit(); }: exec -> \"Attaching\", "
                "-> all attached, -> end (incl. detach). For -lv: `bpftrace -lv` on the same probe.")
@@ -105,7 +105,7 @@ def report(res):
     if res.get("ratios"):
         from ratios import report_ratios
 
-        out.extend(report_ratios(res["ratios"], fmt_s, fmt_r, table))
+        out.extend(report_ratios(res["ratios"], fmt_s, fmt_r, table, res.get("after_exit") or []))
         out.append("")
 
     out.append("## Attach and detach vs number of probes (bigprog: N functions, one RET each)")

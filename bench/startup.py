@@ -94,7 +94,7 @@ def time_gobt(gobt, python, args, runs, tmp):
 
     first: an empty XDG_CACHE_HOME and --no-cache: nothing gobt ever kept.
     cold: --no-cache with only what gobt keeps per installation (the
-    compiled grammar, the bpftrace's capabilities): a first run on this
+    parse tables, the bpftrace's capabilities): a first run on this
     binary. warm: every cache filled by one run first.
     """
     # One discarded run first: it compiles gobt's bytecode on the very first
