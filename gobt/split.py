@@ -72,6 +72,7 @@ def _halfway(items):
 
 def _child(items, work, cache, fd):
     status = 1
+    _die_with_parent()
     try:
         learnt = []
         put = cache.put
@@ -91,6 +92,18 @@ def _child(items, work, cache, fd):
     except OSError:
         status = 1
     os._exit(status)
+
+
+def _die_with_parent():
+    # A parent gone early (`gobt -lv ... | head`) must not leave its child
+    # working for nobody: PR_SET_PDEATHSIG.
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _receive(fd, pid):
