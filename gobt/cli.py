@@ -47,7 +47,11 @@ def main():
     # flags, options after the script, `--`) are parsed by cmdline.py, from
     # sys.argv as it is: a command-line framework would take `--` away.
     try:
-        sys.exit(run(sys.argv[1:]))
+        code = run(sys.argv[1:])
+        # A reader gone (`| head`) shows here, where it ends by SIGPIPE
+        # below, not in the interpreter's last flush (exit status 120).
+        sys.stdout.flush()
+        sys.exit(code)
     except GobtError as e:
         _echo_error(e.render())
         sys.exit(1)

@@ -59,12 +59,22 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         return _rows(binary, fn, ap, provider, source, verbose, bpftrace, bpftrace_chosen)
 
     if verbose and binary.has_dwarf and binary.dwarf.bulk:
-        binary.dwarf.index()  # before the split: the two halves share it
-    for done, lines in in_two(fns, rows, binary.cache):
-        progress.update(done)
-        for line in lines:
+        try:
+            binary.dwarf.index()  # before the split: the two halves share it
+        except GobtError:
+            pass  # each function's rows say what is wrong with the DWARF
+    try:
+        for done, lines in in_two(fns, rows, binary.cache):
+            progress.update(done)
+            for line in lines:
+                out(line)
+    except GobtError as e:
+        # A declaration the binary refutes: the function's row, then why.
+        for line in getattr(e, "rows_before", ()):
             out(line)
-    progress.clear()
+        raise
+    finally:
+        progress.clear()
     if not fns and in_copies:
         n = len(in_copies)
         why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
@@ -96,7 +106,11 @@ def _rows(binary, fn, ap, provider, source, verbose, bt, bpftrace_chosen):
             note += f", inlined at {inlined} call site{'s' if inlined > 1 else ''}"
     lines = [f"{provider}:{ap.target}:{fn.name}  {note}"]
     if verbose:
-        lines += ["    " + line for line in _params(binary, fn, ap, provider, source)]
+        try:
+            lines += ["    " + line for line in _params(binary, fn, ap, provider, source)]
+        except GobtError as e:
+            e.rows_before = lines
+            raise
     return lines
 
 
@@ -211,8 +225,8 @@ def _param_rows(binary, fn, sub=None):
             sub = binary.dwarf.subprogram(fn)
         except GobtError as e:
             return [f"({e.message})"]
-    predicted, wheres = _layout(binary, sub)
     try:
+        predicted, wheres = _layout(binary, sub)
         check_params_complete(binary, fn, sub, predicted=predicted)
     except GobtError as e:
         return [f"({e.message})"]

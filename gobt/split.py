@@ -32,6 +32,15 @@ def in_two(items, work, cache):
         for i, item in enumerate(items):
             yield i, work(item)
         return
+    # The count never goes back: the child's rows arrive after the
+    # parent's estimate of both halves has run ahead.
+    shown = 0
+    for done, row in _in_two(items, work, cache):
+        shown = max(shown, done)
+        yield shown, row
+
+
+def _in_two(items, work, cache):
     half = _halfway(items)
     sys.stdout.flush()
     sys.stderr.flush()

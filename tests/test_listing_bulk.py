@@ -173,3 +173,78 @@ def test_listing_split_in_two_is_the_listing_in_one(toolchains, tmp_path):
         assert set(two_cache[table]) == set(one_cache[table])
         assert len(two_cache[table]) >= MIN_ITEMS
     assert two_cache["code"] == one_cache["code"]
+
+
+def test_a_whole_binary_listing_survives_what_it_cannot_read(toolchains, tmp_path, bpftrace_facts, monkeypatch):
+    """Unreadable DWARF, or a type the register ABI cannot place, is said
+    in the rows of each function it touches; the listing goes on (the
+    one-pass index and the shared layouts must not turn it into an error
+    that stops at the first function)."""
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    import shutil
+    import struct
+
+    from gobt.binary.gobinary import GoBinary
+
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    # A real binary whose .debug_info says it is compressed with an unknown
+    # algorithm (Elf64_Chdr.ch_type = 2).
+    broken = tmp_path / "gofmt-broken-dwarf"
+    shutil.copy(gofmt, broken)
+    _type, _addr, offset, _size = GoBinary(str(broken))._sections[".debug_info"]
+    with open(broken, "r+b") as f:
+        f.seek(offset)
+        assert struct.unpack("<I", f.read(4))[0] == 1  # ELFCOMPRESS_ZLIB
+        f.seek(offset)
+        f.write(struct.pack("<I", 2))
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    done = subprocess.run([*GOBT_CMD, "--no-cache", "-lv", f"uprobe:{broken}:*"], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if line.startswith("uprobe:")]
+    assert len(rows) > 1000
+    assert done.stdout.count("unreadable DWARF") >= len(rows) - 50
+
+    # An int the ABI code cannot place (as a corrupt DW_AT_go_kind makes
+    # it): a row per function that takes one, the rest listed as usual.
+    from gobt.abi import assign as abi
+
+    real = abi._flatten
+
+    def refusing(t, base=0):
+        if t.name == "int":
+            return real(type("Odd", (), {"size": 8, "kind": "unknown", "name": "int"})(), base)
+        return real(t, base)
+
+    monkeypatch.setattr(abi, "_flatten", refusing)
+    lines = _listing(f"uprobe:{gofmt}:*", bpftrace_facts, bulk=True)
+    refused = [line for line in lines if "does not know how Go passes a value of type int" in line]
+    assert refused and len([line for line in lines if line.startswith("uprobe:")]) > 1000
+    assert any(" RAX" in line or ",RBX" in line for line in lines)  # the others still placed
+
+
+def test_a_refuted_declaration_still_shows_its_function(toolchains):
+    """-lv with a declared signature the binary refutes: the function's
+    row first, then the error (exit 1), as before the rows were batched."""
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    done = subprocess.run([*GOBT_CMD, "-lv", f"goret:{gofmt}:main.main(x int)"], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1
+    assert f"goret:{gofmt}:main.main  " in done.stdout
+    assert "the signature declares 1 param for main.main, its DWARF has 0" in done.stderr
+
+
+def test_progress_only_goes_forward(toolchains, tmp_path):
+    """A forked child lists the second half (split.py) and its rows come
+    last, all at once: the count shown must not go back to the child's."""
+    import re
+
+    need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
+    go = build_package(toolchains["newest"], "cmd/go", BUILD_DIR)
+    env = {**os.environ, "GOBT_PROGRESS_AFTER": "0", "XDG_CACHE_HOME": str(tmp_path)}
+    out, terminal, rc = _run_with_stderr_on_a_tty(["--no-cache", "-lv", f"uprobe:{go}:*"], env)
+    assert rc == 0, terminal
+    counts = [int(n) for n in re.findall(r"gobt: (\d+)/\d+ functions", terminal)]
+    assert len(counts) > 5 and counts == sorted(counts), counts
+    assert out.count("\n") > 40000

@@ -79,9 +79,16 @@ def abi_shape(t):
     placed alike. Kept on the type, which is asked again and again."""
     shape = getattr(t, "_abi_shape", None)
     if shape is None:
-        pieces = _flatten(t)
+        try:
+            pieces = _flatten(t)
+        except GobtError:
+            # A kind the register ABI cannot place: the stack ABI still
+            # can, and the register ABI's assign() says why not.
+            pieces = ("unplaceable", t.kind)
+        else:
+            pieces = None if pieces is None else tuple(pieces)
         # kind: -lv marks float values; the pieces already tell registers.
-        shape = (t.size, t.align, None if pieces is None else tuple(pieces), t.kind in ("float", "complex"))
+        shape = (t.size, t.align, pieces, t.kind in ("float", "complex"))
         try:
             t._abi_shape = shape
         except AttributeError:  # a type that takes no attributes: asked each time
