@@ -31,6 +31,7 @@ means nothing is kept: bpftrace detaches as it always has.
 """
 
 import ctypes
+import errno
 import os
 import struct
 import threading
@@ -154,7 +155,10 @@ class Keeper:
                     continue
                 dup = self._libc.syscall(self._sys_getfd, self._pidfd, fd, 0)
                 if dup < 0:
-                    if not self.kept:  # no rights (yama, an LSM): keep nothing, silently
+                    # EBADF: closed since it was listed (0.17 closes the
+                    # uprobe it tries the kernel with): not a refusal.
+                    if ctypes.get_errno() in (errno.EPERM, errno.EACCES) and not self.kept:
+                        # No rights (yama, an LSM): keep nothing, silently.
                         self._close_pidfd()
                         return None
                     continue
