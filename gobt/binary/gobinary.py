@@ -113,13 +113,8 @@ class GoBinary:
         return name in self._sections
 
     def _section_bytes(self, name):
-        sec = self._sections.get(name)
-        if sec is None or sec[0] == SHT_NOBITS:
-            return None
-        _type, _addr, start, size = sec
-        if start + size > len(self._map):
-            raise GobtError(f"{self.display_path}: section {name} runs past the end of the file (truncated?)")
-        return self._map[start : start + size]
+        view = self.section_view(name)
+        return None if view is None else bytes(view)
 
     def section_view(self, name):
         """A section's bytes as a view of the mapping (no copy), or None."""
