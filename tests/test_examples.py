@@ -101,8 +101,13 @@ def test_httpserver(go, go_build, bpf, tmp_path):
 
     us = hists(out, "us")
     assert set(us) == set(sent), out
-    # One sample per request, on each path.
-    assert {p: total(b) for p, b in us.items()} == sent, out
+    # One sample per request, on each path. bpftrace 0.23 on two CPUs can
+    # lose a first insert of a new key (map_update_elem: EEXIST, retcode
+    # -17), and says so: each such warning may account for one sample.
+    counted = {p: total(b) for p, b in us.items()}
+    missing = sum(sent[p] - counted[p] for p in sent)
+    assert all(counted[p] <= sent[p] for p in sent), out
+    assert missing <= out.count("map_update_elem, retcode: -17"), out
     # No request took less than its handler slept (2 ms, 10 ms): goelapsed
     # measured each call from its own entry, even with 4 clients at once.
     assert lowest(us["/search"]) >= 1024, us["/search"]
