@@ -66,6 +66,12 @@ def _seal(payload):
 def read_sealed(path):
     """The JSON text of a cache file that this user wrote, that only they
     can change and whose checksum holds, or None (then it is rewritten)."""
+    payload = read_sealed_bytes(path)
+    return None if payload is None else payload.decode("utf-8", "surrogateescape")
+
+
+def read_sealed_bytes(path):
+    """read_sealed's payload as bytes, for a file that is not JSON."""
     import zlib
 
     data = _read_own(path)
@@ -74,7 +80,16 @@ def read_sealed(path):
     head, sep, payload = data.partition(b"\n")
     if not sep or head + sep != _SEAL.format(zlib.crc32(payload), len(payload)).encode():
         return None
-    return payload.decode("utf-8", "surrogateescape")
+    return payload
+
+
+def digest(data):
+    """Two independent 32-bit checksums of data, as hex: different bytes
+    pass both only by a 1 in 2**64 chance; zlib is loaded on every path,
+    hashlib is not."""
+    import zlib
+
+    return f"{zlib.crc32(data):08x}{zlib.adler32(data):08x}"
 
 
 def _read_own(path):
@@ -95,16 +110,6 @@ def _read_own(path):
         return None
     finally:
         os.close(fd)
-
-
-def is_trusted_file(path):
-    """Whether a cache file others open themselves (lark) may be used:
-    this user's own regular file, or none yet."""
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return True  # absent: whoever makes it now is this user
-    return stat.S_ISREG(st.st_mode) and _trusted(st)
 
 
 _fingerprint = None
@@ -190,6 +195,12 @@ def write_atomic(path, data):
     sees the old file or the new one whole (a temp file renamed over it). False on failure:
     gobt then simply has nothing cached."""
     import json
+
+    return write_sealed_bytes(path, json.dumps(data).encode("utf-8", "surrogateescape"))
+
+
+def write_sealed_bytes(path, payload):
+    """write_atomic for a payload that is not JSON (read_sealed_bytes)."""
     import tempfile
 
     tmp = None
@@ -197,7 +208,7 @@ def write_atomic(path, data):
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
         with os.fdopen(fd, "wb") as f:
-            f.write(_seal(json.dumps(data).encode("utf-8", "surrogateescape")))
+            f.write(_seal(payload))
         os.replace(tmp, path)
         return True
     except OSError:

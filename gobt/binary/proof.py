@@ -23,21 +23,14 @@ a checksum per function, no capstone.
 """
 
 import os
-import zlib
 
+from ..cache import digest
 from ..errors import GobtError
 
 
 class Stale(Exception):
     """A claimed offset does not hold on the binary's bytes (a stale or
     damaged cache): drop the caches and compute again."""
-
-
-def digest(code):
-    # Two independent 32-bit checksums: a rebuilt function whose bytes
-    # differ passes both only by a 1 in 2**64 chance; zlib is already
-    # loaded on the warm path, hashlib is not.
-    return f"{zlib.crc32(code):08x}{zlib.adler32(code):08x}"
 
 
 def is_ret(arch, code, offset):

@@ -2,64 +2,43 @@
 file and kept in gobt's cache, so that a run imports lark only when the
 grammar (or lark) changed since the tables were made.
 
-The file is keyed on the grammar's text, lark's version and FORMAT, sealed
-with a checksum and read only if it is the user's own (cache.py); anything
+The file is keyed on the grammar's text and FORMAT, sealed with a checksum
+and read only if it is the user's own regular file (cache.py); anything
 else and the tables are made again.
 """
 
 import marshal
 import os
-import zlib
+
+from ..cache import cache_dir, digest, read_sealed_bytes, write_sealed_bytes
 
 FORMAT = 1
 
 
 def load(grammar_text, start, name):
     """The tables for `grammar_text`, from the cache or made now."""
-    from ..cache import cache_dir, is_trusted_file
-
-    key = f"{zlib.crc32(grammar_text.encode()):08x}{zlib.adler32(grammar_text.encode()):08x}"
     folder = cache_dir()
+    key = digest(grammar_text.encode())
     path = os.path.join(folder, f"{name}-tables-{FORMAT}-{key}.marshal") if folder else None
-    if path and is_trusted_file(path):
+    if path:
         tables = _read(path)
         if tables is not None:
             return tables
     tables = build(grammar_text, start)
     if path:
-        _write(path, tables)
+        write_sealed_bytes(path, marshal.dumps(tables))
     return tables
 
 
 def _read(path):
+    body = read_sealed_bytes(path)  # this user's own regular file, its checksum holding
+    if body is None:
+        return None
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-        head, body = data[:12], data[12:]
-        if head != _seal(body):
-            return None
         tables = marshal.loads(body)
-    except (OSError, EOFError, ValueError, TypeError):
+    except (EOFError, ValueError, TypeError):
         return None
     return tables if isinstance(tables, dict) and tables.get("format") == FORMAT else None
-
-
-def _seal(body):
-    return b"GOBT" + zlib.crc32(body).to_bytes(4, "little") + len(body).to_bytes(4, "little")
-
-
-def _write(path, tables):
-    body = marshal.dumps(tables)
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(_seal(body) + body)
-        os.replace(tmp, path)
-    except OSError:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
 
 
 def build(grammar_text, start):
