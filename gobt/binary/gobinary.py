@@ -421,14 +421,10 @@ def require_go(binary, why):
 
 
 def _read_varint_string(data, pos):
-    length = shift = 0
-    while True:
-        b = data[pos]
-        pos += 1
-        length |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            break
+    # Go's uvarint is DWARF's ULEB128.
+    from .dwarfindex import _uleb
+
+    length, pos = _uleb(data, pos)
     return data[pos : pos + length].decode("utf-8", "replace"), pos + length
 
 
