@@ -4,8 +4,8 @@ binaries a script names while lark is still being imported and run.
 A cold rewrite on cmd/go spends ~25 ms inflating .debug_info and ~50 ms
 importing and running the parser; zlib lets go of the GIL, so on a second
 core the two overlap. The paths are a guess from the script's text (the
-parse has not happened yet); a binary the rewrite later opens takes the
-pending work over only when it is the same file (device, inode, size,
+parse has not happened yet); the rewrite takes the binary opened here
+only when its own path leads to the same file (device, inode, size,
 mtime, ctime), so a wrong guess costs a little CPU on another core and
 nothing else.
 """
@@ -50,21 +50,22 @@ def start(text):
             _started[key] = binary
 
 
-def adopt(binary):
-    """Hand `binary` the DWARF already on its way for the same file;
-    False when there is none."""
-    early = _started.pop(_identity(binary.stat), None)
-    if early is None:
-        return False
-    pending = early.__dict__.get("_dwarf_pending")
-    if not pending:
-        return False
-    binary.__dict__.setdefault("_dwarf_pending", {}).update(pending)
-    return True
+def take(path, display_path):
+    """The GoBinary start() opened for the file at `path` (its DWARF on its
+    way), named as the rewrite names it; None when start() opened no such
+    file (or it has changed since)."""
+    try:
+        key = _identity(os.stat(path))
+    except OSError:
+        return None
+    binary = _started.pop(key, None)
+    if binary is not None:
+        binary.path, binary.display_path = path, display_path
+    return binary
 
 
 def prefetch(binary):
-    """Have `binary`'s DWARF decompressed in the background: the work
-    start() began for the same file, or new work."""
-    if binary.has_dwarf and not adopt(binary):
+    """Have `binary`'s DWARF decompressed in the background (a no-op for
+    what start() began already)."""
+    if binary.has_dwarf:
         dwarfread.prefetch(binary)

@@ -94,7 +94,7 @@ class Context:
                 now = "names another file now" if os.path.exists(target) else "names no file now"
                 note(f"-p {self.pid} runs a {target} that was replaced or removed (the path {now}); "
                      f"probing the file the process runs, {found}")
-            binary = GoBinary(found, display_path=target)
+            binary = early.take(found, target) or GoBinary(found, display_path=target)
             binary.attach_path = found
             if self.prefetch_dwarf:
                 early.prefetch(binary)
