@@ -103,7 +103,8 @@ def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", t
     out = os.path.join(out_dir, name)
     if os.path.exists(out):
         return out
-    cmd = [toolchain.go, "build", "-o", out + ".tmp"]
+    tmp = f"{out}.tmp{os.getpid()}"
+    cmd = [toolchain.go, "build", "-o", tmp]
     if gcflags:
         cmd.append(f"-gcflags={gcflags}")
     if ldflags:
@@ -114,7 +115,7 @@ def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", t
     proc = subprocess.run(cmd, cwd=src_dir, env=toolchain.env(goarch, cgo=cgo), capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed in {src_dir}:\n{proc.stderr}")
-    os.replace(out + ".tmp", out)
+    os.replace(tmp, out)
     return out
 
 
@@ -135,7 +136,8 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
     if os.path.exists(out):
         return out
     os.makedirs(out_dir, exist_ok=True)
-    cmd = [toolchain.go, "build", "-o", out + ".tmp"]
+    tmp = f"{out}.tmp{os.getpid()}"
+    cmd = [toolchain.go, "build", "-o", tmp]
     if gcflags:
         cmd.append(f"-gcflags={gcflags}")
     cmd.append(package)
@@ -149,7 +151,7 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
                           capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr}")
-    os.replace(out + ".tmp", out)
+    os.replace(tmp, out)
     return out
 
 
