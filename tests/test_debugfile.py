@@ -187,8 +187,13 @@ def test_goarg_through_debuginfod(split, debuginfod, bpf, tmp_path):
 
 def test_plain_list_of_uprobes_on_a_stripped_binary(split):
     # bpftrace finds no names in a stripped Go binary; pclntab has them.
+    # (With the debug file beside it, bpftrace reads the debug file's .symtab.)
     s = split[0]
-    proc = gobt("-l", f"uprobe:{s.binary}:main.*")
+    back = hides_debuglink(s)
+    try:
+        proc = gobt("-l", f"uprobe:{s.binary}:main.*")
+    finally:
+        back()
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     listed = {line.split()[0] for line in proc.stdout.splitlines()}
