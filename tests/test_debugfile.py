@@ -27,15 +27,15 @@ CALLS = 200  # classify(0) .. classify(199): goarg(n) sums to 19900
 class Split:
     """One build, split: the stripped binary and its debug file."""
 
-    def __init__(self, folder, toolchain, tag):
+    def __init__(self, folder, toolchain, tag, program="multiret"):
         self.build_id = os.urandom(20).hex()
-        full = build(toolchain, os.path.join(ROOT, "tests/programs/multiret"), folder,
-                     ldflags=f"-B=0x{self.build_id}", tag=tag)
+        self.full = full = build(toolchain, os.path.join(ROOT, "tests/programs", program), folder,
+                                 ldflags=f"-B=0x{self.build_id}", tag=tag)
         self.folder = os.path.join(folder, tag.strip("-"))
         os.makedirs(self.folder)
-        self.debug = os.path.join(self.folder, "keep.debug")  # kept out of every place gobt looks
+        self.debug = os.path.join(self.folder, "keep.debug")
         subprocess.run(["objcopy", "--only-keep-debug", full, self.debug], check=True)
-        self.binary = os.path.join(self.folder, "multiret")
+        self.binary = os.path.join(self.folder, program)
         # --strip-all also drops .symtab, as Debian's binaries have none.
         subprocess.run(["objcopy", "--strip-all", f"--add-gnu-debuglink={self.debug}", full, self.binary],
                        check=True)
@@ -198,3 +198,39 @@ def test_plain_list_of_uprobes_on_a_stripped_binary(split):
     assert proc.returncode == 0, proc.stderr
     listed = {line.split()[0] for line in proc.stdout.splitlines()}
     assert {f"uprobe:{s.binary}:main.{f}" for f in ("classify", "work", "main")} <= listed, proc.stdout
+
+
+@pytest.fixture(scope="module")
+def split_others(toolchains, tmp_path_factory):
+    need("newest" in toolchains, "Go toolchain newest is missing (run scripts/setup)")
+    folder = str(tmp_path_factory.mktemp("others"))
+    return {p: Split(folder, toolchains["newest"], f"-{p}", p) for p in ("inlinedsites", "methods")}
+
+
+def test_the_stripped_binary_lists_as_the_unstripped_one(split_others):
+    # Params, types, results, inlined call sites: the same from the debug file.
+    s = split_others["inlinedsites"]
+    os.symlink(s.full, os.path.join(s.folder, "unstripped"))
+    listings = []
+    for name in ("unstripped", "inlinedsites"):
+        lines = []
+        for pattern in ("main.*", "main.bump"):  # bump: only inlined copies
+            proc = gobt("-lv", f"uprobe:./{name}:{pattern}", cwd=s.folder)
+            no_traceback(proc)
+            assert proc.returncode == 0, proc.stderr
+            lines += proc.stdout.replace(f"./{name}:", "BIN:").replace(f"./{name}", "BIN").splitlines()
+        listings.append(lines)
+    unstripped, stripped = listings
+    source = f"# DWARF from {s.debug} (by .gnu_debuglink)"
+    assert stripped.count(source) == 2, stripped
+    assert "inlined in main.main" in "\n".join(unstripped) and "int  RAX" in "\n".join(unstripped), unstripped
+    assert [line for line in stripped if line != source] == unstripped
+
+
+def test_goarg_through_a_field_from_the_debug_file(split_others, bpf):
+    s = split_others["methods"]
+    script = f'uprobe:{s.binary}:main.(*T).M {{ printf("B=%d x=%d\\n", goarg(t.B), goarg(x)); }}'
+    proc = gobt("-e", script, "-c", s.binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert "B=2 x=10" in proc.stdout, proc.stdout
