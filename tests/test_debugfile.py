@@ -204,7 +204,7 @@ def test_plain_list_of_uprobes_on_a_stripped_binary(split):
 def split_others(toolchains, tmp_path_factory):
     need("newest" in toolchains, "Go toolchain newest is missing (run scripts/setup)")
     folder = str(tmp_path_factory.mktemp("others"))
-    return {p: Split(folder, toolchains["newest"], f"-{p}", p) for p in ("inlinedsites", "methods")}
+    return {p: Split(folder, toolchains["newest"], f"-{p}", p) for p in ("inlinedsites", "methods", "ticker")}
 
 
 def test_the_stripped_binary_lists_as_the_unstripped_one(split_others):
@@ -234,3 +234,33 @@ def test_goarg_through_a_field_from_the_debug_file(split_others, bpf):
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     assert "B=2 x=10" in proc.stdout, proc.stdout
+
+
+def test_with_p_the_debug_file_is_found_inside_the_process_root(split_others):
+    # The process runs in a mount namespace of its own, where a tmpfs holds
+    # the binary and its .debug/ folder: only /proc/PID/root reaches them.
+    need(shutil.which("unshare") is not None, "unshare is missing (util-linux)")
+    need(os.geteuid() == 0, "a mount namespace needs root")
+    s = split_others["ticker"]
+    inside = os.path.join(s.folder, "inside")
+    os.makedirs(inside)
+    setup = (f"mount -t tmpfs none {inside} && mkdir {inside}/.debug && cp {s.binary} {inside}/ticker && "
+             f"cp {s.debug} {inside}/.debug/keep.debug && exec {inside}/ticker")
+    proc = subprocess.Popen(["unshare", "-m", "--propagation", "private", "sh", "-c", setup],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not os.path.exists(f"/proc/{proc.pid}/root{inside}/.debug/keep.debug") or \
+                os.readlink(f"/proc/{proc.pid}/exe") != f"{inside}/ticker":
+            assert proc.poll() is None and time.monotonic() < deadline, "the namespaced ticker did not start"
+            time.sleep(0.1)
+        assert not os.path.exists(f"{inside}/ticker")  # not from here
+        listed = gobt("-lv", "-p", str(proc.pid), f"goentry:{inside}/ticker:main.tick")
+        no_traceback(listed)
+        assert listed.returncode == 0, listed.stderr
+        assert f"# DWARF from /proc/{proc.pid}/root{inside}/.debug/keep.debug (by .gnu_debuglink)" in listed.stdout, \
+            listed.stdout
+        assert re.search(r"^    i +int +RAX$", listed.stdout, re.M), listed.stdout
+    finally:
+        proc.kill()
+        proc.wait()
