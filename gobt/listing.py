@@ -39,9 +39,14 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     bulk: read DWARF in one pass (True), per function (False), or choose
     by the number of functions (None)."""
     source = Source(pattern, "-l")
-    ap = attach_point(pattern, 0, source)
     ctx = Context(bpftrace, pid=pid, prefetch_dwarf=verbose)
-    binary = ctx.binary(ap.target, source.location(0, len(pattern)))
+    try:
+        ap = attach_point(pattern, 0, source)
+        binary = ctx.binary(ap.target, source.location(0, len(pattern)))
+    except GobtError:
+        if verbose or not pattern.startswith(("uprobe:", "u:")):
+            raise
+        return False, ctx  # bpftrace's to answer: a library name, a file that is no ELF
     if ap.is_uprobe and (binary.go_version is None or not (verbose or binary.stripped)):
         # Not Go, or plain -l on a binary whose .symtab bpftrace reads:
         # bpftrace lists its own uprobes. A stripped Go binary's functions

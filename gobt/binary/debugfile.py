@@ -202,7 +202,7 @@ def _by_library(build_id, env):
         raise _Failed(os.strerror(-fd))
     os.close(fd)
     found = ctypes.string_at(path.value).decode("utf-8", "surrogateescape")
-    ctypes.CDLL(None).free(path)
+    ctypes.CDLL(None).free(path)  # a c_void_p: passed whole, never cut to an int
     return found
 
 
