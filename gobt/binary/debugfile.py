@@ -11,8 +11,9 @@ server. gobt looks where gdb looks, in gdb's order:
 
 With -p, the places on disk are looked up inside the process's root
 (/proc/PID/root). A candidate is used only when it is this binary's:
-the same GNU build ID, or (without one) the CRC32 the debuglink records.
-Any other file is refused by name, never read for offsets.
+the same GNU build ID, and for one found by .gnu_debuglink, the CRC32 the
+link records (as gdb checks). Any other file is refused by name, never
+read.
 
 The code, pclntab and symbols still come from the binary itself; only
 the DWARF readers read the debug file's sections.
