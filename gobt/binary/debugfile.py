@@ -138,9 +138,7 @@ def _checked(binary, path, open_elf, build_id, crc):
              f"{name}'s is {build_id}")
         return None
     if crc is not None:
-        import zlib
-
-        got = zlib.crc32(debug.whole_file())
+        got = _crc32(debug)
         if got != crc:
             note(f"{path}: refused as the debug info of {name}: its CRC32 is {got:08x}, "
                  f"{name}'s .gnu_debuglink says {crc:08x}")
@@ -149,6 +147,37 @@ def _checked(binary, path, open_elf, build_id, crc):
         note(f"{path}: has no DWARF sections; not used for {name}")
         return None
     return debug
+
+
+def _crc32(debug):
+    """The CRC32 of the whole debug file, kept per file identity: a distro's
+    debug file is tens of MB, and a run that is not a repeat of a cached
+    program would read it all again (ctime is in the key: no user tool sets
+    it back on a changed file)."""
+    import zlib
+
+    from ..cache import cache_dir, prune, read_sealed, write_atomic
+
+    key = f"{debug.path}|{'|'.join(map(str, identity(debug.path) or ()))}"
+    folder = cache_dir(binary_facts=True, sub="debugcrc")
+    path = folder and os.path.join(folder, f"{zlib.crc32(key.encode('utf-8', 'surrogateescape')):08x}.json")
+    text = read_sealed(path) if path else None
+    if text is not None:
+        import json
+
+        try:
+            kept_key, kept = json.loads(text)
+            if kept_key == key and type(kept) is int:
+                return kept
+        except ValueError:
+            pass
+    got = zlib.crc32(debug.whole_file())
+    if path and write_atomic(path, [key, got]):
+        prune(folder, KEEP_CRCS)
+    return got
+
+
+KEEP_CRCS = 64
 
 
 def _debuginfod(build_id, name):
