@@ -24,6 +24,13 @@ SCRIPT = "goentry:{bin}:main.classify {{ @s = sum(goarg(n)); @g = count(); @ok[g
 CALLS = 200  # classify(0) .. classify(199): goarg(n) sums to 19900
 
 
+@pytest.fixture(autouse=True)
+def _no_debuginfod(monkeypatch):
+    # Debian's profile.d may set it for login shells: only the debuginfod
+    # test asks a server, its own.
+    monkeypatch.delenv("DEBUGINFOD_URLS", raising=False)
+
+
 class Split:
     """One build, split: the stripped binary and its debug file."""
 
