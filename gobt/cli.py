@@ -17,10 +17,11 @@ from .errors import GobtError, UnreachableOffset, note
 from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
 from .lang.source import Source
 
-def _gobt_lists(pattern, verbose):
-    # goret:/goentry: are gobt's; for uprobe: only -lv, whose param list
-    # bpftrace would give by the C convention. Plain -l stays bpftrace's.
-    return pattern.startswith(("goret:", "goentry:")) or (verbose and pattern.startswith(("uprobe:", "u:")))
+def _gobt_lists(pattern):
+    # goret:/goentry: are gobt's; for uprobe: -lv, whose param list
+    # bpftrace would give by the C convention, and -l on a stripped Go
+    # binary, where bpftrace finds no names (listing.list_probes decides).
+    return pattern.startswith(("goret:", "goentry:", "uprobe:", "u:"))
 
 GOBT_HELP = """\
 gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
@@ -100,7 +101,7 @@ def run(argv):
         print(GOBT_HELP.format(version=__version__) if inv.help else f"gobt v{__version__}", file=sys.stderr)
         return code
 
-    if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0], inv.verbose):
+    if inv.list_mode and inv.positional and _gobt_lists(inv.positional[0]):
         if _list(inv, bpftrace):
             return 0
 

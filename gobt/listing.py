@@ -39,11 +39,19 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     bulk: read DWARF in one pass (True), per function (False), or choose
     by the number of functions (None)."""
     source = Source(pattern, "-l")
-    ap = attach_point(pattern, 0, source)
     ctx = Context(bpftrace, pid=pid, prefetch_dwarf=verbose)
-    binary = ctx.binary(ap.target, source.location(0, len(pattern)))
-    if ap.is_uprobe and binary.go_version is None:
-        return False, ctx  # not Go: bpftrace lists its own uprobes
+    try:
+        ap = attach_point(pattern, 0, source)
+        binary = ctx.binary(ap.target, source.location(0, len(pattern)))
+    except GobtError:
+        if verbose or not pattern.startswith(("uprobe:", "u:")):
+            raise
+        return False, ctx  # bpftrace's to answer: a library name, a file that is no ELF
+    if ap.is_uprobe and (binary.go_version is None or not (verbose or binary.stripped)):
+        # Not Go, or plain -l on a binary whose .symtab bpftrace reads:
+        # bpftrace lists its own uprobes. A stripped Go binary's functions
+        # are in pclntab alone, which only gobt reads.
+        return False, ctx
     _, fns = functions(ap, source, ctx, warn_inlined=False, allow_inlined=True)
     if verbose and binary.has_dwarf:
         binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk
@@ -52,6 +60,11 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
+        if binary.debug_file.separate:
+            out(f"# DWARF from {binary.dwarf_file.path} ({binary.debug_file.how})")
+        elif not binary.has_dwarf:
+            for line in _way_forward(binary):
+                out(f"#{line[1:]}")
     progress = Progress(len(fns))
     out = progress.around(out)
 
@@ -264,6 +277,12 @@ def _layout(binary, sub):
             wheres.append(where)
         found = memo[key] = (arg_width(sub, binary.arch, binary.go_version_tuple), wheres)
     return found
+
+
+def _way_forward(binary):
+    from .binary.debugfile import way_forward
+
+    return [f"  {binary.display_path} has no DWARF: goarg cannot name params or results"] + way_forward(binary)
 
 
 def _no_dwarf_rows(binary):

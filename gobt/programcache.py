@@ -12,7 +12,8 @@ working directory and $PATH (they decide which file a BIN names). It is
 used only if each BIN still resolves to the same file, with the same
 device, inode, size, mtime and ctime (ctime is there because no user tool
 can set it back: a binary rewritten in place and touched to its old mtime
-still misses), and if every probe's function still has the bytes its
+still misses), and each place its separate debug file was looked for
+(debugfile.py) holds the same file, or none, as before, and if every probe's function still has the bytes its
 offsets were proven on (binary/proof.py). Only successful rewrites are kept, so errors are always
 found afresh, with their locations.
 
@@ -25,7 +26,7 @@ import sys
 
 from .cache import cache_dir, code_fingerprint, prune, read_sealed, touch_used, write_atomic
 
-FORMAT = 2
+FORMAT = 3
 KEEP = 256  # programs: every edit of a script makes one
 
 
@@ -67,6 +68,13 @@ def _identity(st):
     return [st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns]
 
 
+def _identity_or_none(path):
+    try:
+        return _identity(os.stat(path))
+    except OSError:
+        return None
+
+
 def _capable_identity():
     # The bpftrace gobt may pick by itself (cli) is part of what a program
     # or listing was made for: another one, or none, must miss.
@@ -97,6 +105,8 @@ class ProgramCache:
             source.filename, str(pid), os.getcwd(), os.environ.get("PATH", ""),
             # bpftrace's string size: gobt's warnings and stack check depend on it.
             os.environ.get("BPFTRACE_STRLEN", ""), os.environ.get("BPFTRACE_MAX_STRLEN", ""),
+            # Whether a stripped binary's DWARF may come from a debuginfod server.
+            os.environ.get("DEBUGINFOD_URLS", ""),
             source.text,
         ]
         # The entry holds the whole key and a hit must equal it, so the file
@@ -120,8 +130,11 @@ class ProgramCache:
             entry = json.loads(text)
             if entry.get("key") != self.key:
                 return None
-            for target, path, identity in entry["targets"]:
+            for target, path, identity, consulted in entry["targets"]:
                 if resolve_binary(target, self.pid) != path or _identity(os.stat(path)) != identity:
+                    return None
+                # A debug file installed, removed or changed since.
+                if any(_identity_or_none(place) != seen for place, seen in consulted):
                     return None
             done = Rewritten(**entry["rewritten"])
             if not _well_formed(done):
@@ -129,7 +142,7 @@ class ProgramCache:
             # The same file is not proof of the same bytes: every probe's
             # function is read again and compared (binary/proof.py).
             proofs = entry["proofs"]
-            paths = {path for _, path, _ in entry["targets"]}
+            paths = {path for _, path, _, _ in entry["targets"]}
             if not isinstance(proofs, list) or not all(isinstance(p, list) and len(p) == 6 and p[0] in paths
                                                        for p in proofs):
                 return None
@@ -146,7 +159,7 @@ class ProgramCache:
         offsets were proven on (proof.still_holds)."""
         if not self.path:
             return
-        targets = [[t, p, _identity(st)] for t, (p, st) in sorted(binaries.items())]
+        targets = [[t, p, _identity(st), consulted] for t, (p, st, consulted) in sorted(binaries.items())]
         if write_atomic(self.path, {"key": self.key, "targets": targets, "proofs": proofs,
                                     "rewritten": rewritten.__dict__}):
             prune(os.path.dirname(self.path), KEEP)

@@ -350,7 +350,7 @@ class DwarfReader:
         from .dwarfread import LeanDwarf, Unsupported
 
         try:
-            return LeanDwarf(self.binary)
+            return LeanDwarf(self.binary.dwarf_file)
         except (Unsupported, zlib.error, struct.error, IndexError, ValueError, KeyError):
             return None
 
@@ -367,17 +367,16 @@ class DwarfReader:
         walk by address ranges), or all of it when it cannot read this DWARF."""
         self._require_dwarf()
         try:
-            return _dwarf_info_of(self.binary.elf, _SECTIONS_READ)
+            return _dwarf_info_of(self.binary.dwarf_file.elf, _SECTIONS_READ)
         except Exception as e:
             raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
 
     def _require_dwarf(self):
-        if not (self.binary.has_section(".debug_info") or self.binary.has_section(".zdebug_info")):
-            raise GobtError(
-                f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
-                hints=["  goarg reads Go's types from DWARF; goret, goentry, goid, goelapsed and "
-                       "retval (the first result word) work without it. Rebuild without -w to use goarg."],
-            )
+        if not self.binary.has_dwarf:
+            from .debugfile import way_forward
+
+            raise GobtError(f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
+                            hints=way_forward(self.binary))
 
     def type_named(self, name):
         """The struct type called `name`, found without walking any CU.

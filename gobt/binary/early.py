@@ -45,7 +45,9 @@ def start(text):
         except Exception:  # the rewrite reports whatever is wrong with it
             continue
         key = _identity(binary.stat)
-        if key not in _started and binary.has_dwarf:
+        # Its own DWARF only: a separate debug file is looked up once -p
+        # has said where (prefetch, below).
+        if key not in _started and binary.has_own_dwarf:
             dwarfread.prefetch(binary)
             _started[key] = binary
 
@@ -68,4 +70,4 @@ def prefetch(binary):
     """Have `binary`'s DWARF decompressed in the background (a no-op for
     what start() began already)."""
     if binary.has_dwarf:
-        dwarfread.prefetch(binary)
+        dwarfread.prefetch(binary.dwarf_file)

@@ -48,6 +48,10 @@ class GoBinary:
     def __init__(self, path, display_path=None):
         self.path = path
         self.display_path = display_path or path
+        # Where to look for separate debug info (debugfile.py): the root
+        # and folder the binary's process sees it in (-p sets them).
+        self.debug_root = ""
+        self.debug_folder = None
         try:
             fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError:
@@ -180,8 +184,39 @@ class GoBinary:
         return locate(self)
 
     @property
-    def has_dwarf(self):
+    def has_own_dwarf(self):
         return self.has_section(".debug_info") or self.has_section(".zdebug_info")
+
+    @cached_property
+    def debug_file(self):
+        """debugfile.Found: where this binary's DWARF is (in itself, in a
+        separate debug file, or nowhere). Looked up once: a stripped Go
+        binary with a GNU build ID may ask a debuginfod server."""
+        from .debugfile import Found, find
+
+        if self.has_own_dwarf or self.go_version is None:
+            return Found(self if self.has_own_dwarf else None, "in the binary" if self.has_own_dwarf else "", [])
+        return find(self, GoBinary, self.debug_root, self.debug_folder)
+
+    @property
+    def dwarf_file(self):
+        """The GoBinary whose sections the DWARF readers read (this one,
+        or its separate debug file), or None."""
+        return self.debug_file.binary
+
+    @property
+    def debug_consulted(self):
+        """[path, identity or None] of each place a debug file was looked
+        for (none when it was not looked for)."""
+        found = self.__dict__.get("debug_file")
+        return found.consulted if found is not None else []
+
+    @property
+    def has_dwarf(self):
+        return self.dwarf_file is not None
+
+    def whole_file(self):
+        return memoryview(self._map)
 
     @property
     def stripped(self):
@@ -200,6 +235,17 @@ class GoBinary:
         st = self.stat
         identity = (f"gobt {__version__} {code_fingerprint()}|{self.build_id}|"
                     f"{st.st_dev}|{st.st_ino}|{st.st_size}|{st.st_mtime_ns}|{st.st_ctime_ns}")
+        if not self.has_own_dwarf:
+            # What it knows of DWARF comes from the debug file, if any: a
+            # -dbgsym installed since must not meet a cached "no DWARF".
+            found = self.debug_file
+            debug = found.binary
+            if debug is None:
+                identity += "|no debug file"
+            else:
+                ds = debug.stat
+                identity += (f"|debug {debug.path}|{ds.st_dev}|{ds.st_ino}|{ds.st_size}|"
+                             f"{ds.st_mtime_ns}|{ds.st_ctime_ns}")
         return BinaryCache(identity)
 
     def functions_matching(self, pattern):
@@ -306,7 +352,7 @@ class GoBinary:
         """Calls of fn the compiler inlined, from DWARF (None: no DWARF)."""
         count = self.cache.get("inlined", fn.name)
         if count is None:
-            if not (self.has_section(".debug_info") or self.has_section(".zdebug_info")):
+            if not self.has_dwarf:
                 return None
             try:
                 count = self.dwarf.inlined_call_sites(fn)

@@ -74,7 +74,7 @@ def inlined_sites(binary, name):
     [] without DWARF."""
     rows = binary.cache.get("inlsites", name)
     if rows is None:
-        if not (binary.has_section(".debug_info") or binary.has_section(".zdebug_info")):
+        if not binary.has_dwarf:
             return []
         try:
             rows = [list(astuple(s)) for s in _Finder.of(binary).sites(name)]
@@ -114,7 +114,7 @@ class _Finder:
     @cached_property
     def info(self):
         try:
-            return _dwarf_info_of(self.binary.elf, _SECTIONS)
+            return _dwarf_info_of(self.binary.dwarf_file.elf, _SECTIONS)
         except Exception as e:
             raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
 

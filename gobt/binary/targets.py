@@ -84,3 +84,16 @@ def _mapped_as(proc, path):
                 pass
         return by_range if os.path.exists(by_range) else None
     return None
+
+
+def debug_places(pid, target, found):
+    """(root, folder) to look for the debug file of BIN in process pid:
+    its root, and BIN's folder as the process sees it; without -p, ("", None)."""
+    if pid is None:
+        return "", None
+    if found == f"/proc/{pid}/exe":
+        try:
+            return f"/proc/{pid}/root", os.path.dirname(os.readlink(found).removesuffix(" (deleted)"))
+        except OSError:
+            pass
+    return f"/proc/{pid}/root", os.path.dirname(os.path.abspath(target))

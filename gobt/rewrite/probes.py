@@ -25,7 +25,7 @@ from .uprobes import uprobe_at
 from .spanmap import SpanMap
 from ..binary.symbols import is_wildcard
 from ..binary import early
-from ..binary.targets import resolve_binary
+from ..binary.targets import debug_places, resolve_binary
 
 
 @dataclass
@@ -72,8 +72,8 @@ class Context:
             binary.cache.save()
 
     def binaries_read(self):
-        """target -> (path, stat) of every binary this rewrite read."""
-        return {t: (b.path, b.stat) for t, b in self._binaries.items()}
+        """target -> (path, stat, where its debug file was looked for) of every binary read."""
+        return {t: (b.path, b.stat, b.debug_consulted) for t, b in self._binaries.items()}
 
     def proofs_made(self):
         """What proof.still_holds checks, for the program cache."""
@@ -85,17 +85,15 @@ class Context:
             found = resolve_binary(target, self.pid)
             if found is None:
                 where = f" (nor inside process {self.pid})" if self.pid is not None else ""
-                raise GobtError(
-                    f"binary '{target}' not found{where}",
-                    location,
-                    ["  give a path to the Go binary (./app or /usr/local/bin/app)"],
-                )
+                raise GobtError(f"binary '{target}' not found{where}", location,
+                                ["  give a path to the Go binary (./app or /usr/local/bin/app)"])
             if self.pid is not None and found.startswith(f"/proc/{self.pid}/") and "/root/" not in found:
                 now = "names another file now" if os.path.exists(target) else "names no file now"
                 note(f"-p {self.pid} runs a {target} that was replaced or removed (the path {now}); "
                      f"probing the file the process runs, {found}")
             binary = early.take(found, target) or GoBinary(found, display_path=target)
             binary.attach_path = found
+            binary.debug_root, binary.debug_folder = debug_places(self.pid, target, found)
             if self.prefetch_dwarf:
                 early.prefetch(binary)
             self._binaries[target] = binary

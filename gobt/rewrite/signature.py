@@ -121,7 +121,7 @@ def declared_subprogram(name, sig):
 
 
 def _has_dwarf(binary):
-    return binary.has_section(".debug_info") or binary.has_section(".zdebug_info")
+    return binary.has_dwarf
 
 
 def _unnamed(name):
