@@ -12,7 +12,7 @@ from ..record import dataclass
 
 from ..abi.assign import assign
 from ..binary.gobinary import GoBinary, require_go
-from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
+from ..binary.disasm import analyze, is_instruction_boundary
 from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
@@ -22,6 +22,7 @@ from .goroutine import goroutine_of
 from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
+from .goret import analyze_all, expand_goret, say_skipped
 from .spanmap import SpanMap
 from ..binary.symbols import is_wildcard
 from ..binary import early
@@ -56,9 +57,11 @@ class Context:
         self.proven = set()  # (BIN, file offset) of probes at offsets gobt proved
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
+        self.fresh = False  # no cache left: what fails a proof now fails on the bytes
 
     def restart(self):
         """Start the rewrite again, with every binary's cache dropped."""
+        self.fresh = True
         self.needs_unsafe = ""
         self.probe_count = 0
         self.maps_used = set()
@@ -221,7 +224,7 @@ class _ProbeRewriter:
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
             declared = declared_for(ap, binary, fns, self.source)
-            attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
+            attach, codes = expand_goret(ap, binary, fns, ctx, loc)
             self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c, declared) for c in codes]
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
@@ -229,7 +232,10 @@ class _ProbeRewriter:
             binary, fns = functions(ap, self.source, ctx, warn_inlined=False, allow_inlined=True)
             declared = declared_for(ap, binary, fns, self.source)
             attach = []
-            for code in _analyze_all(ap, binary, fns, loc):
+            skipped = []
+            codes = analyze_all(ap, binary, fns, loc, skipped)
+            say_skipped(ap, skipped, loc, placed=len(codes))
+            for code in codes:
                 fn = code.function
                 attach.append(uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
                 self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code, declared))
@@ -520,63 +526,6 @@ def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
                 hints.append("  did you mean: " + ", ".join(close))
         raise GobtError(f"no function matches '{ap.func}' in {ap.target}", func_loc, hints)
     return binary, fns
-
-
-def _analyze_all(ap, binary, fns, loc):
-    """disasm.Code of each function; for wildcards, skipping (and naming)
-    the few that cannot be disassembled whole rather than failing them all."""
-    codes = []
-    unreadable = []
-    for fn in fns:
-        try:
-            codes.append(analyze(binary, fn))
-        except GobtError as e:
-            if not is_wildcard(ap.func):
-                raise GobtError(e.message, loc) from None
-            unreadable.append(fn.name)
-    if unreadable:
-        names = ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
-        warn(f"{len(unreadable)} functions matching '{ap.func}' could not be disassembled whole "
-             f"and get no probe: {names}", loc)
-    return codes
-
-
-def _expand_goret(ap, binary, fns, ctx, loc):
-    """The uprobes on every RET of the functions; (attach points, their Codes)."""
-    attach = []
-    no_ret = []
-    codes = []
-    unplaceable = []  # (name, why) the installed bpftrace cannot attach to
-    for found in _analyze_all(ap, binary, fns, loc):
-        if not found.ret_offsets:
-            no_ret.append((found.function, found))
-            continue
-        try:
-            probes = [uprobe_at(ctx.attach_target(ap), binary, found.function, offset, ctx, loc, ret=True)
-                      for offset in found.ret_offsets]
-        except GobtError as e:
-            # Every match gets its probe when another bpftrace can take them.
-            if not is_wildcard(ap.func) or (isinstance(e, UnreachableOffset) and ctx.other_bpftrace_can):
-                raise
-            unplaceable.append((found.function.name, e))
-            continue
-        codes.append(found)
-        attach.extend(probes)
-    if unplaceable:
-        name, e = unplaceable[0]
-        warn(f"{len(unplaceable)} functions matching '{ap.func}' get no probe, e.g. {e.message}", loc)
-    for fn, found in no_ret[:10]:
-        if found.tail_calls:
-            to = tail_call_target(binary, found)
-            warn(f"{fn.name} has no RET: it ends in a tail call (JMP to {to}); goret never fires for it", loc)
-        else:
-            warn(f"{fn.name} has no RET (it never returns); goret never fires for it", loc)
-    if len(no_ret) > 10:
-        warn(f"{len(no_ret) - 10} more functions matching '{ap.func}' have no RET", loc)
-    if not attach:
-        raise GobtError(f"goret:{ap.target}:{ap.func} matches no function with a RET instruction", loc)
-    ctx.probe_count += len(attach)
-    return attach, codes
 
 
 def _target_text(ap):
