@@ -75,11 +75,16 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         raise
     finally:
         progress.clear()
+    n = len(in_copies)
     if not fns and in_copies:
-        n = len(in_copies)
-        why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
+        why = {"goret": "goret cannot fire in them (no RET)", "goentry": "goentry fires at each"}.get(
+            provider, f"a uprobe finds no function (as in bpftrace); goentry:{ap.target}:{ap.func} fires at each")
         out(f"{provider}:{ap.target}:{ap.func}  no body of its own: inlined at {n} call site{'s' if n != 1 else ''}, "
             f"{why}")
+    elif verbose and provider == "uprobe" and in_copies:
+        # bpftrace's meaning: the body only. goentry: is the probe for every call.
+        out(f"    uprobe fires at the body only, as in bpftrace; goentry:{ap.target}:{ap.func} fires at the "
+            f"{n} inlined cop{'ies' if n != 1 else 'y'} too:")
     if verbose and provider != "goret":
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")

@@ -12,7 +12,7 @@ _MAY_NEED_GOBT = re.compile(
     r"\bgo(?:ret|entry|arg|id|elapsed)\b"
     # an unquoted uprobe function bpftrace could not lex: a Go method
     r"|\b(?:uprobe|u):[^\s{,]*[^\s{,_\-./a-zA-Z0-9#*:\"+]"
-    # a Go function's name (pkg.Name), which may have inlined copies
+    # a Go function's name (pkg.Name), which in a stripped binary only gobt finds
     r"|\b(?:uprobe|u):[^\s{,:]+:\"?[\w/.\-]*\w\.[\w(]"
 )
 
@@ -24,6 +24,24 @@ def may_need_gobt(text):
 _COMMENTS_AND_STRINGS = re.compile(r'//[^\n]*|/\*.*?\*/|"(?:[^"\\\n]|\\.)*"', re.S)
 
 
-def needs_gobt_outside_comments(text):
-    """may_need_gobt, on the code only (comments and strings blanked)."""
-    return may_need_gobt(_COMMENTS_AND_STRINGS.sub(" ", text))
+_GOBT_WORDS = re.compile(r"\bgo(?:ret|entry|arg|id|elapsed)\b")
+
+
+def has_gobt_words(text):
+    """A gobt construct by name (goret, goentry, goarg, goid, goelapsed)
+    outside comments and strings: a program without one is bpftrace's to
+    judge, even where gobt's grammar rejects it."""
+    return _GOBT_WORDS.search(_COMMENTS_AND_STRINGS.sub(" ", text)) is not None
+
+
+# goret:/goentry: attach points, quoted pieces included, as bpftrace's
+# lexer would take them (an unquoted piece stops at a space, ',' or '{').
+_GOBT_ATTACH_POINT = re.compile(r'\bgo(?:ret|entry):(?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"])*')
+
+
+def as_bpftrace_sees_it(text):
+    """The text with each goret:/goentry: attach point replaced by BEGIN,
+    padded with spaces to the same length: every other byte, line and
+    column stays where it was, so bpftrace's parser judges the rest of the
+    program and its positions are the user's."""
+    return _GOBT_ATTACH_POINT.sub(lambda m: "BEGIN".ljust(len(m.group(0))), text)

@@ -24,7 +24,7 @@ def analyze_all(ap, binary, fns, loc, skipped):
         except GobtError as e:
             if not is_wildcard(ap.func):
                 raise GobtError(e.message, loc) from None
-            skipped.append((fn.name, "cannot be disassembled whole", e.message))
+            skipped.append((fn.name, "cannot be disassembled whole", f"{fn.name} gets no probe: {e.message}"))
     return codes
 
 
@@ -59,7 +59,8 @@ def expand_goret(ap, binary, fns, ctx, loc):
             # Every match gets its probe when another bpftrace can take them.
             if not is_wildcard(ap.func) or (isinstance(e, UnreachableOffset) and ctx.other_bpftrace_can):
                 raise
-            skipped.append((name, f"bpftrace {ctx.bpftrace.version_text} cannot attach there", e.message))
+            skipped.append((name, f"bpftrace {ctx.bpftrace.version_text} cannot attach there",
+                            f"{name} gets no probe: {e.message}"))
             continue
         except Stale as e:
             # Computed afresh and still refuted by the bytes: this function
@@ -67,7 +68,7 @@ def expand_goret(ap, binary, fns, ctx, loc):
             # the caches and tries again first.)
             if not is_wildcard(ap.func) or not ctx.fresh:
                 raise
-            skipped.append((name, "gobt cannot prove its bounds", f"gobt will not place a probe in it: {e}"))
+            skipped.append((name, "gobt cannot prove its bounds", f"{name} gets no probe: gobt's proof fails on the bytes ({e})"))
             continue
         codes.append(found)
         attach.extend(probes)

@@ -19,7 +19,7 @@ from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
-from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
+from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
 from .goret import analyze_all, expand_goret, say_skipped
@@ -246,20 +246,27 @@ class _ProbeRewriter:
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         uses_go = any(u.kind != "retval" for u in self.probe.uses)
-        if ap.is_uprobe and (ap.needs_quoting() or ap.signature is not None
-                             or (uses_go and not _is_address(ap.func)) or has_copies(ctx, ap)):
-            at = not ap.probe_offset  # at the entry: inlined copies are entries too
-            binary, fns = functions(ap, self.source, ctx, warn_inlined=not at, allow_inlined=at)
+        # A uprobe keeps bpftrace's meaning: the function's own body, never
+        # its inlined copies (goentry:'s job). gobt touches it only to quote
+        # a Go symbol, to read goarg, or where bpftrace cannot find the name.
+        # Quoting is for Go symbols: uprobe:/bin/bash:readline) is bpftrace's to judge.
+        quote = ap.needs_quoting() and _in_go_binary(ctx, ap)
+        by_table = not (quote or ap.signature is not None
+                        or (uses_go and not _is_address(ap.func))) and _only_pclntab_names(ctx, ap)
+        if ap.is_uprobe and (quote or ap.signature is not None
+                             or (uses_go and not _is_address(ap.func)) or by_table):
+            binary, fns = functions(ap, self.source, ctx)
             declared = declared_for(ap, binary, fns, self.source)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
                 self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry", None, declared) for fn in fns]
             spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
-            if at:
-                spelled += at_copies(ctx, ap, binary, loc, self.sites, Site, uprobe_at)
             if spelled == [ap.text]:
                 return []
+            if by_table:
+                note(f"{ap.text}: the binary has no symbol table, so bpftrace cannot find {ap.func} by name; "
+                     "gobt gives it the entry address from the Go function table (.gopclntab)")
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(spelled))]
         self.not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
@@ -474,6 +481,26 @@ def _same_everywhere(values, what, loc):
     return next(iter(values))
 
 
+def _in_go_binary(ctx, ap):
+    try:
+        binary = ctx.binary(ap.target, None)
+    except GobtError:
+        return False  # not a binary gobt can read: bpftrace's to judge
+    return binary.go_version is not None or binary.pcln_text_range is not None
+
+
+def _only_pclntab_names(ctx, ap):
+    """A plain uprobe on a Go name in a stripped Go binary: bpftrace finds
+    no symbol by that name, pclntab does."""
+    if not ap.may_name_go():
+        return False
+    try:
+        binary = ctx.binary(ap.target, None)
+    except GobtError:
+        return False  # not a binary gobt can read: bpftrace's to judge
+    return binary.stripped and binary.go_version is not None and bool(binary.functions_matching(ap.func))
+
+
 def _is_address(func):
     return func[:2].lower() == "0x" or func.isdigit()
 
@@ -499,7 +526,11 @@ def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
     if warn_inlined and len(fns) == 1 and not is_wildcard(ap.func):
         # (For wildcards this would cost a DWARF search per function.)
         inlined = binary.inlined_call_sites(fns[0])
-        if inlined:
+        if inlined and ap.is_uprobe and not ap.probe_offset:
+            warn(f"{fns[0].name} is inlined at {inlined} call site{'s' if inlined > 1 else ''}; a uprobe "
+                 f"fires at its body only, as in bpftrace: goentry:{ap.target}:{ap.func} fires at each copy too",
+                 loc)
+        elif inlined:
             warn(f"{fns[0].name} is inlined at {inlined} call site{'s' if inlined > 1 else ''}; "
                  "no probe sees those calls (build with -gcflags=all=-l to keep them)", loc)
     if not fns:
