@@ -172,9 +172,10 @@ def run(argv):
     argv = [done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])]
     display = "stdin" if source.filename == "-e" else source.filename
     from .rewrite.spanmap import SpanMap
-    from .run.messages import MessageFilter
+    from .run.messages import MessageFilter, shifts_after_quotes
 
-    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven), fds,
+    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven,
+                                  quoted_shift=shifts_after_quotes(done.bpftrace_version)), fds,
               _probes_to_keep(done))
 
 
