@@ -17,7 +17,7 @@ from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
 from .binary.inlined import where
 from .rewrite.inlined import copies, copy_params
-from .rewrite.probes import Context, check_params_complete, functions
+from .rewrite.probes import Context, check_params_complete, functions, not_go_error
 from .rewrite.uprobes import offset_covered
 from .run.bpftrace import capable_fallback
 from .rewrite.signature import subprogram_for
@@ -44,6 +44,8 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     binary = ctx.binary(ap.target, source.location(0, len(pattern)))
     if ap.is_uprobe and binary.go_version is None:
         return False, ctx  # not Go: bpftrace lists its own uprobes
+    if ap.is_gobt:
+        not_go_error(ap, binary, source.location(0, len(pattern)))
     _, fns = functions(ap, source, ctx, warn_inlined=False, allow_inlined=True)
     if verbose and binary.has_dwarf:
         binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk

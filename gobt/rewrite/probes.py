@@ -517,11 +517,24 @@ def _pid_filter(probe, source, pid):
             Edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
 
 
+def not_go_error(ap, binary, loc):
+    """goret:/goentry: are for Go functions: on a binary with no Go build
+    info and no Go function table, a clear error (a C function's values
+    are not where Go's ABI puts them)."""
+    if binary.go_version is not None or binary.pcln_text_range is not None:
+        return
+    raise GobtError(f"{binary.display_path} is not a Go binary (no Go build info, no Go function table); "
+                    f"{ap.provider}: probes Go functions", loc,
+                    [f"  for its functions, use bpftrace's uprobes: bpftrace -l 'uprobe:{ap.target}:*'"])
+
+
 def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
     """The binary and the functions an attach point names (none, with allow_inlined, for a
     name whose every call is inlined); warns of inlining."""
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
+    if ap.is_gobt:
+        not_go_error(ap, binary, loc)
     fns = binary.functions_matching(ap.func)
     if warn_inlined and len(fns) == 1 and not is_wildcard(ap.func):
         # (For wildcards this would cost a DWARF search per function.)
