@@ -22,6 +22,9 @@ from toolchains import build_package
 _PROBE = re.compile(r'uprobe:[^:]+:(?:"((?:[^"\\]|\\.)*)"(?:\+(\d+))?|0x([0-9a-f]+)|([^\s,"{]+))')
 
 
+# Once per run: --emit only, and the 0.17 pass runs 0.23 for cmd/go anyway
+# (0.17 cannot reach its far text), so both passes would check the same.
+@pytest.mark.bpftrace_independent
 @pytest.mark.parametrize("chain", ["go1.15", "go1.19", "newest"])
 def test_goret_star_places_every_ret_of_cmd_go(chain, toolchains, tmp_path):
     need(chain in toolchains, f"Go toolchain {chain} is missing (run scripts/setup)")
