@@ -52,3 +52,25 @@ def test_gobt_says_what_bpftrace_says(path, form, mixed, bpf, go_binary, tmp_pat
     assert "error" in theirs.stderr.lower()
     assert without_gobt_notes(ours.stderr) == without_gobt_notes(theirs.stderr)
     assert ours.returncode == theirs.returncode
+
+
+@pytest.mark.parametrize("form", ["file", "-e"])
+def test_a_signature_is_gobts_and_the_syntax_error_bpftraces(form, bpf, go_binary, tmp_path):
+    # A declared signature is no bpftrace syntax: bpftrace judges the rest,
+    # and its message is about the stray brace on line 2, as for BEGIN there.
+    first = f"goret:{go_binary}:main.add(a int, b int) int {{ @r = count(); }}\n"
+    rest = "}\nBEGIN { exit(); }\n"
+    standin = "BEGIN".ljust(first.index(" {")) + first[first.index(" {"):]
+    if form == "file":
+        (tmp_path / "prog.bt").write_text(first + rest)
+        (tmp_path / "standin").mkdir()
+        (tmp_path / "standin" / "prog.bt").write_text(standin + rest)
+        ours = gobt("prog.bt", cwd=tmp_path)
+        theirs = subprocess.run([bpf, "prog.bt"], capture_output=True, text=True, cwd=tmp_path / "standin")
+    else:
+        ours = gobt("-e", first + rest)
+        theirs = subprocess.run([bpf, "-e", standin + rest], capture_output=True, text=True)
+    no_traceback(ours)
+    assert ours.returncode == theirs.returncode == 1
+    assert without_gobt_notes(ours.stderr) == without_gobt_notes(theirs.stderr)
+    assert ":2:1-2: ERROR: syntax error" in ours.stderr

@@ -35,13 +35,35 @@ def has_gobt_words(text):
 
 
 # goret:/goentry: attach points, quoted pieces included, as bpftrace's
-# lexer would take them (an unquoted piece stops at a space, ',' or '{').
-_GOBT_ATTACH_POINT = re.compile(r'\bgo(?:ret|entry):(?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"])*')
+# lexer would take them (an unquoted piece stops at a space, ',' or '{'),
+# and uprobes with an unquoted '(' after a name or a dot (main.(*T).M, a
+# Go signature), which only gobt reads (not 0x$(nm ...), a shell's).
+_GOBT_ATTACH_POINT = re.compile(
+    r'\b(?:go(?:ret|entry):(?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"])*'
+    r'|(?:uprobe|u):(?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"(])*[\w.]\((?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"])*)'
+)
+# What follows an attach point whose '(' is still open: the rest of a
+# signature's parameters, then its results, on the same line.
+_SIGNATURE_REST = re.compile(r'[^\n{}]*?\)(?:[ \t]+(?:\([^\n{}]*\)|[^\s,{}(]+))?(?=[\s,{])')
 
 
 def as_bpftrace_sees_it(text):
-    """The text with each goret:/goentry: attach point replaced by BEGIN,
-    padded with spaces to the same length: every other byte, line and
-    column stays where it was, so bpftrace's parser judges the rest of the
-    program and its positions are the user's."""
-    return _GOBT_ATTACH_POINT.sub(lambda m: "BEGIN".ljust(len(m.group(0))), text)
+    """The text with each gobt attach point replaced by BEGIN, padded with
+    spaces to the same length: every other byte, line and column stays
+    where it was, so bpftrace's parser judges the rest of the program and
+    its positions are the user's."""
+    out, pos = [], 0
+    for m in _GOBT_ATTACH_POINT.finditer(text):
+        if m.start() < pos:
+            continue
+        end = m.end()
+        head = m.group(0)
+        if head.count("(") > head.count(")"):
+            rest = _SIGNATURE_REST.match(text, end)
+            if rest:
+                end = rest.end()
+        out.append(text[pos:m.start()])
+        out.append("BEGIN".ljust(end - m.start()))
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
