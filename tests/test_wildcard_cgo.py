@@ -26,7 +26,7 @@ _PROBE = re.compile(r'uprobe:[^:]+:(?:"((?:[^"\\]|\\.)*)"(?:\+(\d+))?|0x([0-9a-f
 # (0.17 cannot reach its far text), so both passes would check the same.
 @pytest.mark.bpftrace_independent
 @pytest.mark.parametrize("chain", ["go1.15", "go1.19", "newest"])
-def test_goret_star_places_every_ret_of_cmd_go(chain, toolchains, tmp_path):
+def test_goret_star_places_every_ret_of_cmd_go(chain, toolchains, tmp_path, monkeypatch):
     need(chain in toolchains, f"Go toolchain {chain} is missing (run scripts/setup)")
     path = build_package(toolchains[chain], "cmd/go", BUILD_DIR, cgo=True)
     (tmp_path / "cmd-go").symlink_to(path)
@@ -46,7 +46,7 @@ def test_goret_star_places_every_ret_of_cmd_go(chain, toolchains, tmp_path):
     from gobt.binary.proof import _decode, prove, same_function
     from gobt.binary.symtab import Function
 
-    cache.disable()  # prove() decodes the bytes itself, trusting no cache
+    monkeypatch.setattr(cache, "_disabled", True)  # prove() decodes the bytes itself, trusting no cache
     binary = GoBinary(path)
     table = binary.pclntab
     starts = entries(table.data, table.text_start)
