@@ -14,7 +14,7 @@ from .run.bpftrace import (DETACH_BACKGROUND_NOTE_PROBES, DETACH_SECONDS_PER_PRO
                            probe_bpftrace, program_fd, start_probe, unreachable_hints)
 from .cmdline import parse_argv
 from .errors import GobtError, UnreachableOffset, note
-from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
+from .lang.precheck import as_bpftrace_sees_it, has_gobt_words, may_need_gobt
 from .lang.source import Source
 
 def _gobt_lists(pattern):
@@ -53,6 +53,9 @@ def main():
         # below, not in the interpreter's last flush (exit status 120).
         sys.stdout.flush()
         sys.exit(code)
+    except BpftraceSaid as e:
+        sys.stderr.write(e.text)
+        sys.exit(e.status)
     except GobtError as e:
         _echo_error(e.render())
         sys.exit(1)
@@ -72,6 +75,14 @@ def main():
             "  this is a bug in gobt; rerun with GOBT_DEBUG=1 for the traceback and report it"
         )
         sys.exit(70)
+
+
+class BpftraceSaid(Exception):
+    """bpftrace's own messages about the user's script, printed as they are."""
+
+    def __init__(self, text, status):
+        super().__init__(text)
+        self.text, self.status = text, status
 
 
 def _echo_error(text):
@@ -162,9 +173,10 @@ def run(argv):
     argv = [done.bpftrace or bpftrace, *args, *(["--", *inv.positional] if inv.positional else [])]
     display = "stdin" if source.filename == "-e" else source.filename
     from .rewrite.spanmap import SpanMap
-    from .run.messages import MessageFilter
+    from .run.messages import MessageFilter, shifts_after_quotes
 
-    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven), fds,
+    supervise(argv, MessageFilter(name, display, program, source.text, SpanMap(done.spans), done.proven,
+                                  quoted_shift=shifts_after_quotes(done.bpftrace_version)), fds,
               _probes_to_keep(done))
 
 
@@ -258,12 +270,19 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     try:
         script = parse(source)
     except GobtError:
-        # gobt's grammar is coarser than bpftrace's: a script that only
-        # mentions goret or goid in a comment is bpftrace's to judge.
-        if needs_gobt_outside_comments(source.text):
-            bpftrace_facts.cancel()
-            raise
-        script = None
+        # gobt's grammar is coarser than bpftrace's: a script without a
+        # gobt construct (one may be named in a comment) is bpftrace's to
+        # judge; a mixed one gets bpftrace's own message where it has one.
+        bpftrace_facts.cancel()
+        if not has_gobt_words(source.text):
+            return None
+        from .run.syntax import bpftrace_syntax_errors
+
+        said = bpftrace_syntax_errors(bpftrace, as_bpftrace_sees_it(source.text), source.text,
+                                      "stdin" if source.filename == "-e" else source.filename)
+        if said is not None:
+            raise BpftraceSaid(said, 1)
+        raise
     if script is None or not script.needs_rewrite:
         bpftrace_facts.cancel()
         return None
@@ -283,6 +302,8 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         found = _capable_instead(inv, found, e)
         ctx = Context(found, pid=inv.pid)
         program = rewrite(script, ctx)
+    if program == source.text and not ctx.needs_unsafe:
+        return None  # nothing of gobt's after all (a uprobe on a Go name): bpftrace's, as it is
     if ctx.string_reads and found.strings_on_stack:
         _check_stack(ctx, program, found.path, inv.unsafe)
     ctx.save_caches()

@@ -17,7 +17,7 @@ from .binary.disasm import analyze, tail_call_target
 from .errors import GobtError
 from .binary.inlined import where
 from .rewrite.inlined import copies, copy_params
-from .rewrite.probes import Context, check_params_complete, functions
+from .rewrite.probes import Context, check_params_complete, functions, not_go_error
 from .rewrite.uprobes import offset_covered
 from .run.bpftrace import capable_fallback
 from .rewrite.signature import subprogram_for
@@ -52,6 +52,8 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         # bpftrace lists its own uprobes. A stripped Go binary's functions
         # are in pclntab alone, which only gobt reads.
         return False, ctx
+    if ap.is_gobt:
+        not_go_error(ap, binary, source.location(0, len(pattern)))
     _, fns = functions(ap, source, ctx, warn_inlined=False, allow_inlined=True)
     if verbose and binary.has_dwarf:
         binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk
@@ -88,11 +90,16 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         raise
     finally:
         progress.clear()
+    n = len(in_copies)
     if not fns and in_copies:
-        n = len(in_copies)
-        why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
+        why = {"goret": "goret cannot fire in them (no RET)", "goentry": "goentry fires at each"}.get(
+            provider, f"a uprobe finds no function (as in bpftrace); goentry:{ap.target}:{ap.func} fires at each")
         out(f"{provider}:{ap.target}:{ap.func}  no body of its own: inlined at {n} call site{'s' if n != 1 else ''}, "
             f"{why}")
+    elif verbose and provider == "uprobe" and in_copies:
+        # bpftrace's meaning: the body only. goentry: is the probe for every call.
+        out(f"    uprobe fires at the body only, as in bpftrace; goentry:{ap.target}:{ap.func} fires at the "
+            f"{n} inlined cop{'ies' if n != 1 else 'y'} too:")
     if verbose and provider != "goret":
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")

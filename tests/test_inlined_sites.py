@@ -1,4 +1,4 @@
-"""Inlined copies: goentry:/uprobe: fire at each, goarg reads what DWARF
+"""Inlined copies: goentry: fires at each, goarg reads what DWARF
 locates there, goret says why it cannot, -lv lists them.
 
 tests/programs/inlinedsites has no body for bump, note or mark: the
@@ -42,15 +42,6 @@ def test_goentry_counts_every_inlined_call(go, go_build, bpf):
 
 
 @pytest.mark.parametrize("go", GOS)
-def test_a_uprobe_on_a_go_name_fires_at_its_inlined_copies(go, go_build, bpf):
-    binary = go_build(go, PROGRAM)
-    proc = gobt("-e", f"uprobe:{binary}:main.bump {{ @bump = count(); }}", "-c", binary)
-    no_traceback(proc)
-    assert proc.returncode == 0, proc.stderr
-    assert probe_counts(proc.stdout)["bump"] == own_counts(proc.stdout)["bump"]
-
-
-@pytest.mark.parametrize("go", GOS)
 def test_goarg_at_inlined_copies_reads_the_values_passed(go, go_build, bpf):
     # note's copies keep n in RAX or RBX: one probe, a read chosen by address.
     binary = go_build(go, PROGRAM)
@@ -80,7 +71,7 @@ def test_goret_on_a_function_with_only_inlined_copies_says_so(go, go_build):
     no_traceback(proc)
     assert proc.returncode != 0
     assert ("main.bump is inlined at 4 call sites and has no body of its own; "
-            "goentry:/uprobe: fire at each, goret cannot") in proc.stderr, proc.stderr
+            "goentry: fires at each, goret cannot") in proc.stderr, proc.stderr
     assert "no function matches" not in proc.stderr
 
 

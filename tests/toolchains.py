@@ -119,7 +119,7 @@ def build(toolchain, src_dir, out_dir, gcflags="", ldflags="", goarch="amd64", t
     return out
 
 
-def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
+def build_package(toolchain, package, out_dir, goarch="amd64", gcflags="", cgo=False):
     """Build a package of the toolchain's own tree, e.g. "cmd/go"; cached.
 
     Packages under GOROOT/src/cmd belong to the module "cmd", which has no
@@ -129,9 +129,9 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
     toolchain's own and change only with its version).
     """
     h = hashlib.sha256()
-    for key in (toolchain.version, package, gcflags, goarch):
+    for key in (toolchain.version, package, gcflags, goarch) + (("cgo",) if cgo else ()):
         h.update(key.encode() + b"\0")
-    name = f"{package.replace('/', '_')}-{toolchain.version}-{goarch}-{h.hexdigest()[:12]}"
+    name = f"{package.replace('/', '_')}-{toolchain.version}-{goarch}{'-cgo' if cgo else ''}-{h.hexdigest()[:12]}"
     out = os.path.join(out_dir, name)
     if os.path.exists(out):
         return out
@@ -141,7 +141,9 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags=""):
     if gcflags:
         cmd.append(f"-gcflags={gcflags}")
     cmd.append(package)
-    env = toolchain.env(goarch)
+    # cgo: the build a Go distribution ships (cmd/go links net's C
+    # resolver and runtime/cgo), with C objects' symbols among Go's.
+    env = toolchain.env(goarch, cgo=cgo)
     # -mod=mod is for the test programs' own modules. The module "cmd"
     # builds from its vendor directory either way (checked: Go 1.19 and
     # 1.27 build cmd/go with and without it); clearing GOFLAGS keeps this

@@ -315,6 +315,16 @@ class GoBinary:
             starts = self.go_function_starts
             i = bisect.bisect_left(starts, fn.start)
             found = i < len(starts) and starts[i] == fn.start
+            if found and self._pcln_or_none is not None:
+                # The address alone is not enough: a C object's local
+                # symbol (net(.text), at the first cgo function of net's
+                # host object) shares its start with the Go function
+                # pclntab names there. Go code is pclntab's entry under
+                # its own name, the one proof.py checks a probe against.
+                from .proof import same_function
+
+                bounds = self.pcln_bounds(fn)
+                found = bounds is not None and same_function(bounds[2], fn.name)
             self.cache.put("is_go", key, found)
         return found
 

@@ -79,9 +79,14 @@ def _bounds(binary, fn):
             raise Stale(f"no function starts at 0x{fn.start:x} ({fn.name}) in .gopclntab")
         return fn.start, fn.end  # not Go code: .symtab is all there is
     start, end, name = found
-    if _comparable(name) != _comparable(fn.name):
+    if not same_function(name, fn.name):
         raise Stale(f".gopclntab names the function at 0x{fn.start:x} {name}, not {fn.name}")
     return start, min(end, fn.end)
+
+
+def same_function(pcln_name, symtab_name):
+    """Whether .gopclntab's name and .symtab's name the same function."""
+    return _comparable(pcln_name) == _comparable(symtab_name)
 
 
 def _comparable(name):

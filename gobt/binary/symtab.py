@@ -113,12 +113,40 @@ class SymbolTable:
             pos = data.find(needle, pos + 1)
         return starts
 
-    def _functions_at(self, offsets):
+    def _functions_at(self, offsets, every=False):
+        # every: two functions of one name (a closure's name, local to two
+        # objects) are two functions; else the first .symtab lists.
         seen = {}
         for st_name, value, size in self._entries_for(offsets):
             name = self._name_at(st_name)
-            seen.setdefault(name, Function(name, value, size))
+            seen.setdefault((name, value) if every else name, Function(name, value, size))
         return sorted(seen.values(), key=lambda f: f.start)
+
+    def shared(self, name):
+        """Whether two functions are called exactly `name` (bpftrace cannot
+        tell them apart by the name)."""
+        self._asked = getattr(self, "_asked", 0) + 1
+        if self._asked > 16:  # a wildcard's many: one pass over .symtab
+            return name in self._shared_names
+        needle = name.encode() + b"\0"
+        starts = set()
+        pos = self._strtab.find(needle)
+        while pos != -1:
+            starts.add(pos)
+            pos = self._strtab.find(needle, pos + 1)
+        return len(self._functions_at(starts, every=True)) > 1
+
+    @cached_property
+    def _shared_names(self):
+        first, shared = {}, set()
+        for st_name, value, _size in self._code:
+            if first.setdefault(st_name, value) != value:
+                shared.add(st_name)
+        # Equal names may sit at two .strtab offsets: compare the text too.
+        by_text = {}
+        for st_name, value in first.items():
+            by_text.setdefault(self._name_at(st_name), set()).add(value)
+        return {name for name, starts in by_text.items() if len(starts) > 1} | {self._name_at(o) for o in shared}
 
     def match(self, pattern):
         """Functions matching a pattern (symbols.py): the exact name, or else
@@ -130,15 +158,15 @@ class SymbolTable:
             # Every function: the regex would match at every byte of .strtab.
             seen = {}
             for fn in self.all_functions():
-                seen.setdefault(fn.name, fn)
+                seen.setdefault((fn.name, fn.start), fn)
             return sorted(seen.values(), key=lambda f: f.start)
         # Names hold no NUL, so a wildcard never runs across two names.
-        return self._functions_at(self._starts_of_pattern(pattern))
+        return self._functions_at(self._starts_of_pattern(pattern), every=True)
 
     def glob(self, pattern):
         """Functions bpftrace's own matching finds: every '*' a wildcard."""
         regex = b"[^\0]*".join(re.escape(part.encode()) for part in pattern.split("*"))
-        return self._functions_at(self._starts_of(regex))
+        return self._functions_at(self._starts_of(regex), every=True)
 
     def address_of(self, name):
         """The value of the symbol called `name`, of any type, or None."""

@@ -71,7 +71,7 @@ class AttachPoint:
 
     def may_name_go(self):
         """A uprobe at the entry of what may be a Go function (pkg.Name):
-        gobt also places it at the function's inlined copies."""
+        in a stripped binary only gobt can find it (by .gopclntab)."""
         return (self.is_uprobe and self.probe_offset is None and "*" not in self.func
                 and bool(_GO_NAME.search(self.func)))
 

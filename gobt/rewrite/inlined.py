@@ -27,18 +27,6 @@ def copies(ap, binary):
     return inlined_sites(binary, ap.func)
 
 
-def has_copies(ctx, ap):
-    """Whether a uprobe gobt would otherwise leave alone names a Go function
-    with inlined copies."""
-    if not ap.is_uprobe or ap.probe_offset or ap.func[:2].lower() == "0x" or ap.func.isdigit():
-        return False
-    try:
-        binary = ctx.binary(ap.target, None)
-    except GobtError:
-        return False  # not a binary gobt can read: bpftrace's to judge
-    return bool(copies(ap, binary))
-
-
 def site_address(site):
     """Where a probe Site fires: a copy's entry, a body's entry or a RET."""
     if site.inlined is not None:
@@ -79,7 +67,7 @@ def only_inlined_error(name, sites, loc):
     n = len(sites)
     return GobtError(
         f"{name} is inlined at {n} call site{'s' if n != 1 else ''} and has no body of its own; "
-        "goentry:/uprobe: fire at each, goret cannot (an inlined copy has no RET)",
+        "goentry: fires at each, goret cannot (an inlined copy has no RET)",
         loc,
         ["  build with -gcflags=all=-l to keep a body to return from"],
     )

@@ -12,16 +12,17 @@ from ..record import dataclass
 
 from ..abi.assign import assign
 from ..binary.gobinary import GoBinary, require_go
-from ..binary.disasm import analyze, is_instruction_boundary, tail_call_target
+from ..binary.disasm import analyze, is_instruction_boundary
 from ..binary.proof import Stale, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
-from .inlined import at_copies, by_address, copies, has_copies, only_inlined_error, resolve_site, site_address
+from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
+from .goret import analyze_all, expand_goret, say_skipped
 from .spanmap import SpanMap
 from ..binary.symbols import is_wildcard
 from ..binary import early
@@ -56,9 +57,11 @@ class Context:
         self.proven = set()  # (BIN, file offset) of probes at offsets gobt proved
         self._binaries = {}
         self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
+        self.fresh = False  # no cache left: what fails a proof now fails on the bytes
 
     def restart(self):
         """Start the rewrite again, with every binary's cache dropped."""
+        self.fresh = True
         self.needs_unsafe = ""
         self.probe_count = 0
         self.maps_used = set()
@@ -219,7 +222,7 @@ class _ProbeRewriter:
         if ap.provider == "goret":
             binary, fns = functions(ap, self.source, ctx)
             declared = declared_for(ap, binary, fns, self.source)
-            attach, codes = _expand_goret(ap, binary, fns, ctx, loc)
+            attach, codes = expand_goret(ap, binary, fns, ctx, loc)
             self.sites += [Site(binary, ctx.attach_target(ap), c.function, "return", c, declared) for c in codes]
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
@@ -227,7 +230,10 @@ class _ProbeRewriter:
             binary, fns = functions(ap, self.source, ctx, warn_inlined=False, allow_inlined=True)
             declared = declared_for(ap, binary, fns, self.source)
             attach = []
-            for code in _analyze_all(ap, binary, fns, loc):
+            skipped = []
+            codes = analyze_all(ap, binary, fns, loc, skipped)
+            say_skipped(ap, skipped, loc, placed=len(codes))
+            for code in codes:
                 fn = code.function
                 attach.append(uprobe_at(ctx.attach_target(ap), binary, fn, code.entry_offset, ctx, loc))
                 self.sites.append(Site(binary, ctx.attach_target(ap), fn, "entry", code, declared))
@@ -238,20 +244,27 @@ class _ProbeRewriter:
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(attach))]
         uses_go = any(u.kind != "retval" for u in self.probe.uses)
-        if ap.is_uprobe and (ap.needs_quoting() or ap.signature is not None
-                             or (uses_go and not _is_address(ap.func)) or has_copies(ctx, ap)):
-            at = not ap.probe_offset  # at the entry: inlined copies are entries too
-            binary, fns = functions(ap, self.source, ctx, warn_inlined=not at, allow_inlined=at)
+        # A uprobe keeps bpftrace's meaning: the function's own body, never
+        # its inlined copies (goentry:'s job). gobt touches it only to quote
+        # a Go symbol, to read goarg, or where bpftrace cannot find the name.
+        # Quoting is for Go symbols: uprobe:/bin/bash:readline) is bpftrace's to judge.
+        quote = ap.needs_quoting() and _in_go_binary(ctx, ap)
+        by_table = not (quote or ap.signature is not None
+                        or (uses_go and not _is_address(ap.func))) and _only_pclntab_names(ctx, ap)
+        if ap.is_uprobe and (quote or ap.signature is not None
+                             or (uses_go and not _is_address(ap.func)) or by_table):
+            binary, fns = functions(ap, self.source, ctx)
             declared = declared_for(ap, binary, fns, self.source)
             if ap.probe_offset:
                 self.not_go.append((ap, f"it is at +{ap.probe_offset}, not at the entry of {ap.func}"))
             else:
                 self.sites += [Site(binary, ctx.attach_target(ap), fn, "entry", None, declared) for fn in fns]
             spelled = _exact_uprobes(ap, binary, fns, ctx, loc)
-            if at:
-                spelled += at_copies(ctx, ap, binary, loc, self.sites, Site, uprobe_at)
             if spelled == [ap.text]:
                 return []
+            if by_table:
+                note(f"{ap.text}: the binary has no symbol table, so bpftrace cannot find {ap.func} by name; "
+                     "gobt gives it the entry address from the Go function table (.gopclntab)")
             self.generated = True
             return [Edit(ap.span.start, ap.span.end, ", ".join(spelled))]
         self.not_go.append((ap, f"{ap.provider} is not a Go function's entry or return"))
@@ -466,6 +479,26 @@ def _same_everywhere(values, what, loc):
     return next(iter(values))
 
 
+def _in_go_binary(ctx, ap):
+    try:
+        binary = ctx.binary(ap.target, None)
+    except GobtError:
+        return False  # not a binary gobt can read: bpftrace's to judge
+    return binary.go_version is not None or binary.pcln_text_range is not None
+
+
+def _only_pclntab_names(ctx, ap):
+    """A plain uprobe on a Go name in a stripped Go binary: bpftrace finds
+    no symbol by that name, pclntab does."""
+    if not ap.may_name_go():
+        return False
+    try:
+        binary = ctx.binary(ap.target, None)
+    except GobtError:
+        return False  # not a binary gobt can read: bpftrace's to judge
+    return binary.stripped and binary.go_version is not None and bool(binary.functions_matching(ap.func))
+
+
 def _is_address(func):
     return func[:2].lower() == "0x" or func.isdigit()
 
@@ -482,16 +515,33 @@ def _pid_filter(probe, source, pid):
             Edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
 
 
+def not_go_error(ap, binary, loc):
+    """goret:/goentry: are for Go functions: on a binary with no Go build
+    info and no Go function table, a clear error (a C function's values
+    are not where Go's ABI puts them)."""
+    if binary.go_version is not None or binary.pcln_text_range is not None:
+        return
+    raise GobtError(f"{binary.display_path} is not a Go binary (no Go build info, no Go function table); "
+                    f"{ap.provider}: probes Go functions", loc,
+                    [f"  for its functions, use bpftrace's uprobes: bpftrace -l 'uprobe:{ap.target}:*'"])
+
+
 def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
     """The binary and the functions an attach point names (none, with allow_inlined, for a
     name whose every call is inlined); warns of inlining."""
     loc = source.location(ap.span.start, len(ap.text))
     binary = ctx.binary(ap.target, loc)
+    if ap.is_gobt:
+        not_go_error(ap, binary, loc)
     fns = binary.functions_matching(ap.func)
     if warn_inlined and len(fns) == 1 and not is_wildcard(ap.func):
         # (For wildcards this would cost a DWARF search per function.)
         inlined = binary.inlined_call_sites(fns[0])
-        if inlined:
+        if inlined and ap.is_uprobe and not ap.probe_offset:
+            warn(f"{fns[0].name} is inlined at {inlined} call site{'s' if inlined > 1 else ''}; a uprobe "
+                 f"fires at its body only, as in bpftrace: goentry:{ap.target}:{ap.func} fires at each copy too",
+                 loc)
+        elif inlined:
             warn(f"{fns[0].name} is inlined at {inlined} call site{'s' if inlined > 1 else ''}; "
                  "no probe sees those calls (build with -gcflags=all=-l to keep them)", loc)
     if not fns:
@@ -518,63 +568,6 @@ def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
                 hints.append("  did you mean: " + ", ".join(close))
         raise GobtError(f"no function matches '{ap.func}' in {ap.target}", func_loc, hints)
     return binary, fns
-
-
-def _analyze_all(ap, binary, fns, loc):
-    """disasm.Code of each function; for wildcards, skipping (and naming)
-    the few that cannot be disassembled whole rather than failing them all."""
-    codes = []
-    unreadable = []
-    for fn in fns:
-        try:
-            codes.append(analyze(binary, fn))
-        except GobtError as e:
-            if not is_wildcard(ap.func):
-                raise GobtError(e.message, loc) from None
-            unreadable.append(fn.name)
-    if unreadable:
-        names = ", ".join(unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
-        warn(f"{len(unreadable)} functions matching '{ap.func}' could not be disassembled whole "
-             f"and get no probe: {names}", loc)
-    return codes
-
-
-def _expand_goret(ap, binary, fns, ctx, loc):
-    """The uprobes on every RET of the functions; (attach points, their Codes)."""
-    attach = []
-    no_ret = []
-    codes = []
-    unplaceable = []  # (name, why) the installed bpftrace cannot attach to
-    for found in _analyze_all(ap, binary, fns, loc):
-        if not found.ret_offsets:
-            no_ret.append((found.function, found))
-            continue
-        try:
-            probes = [uprobe_at(ctx.attach_target(ap), binary, found.function, offset, ctx, loc, ret=True)
-                      for offset in found.ret_offsets]
-        except GobtError as e:
-            # Every match gets its probe when another bpftrace can take them.
-            if not is_wildcard(ap.func) or (isinstance(e, UnreachableOffset) and ctx.other_bpftrace_can):
-                raise
-            unplaceable.append((found.function.name, e))
-            continue
-        codes.append(found)
-        attach.extend(probes)
-    if unplaceable:
-        name, e = unplaceable[0]
-        warn(f"{len(unplaceable)} functions matching '{ap.func}' get no probe, e.g. {e.message}", loc)
-    for fn, found in no_ret[:10]:
-        if found.tail_calls:
-            to = tail_call_target(binary, found)
-            warn(f"{fn.name} has no RET: it ends in a tail call (JMP to {to}); goret never fires for it", loc)
-        else:
-            warn(f"{fn.name} has no RET (it never returns); goret never fires for it", loc)
-    if len(no_ret) > 10:
-        warn(f"{len(no_ret) - 10} more functions matching '{ap.func}' have no RET", loc)
-    if not attach:
-        raise GobtError(f"goret:{ap.target}:{ap.func} matches no function with a RET instruction", loc)
-    ctx.probe_count += len(attach)
-    return attach, codes
 
 
 def _target_text(ap):

@@ -28,18 +28,20 @@ def _spelled(target, binary, fn, offset, ctx, loc, ret):
     if ret and offset not in entry[3]:
         entry[3].append(offset)
     bt = ctx.bpftrace
-    escapes = any(c in fn.name for c in '"\\')
-    if not binary.stripped and not escapes:  # a stripped binary has no names for bpftrace
-        if offset == 0 and _names_only(binary, fn):
+    # A '"' (a struct tag in a generic's shape) cannot be quoted; a name two
+    # functions share names neither to bpftrace: both go by address.
+    escapes = any(c in fn.name for c in '"\\') or not _unique(binary, fn)
+    if not binary.stripped:  # a stripped binary has no names for bpftrace
+        if offset == 0 and not escapes and _names_only(binary, fn):
             return f'uprobe:{target}:{fn.name if not _needs_quotes(fn.name) else chr(34) + fn.name + chr(34)}'
         if bt.attach_form == "sym_offset":
             if bt.offset_needs_unsafe:
                 ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only with --unsafe"
-            if not _has_glob(fn.name):
+            if not _has_glob(fn.name) and not escapes:
                 return f'uprobe:{target}:"{fn.name}"+{offset}'
             # A '*' in the name would make bpftrace glob, and drop the
-            # offset: give the address, which it maps back to fn+offset
-            # and checks itself.
+            # offset: give the address, which it maps back to fn+offset and
+            # checks itself.
             return f"uprobe:{target}:0x{fn.start + offset:x}"
     file_offset = binary.file_offset(fn.start + offset)
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
@@ -49,6 +51,10 @@ def _spelled(target, binary, fn, offset, ctx, loc, ret):
     else:
         ctx.needs_unsafe = f"bpftrace {bt.version_text} without bfd attaches at offsets only by file offset"
     return f"uprobe:{target}:0x{file_offset:x}"
+
+
+def _unique(binary, fn):
+    return binary.stripped or not binary.symbols.shared(fn.name)
 
 
 def _names_only(binary, fn):
