@@ -250,3 +250,43 @@ def test_pid_probes_the_file_the_process_runs_after_a_deploy(go_build, bpf, tmp_
     finally:
         proc_a.kill()
         proc_a.wait()
+
+
+ENTRY_PROGRAM = ('goentry:{b}:main.classify {{ printf("%d\\n", goid); }} '
+                 'goret:{b}:main.classify {{ printf("%d\\n", goelapsed); }}')
+
+
+def test_a_resealed_binary_cache_is_checked_not_believed(go_build, tmp_path):
+    # Claims a binary's cache can make that today's checks would take on
+    # its word: an offset listed as already proven, and runtime.g's layout.
+    # Each is resealed with the cache's own seal (write_atomic), as by a
+    # gobt bug or the cache's owner; the run must give the fresh program.
+    from gobt.cache import read_sealed, write_atomic
+
+    binary = go_build("go1.19", "tests/programs/multiret")
+    program = ENTRY_PROGRAM.format(b=binary)
+    good = emit(tmp_path, "-e", program).stdout
+    assert good == fresh(binary, tmp_path, ENTRY_PROGRAM)
+    (entry,) = (tmp_path / "gobt" / "binaries").iterdir()
+    clean = json.loads(read_sealed(str(entry)))
+
+    def forged(edit):
+        data = json.loads(json.dumps(clean))
+        edit(data["tables"])
+        write_atomic(str(entry), data)
+        shutil.rmtree(tmp_path / "gobt" / "programs")
+        return emit(tmp_path, "-e", program).stdout
+
+    def entry_off_by_one(tables):
+        code = tables["code"]["main.classify"]
+        code[3] += 1  # the entry after the stack check, one byte into an instruction
+        row = tables.setdefault("proof", {}).get("main.classify")
+        if row:  # and the same offset listed as decoded before
+            row[3].setdefault("insn", []).append(code[3])
+
+    assert forged(entry_off_by_one) == good
+
+    def goid_moved(tables):
+        tables["goroutine"]["g"][1] += 8  # runtime.g's goid, a field later
+
+    assert forged(goid_moved) == good

@@ -15,11 +15,10 @@ What is proven, on the binary's current bytes:
 - every offset is an instruction boundary, found by decoding from the
   function's start (capstone).
 
-Decoding is the costly part, so what it proved is kept in the binary cache
-with a digest of the function's bytes: while the bytes are the same, the
-proof is too. The program cache keeps the digests and RET offsets of its
-probes and compares them with the file's bytes on each reuse: a pread and
-a checksum per function, no capstone.
+Nothing a cache says is taken as proven: prove() decodes the function
+each time, and a cached program (still_holds) has its functions' bytes
+read again and decoded, its attach points matched to what was proven, and
+its runtime.g reads checked against the binary's Go version.
 """
 
 import os
@@ -55,21 +54,16 @@ def prove(binary, fn, offset, ret):
         raise Stale(f"{fn.name} runs past the end of {binary.display_path}")
     if ret and not is_ret(binary.arch, code, offset):
         raise Stale(f"{fn.name}+{offset} is not a RET")
-    sum_ = digest(code)
-    kind = "ret" if ret else "insn"
-    row = binary.cache.get("proof", fn.name)
-    if not (isinstance(row, list) and len(row) == 4 and row[:3] == [start, end - start, sum_]
-            and isinstance(row[3], dict)):
-        row = [start, end - start, sum_, {"ret": [], "insn": []}]
-    if offset not in row[3].get(kind, []):
-        starts, rets = _decode(binary.arch, code, start)
-        if offset not in starts:
-            raise Stale(f"{fn.name}+{offset} is not at an instruction boundary")
-        if ret and offset not in rets:
-            raise Stale(f"{fn.name}+{offset} is not a RET")
-        row[3].setdefault(kind, []).append(offset)
-        binary.cache.put("proof", fn.name, row)
-    return file_start, end - start, sum_
+    # Decoded every time: a cached list of offsets already proven would be
+    # a claim of the cache's, and a resealed cache could add any offset to
+    # it. analyze() decoded the same bytes just before on a cold run
+    # (disasm.decoded keeps them); on a binary-cache hit this is the decode.
+    starts, rets = _decode(binary.arch, code, start)
+    if offset not in starts:
+        raise Stale(f"{fn.name}+{offset} is not at an instruction boundary")
+    if ret and offset not in rets:
+        raise Stale(f"{fn.name}+{offset} is not a RET")
+    return file_start, end - start, digest(code)
 
 
 def _bounds(binary, fn):
@@ -110,15 +104,24 @@ def _in_go_text(binary, fn):
     return low is not None and low[0] <= fn.start < low[1]
 
 
+_decoded = {}  # (arch, start) -> (code, starts, RETs), decoded in this process
+
+
 def _decode(arch, code, start):
-    """Offsets of instruction starts and of RETs, decoding from the start."""
+    """Offsets of instruction starts and of RETs, decoding from the start
+    (once per function and run: a function has several RETs to prove)."""
     from .disasm import ARCHES, decoded
 
+    code = bytes(code)
+    done = _decoded.get((arch, start))
+    if done is not None and done[0] == code:
+        return done[1], done[2]
     facts = ARCHES[arch]
     insns = decoded(arch, code, start)
     starts = {a - start for a in insns.addresses}
     ret_at = {insns.addresses[i] - start for i in insns.where(facts["branch_or_ret"])
               if insns.text(i)[0] in facts["ret"]}
+    _decoded[(arch, start)] = (code, starts, ret_at)
     return starts, ret_at
 
 

@@ -50,13 +50,24 @@ class GoroutineExprs:
 
 def goroutine_of(binary):
     """bpftrace expressions for this binary's goid and call depth, through
-    the binary's cache."""
+    the binary's cache. A cached row is a claim, not a fact: it is used only
+    where it is what the binary says (runtime_g_holds), else read again."""
     row = binary.cache.get("goroutine", "g")
-    if row is not None:
+    if row is not None and runtime_g_holds(binary, row):
         return GoroutineExprs(*row)
     found = goroutine_exprs(binary)
     binary.cache.put("goroutine", "g", [found.g, found.goid_offset, found.stack_hi_offset])
     return found
+
+
+def runtime_g_holds(binary, row):
+    """Whether a cached [g, goid offset, stack.hi offset] is this binary's:
+    the g of its arch and ABI, and the offsets of runtime_g.py's table for
+    its Go version (checked against every toolchain's DWARF). A version the
+    table does not know is read from the DWARF again."""
+    abi = "register" if binary.register_abi else "stack"
+    offsets = runtime_g_offsets(binary.go_version_tuple)
+    return offsets is not None and row == [G_POINTER.get((binary.arch, abi)), *offsets]
 
 
 def goroutine_exprs(binary):
