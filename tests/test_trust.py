@@ -108,8 +108,9 @@ def test_a_resealed_cache_with_wrong_offsets_is_caught_by_the_proof(go_build, tm
     # The program cache: the proof it keeps must hold for the bytes.
     (entry,) = (tmp_path / "gobt" / "programs").iterdir()
     data = json.loads(read_sealed(str(entry)))
-    assert data["proofs"]
-    data["proofs"][0][3][0] += 1
+    points = data["proofs"]["functions"][0][7]
+    assert points
+    points[0][1] += 1  # [text, offset, ret]
     write_atomic(str(entry), data)
     assert emit(tmp_path, "-e", program).stdout == good
 
@@ -289,4 +290,54 @@ def test_a_resealed_binary_cache_is_checked_not_believed(go_build, tmp_path):
     def goid_moved(tables):
         tables["goroutine"]["g"][1] += 8  # runtime.g's goid, a field later
 
+    assert forged(goid_moved) == good
+
+
+def _moved(text, by):
+    """An attach point's text with its offset moved by `by` bytes."""
+    m = re.search(r'(0x[0-9a-f]+|"\+[0-9]+)$', text)
+    if m.group(1).startswith("0x"):
+        return text[: m.start()] + hex(int(m.group(1), 16) + by)
+    return text[: m.start()] + f'"+{int(m.group(1)[2:]) + by}'
+
+
+def test_a_resealed_program_cache_is_proven_again(go_build, tmp_path):
+    # The warm path reuses a whole program; its entry is resealed with an
+    # attach point moved into an instruction, or runtime.g's goid moved, in
+    # the program and in whatever the entry keeps to prove it. The run must
+    # give the fresh program, not the edited one.
+    from gobt.cache import read_sealed, write_atomic
+
+    binary = go_build("go1.19", "tests/programs/multiret")
+    program = ENTRY_PROGRAM.format(b=binary)
+    good = emit(tmp_path, "-e", program).stdout
+    (entry,) = (tmp_path / "gobt" / "programs").iterdir()
+    clean = read_sealed(str(entry))
+    # goentry's attach point: after the stack check, so not at the start.
+    point = re.match(r"(uprobe:\S+?)[ ,]", good).group(1)
+    assert re.search(r'(0x[0-9a-f]+|"\+[0-9]+)$', point), point
+    goid = re.search(r'uptr\(reg\("r14"\) \+ ([0-9]+)\)\)\)', good).group(1)
+
+    def forged(edit):
+        data = json.loads(clean)
+        edit(data)
+        write_atomic(str(entry), data)
+        return emit(tmp_path, "-e", program).stdout
+
+    def into_an_instruction(data):
+        moved = _moved(point, 1)
+        data["rewritten"]["program"] = data["rewritten"]["program"].replace(point + " ", moved + " ")
+        data["rewritten"]["program"] = data["rewritten"]["program"].replace(point + ",", moved + ",")
+        for function in data["proofs"]["functions"] if isinstance(data["proofs"], dict) else ():
+            for p in function[7]:
+                if p[0] == point:
+                    p[0], p[1] = moved, p[1] + 1
+
+    def goid_moved(data):
+        read = f'uptr(reg("r14") + {goid})'
+        data["rewritten"]["program"] = data["rewritten"]["program"].replace(read, f'uptr(reg("r14") + {int(goid) + 8})')
+        for row in data["proofs"]["runtime_g"] if isinstance(data["proofs"], dict) else ():
+            row[2] += 8
+
+    assert forged(into_an_instruction) == good
     assert forged(goid_moved) == good

@@ -13,6 +13,17 @@ rather than guess (a field inserted before goid moves it, as Go 1.23's
 syscallbp did until 1.25 took a field out again).
 """
 
+# Where the current goroutine's g is, per (arch, ABI). With the register ABI
+# a register holds it; before, Go kept it in thread-local storage, which on
+# amd64 is just below the thread's FS base. bpftrace reaches that through
+# the current task's BTF; uptr() makes it read user memory, not kernel
+# memory as it would for an address derived from curtask.
+G_POINTER = {
+    ("amd64", "register"): 'reg("r14")',
+    ("arm64", "register"): 'reg("r28")',
+    ("amd64", "stack"): "*(uint64 *)uptr(curtask->thread.fsbase - 8)",
+}
+
 # (first Go 1.x minor version, goid offset, stack.hi offset)
 RUNTIME_G = (
     (15, 152, 8),

@@ -125,26 +125,179 @@ def _decode(arch, code, start):
     return starts, ret_at
 
 
-def still_holds(proofs):
-    """Whether the probes a cached program was made of still hold: each
-    function's bytes as they were, each RET a RET. proofs: [path, file
-    offset, size, [RET offsets], digest, arch] per function."""
+def record(proofs, binary, fn, offset, ret, proven, text):
+    """Note an attach point prove() proved, as `text` says it to bpftrace:
+    proofs[(path, function's file offset)] = [path, file offset, size,
+    digest, arch, name, address, [[text, offset, ret], ...]]."""
+    file_start, size, sum_ = proven
+    entry = proofs.setdefault((binary.path, file_start),
+                              [binary.path, file_start, size, sum_, binary.arch, fn.name, fn.start, []])
+    if [text, offset, ret] not in entry[7]:
+        entry[7].append([text, offset, ret])
+
+
+def for_program_cache(proofs, binaries):
+    """What still_holds checks: each probed function's proven attach
+    points (record), and each runtime.g the program reads (goroutine_of)."""
+    return {"functions": [entry for _, entry in sorted(proofs.items())],
+            "runtime_g": [[b.path, *b.runtime_g_read] for b in binaries if getattr(b, "runtime_g_read", None)]}
+
+
+def still_holds(proofs, program, source, targets):
+    """Whether a cached program is still what gobt proved, on the bytes of
+    now, whatever the entry claims (a gobt bug, or its owner, can reseal
+    it): each probed function's bytes as they were; each attach point the
+    program has and the script does not is one proven here, spelled for
+    its function and offset, that offset an instruction boundary (decoded
+    again) and a RET where it was one; each runtime.g field the program
+    reads and the script does not is the one of the binary's Go version.
+    targets: [BIN as written, path] of the entry. Not checked again: that
+    the function starts at its file offset and that bpftrace finds its name
+    there (the bytes there are the ones proven, by their digest)."""
     fds = {}
     try:
-        for path, file_start, size, rets, sum_, arch in proofs:
+        allowed = {}
+        for target, path in targets:
+            allowed.setdefault(path, {path}).add(target)
+        proven = set()
+        for path, file_start, size, sum_, arch, name, address, points in proofs["functions"]:
             if path not in fds:
                 fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             code = os.pread(fds[path], size, file_start)
-            if len(code) != size or digest(code) != sum_:
+            if len(code) != size or digest(code) != sum_ or arch not in ("amd64", "arm64"):
                 return False
-            if not all(is_ret(arch, code, r) for r in rets):
-                return False
-        return True
-    except (OSError, ValueError, TypeError, OverflowError):
+            starts = None
+            for text, offset, ret in points:
+                if not (type(offset) is int and 0 <= offset < size and type(ret) is bool
+                        and _spelled_for(text, allowed.get(path, ()), name, file_start, address, offset)):
+                    return False
+                if offset:
+                    if starts is None:
+                        starts = _boundaries(arch, code)
+                    if offset not in starts:
+                        return False
+                if ret and not is_ret(arch, code, offset):
+                    return False
+                proven.add(text)
+        if not _attach_points(program) - _attach_points(source) <= proven:
+            return False
+        return _runtime_g_holds(proofs["runtime_g"], program, source, allowed, fds)
+    except (OSError, ValueError, TypeError, OverflowError, KeyError, AttributeError):
         return False
     finally:
         for fd in fds.values():
             os.close(fd)
+
+
+def _spelled_for(text, targets, name, file_start, address, offset):
+    """Whether a uprobe's text names fn+offset: the function by its name
+    (offset 0), "name"+offset, or the offset's file offset or address."""
+    import re
+
+    m = re.fullmatch(r'uprobe:(.+):(?:0x([0-9a-f]+)|"((?:[^"\\]|\\.)*)"\+([0-9]+)|("?)([^:"]+)\5)', text, re.S)
+    if m is None or m.group(1).strip('"') not in targets:
+        return False
+    if m.group(2) is not None:
+        return int(m.group(2), 16) in (file_start + offset, address + offset)
+    if m.group(3) is not None:
+        return m.group(3) == name and int(m.group(4)) == offset
+    return m.group(6) == name and offset == 0
+
+
+def _attach_points(text):
+    """The uprobe attach points a bpftrace program names (any spelling)."""
+    import re
+
+    return set(re.findall(r'(?<![\w$@.])(?:uprobe|uretprobe|u|ur)[ \t]*:(?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"])+', text))
+
+
+def _boundaries(arch, code):
+    """Offsets of instruction starts in a function's bytes."""
+    if arch == "arm64":
+        return range(0, len(code), 4)  # fixed width: every aligned word
+    from .decode import Decoded
+
+    found = Decoded(arch, code, 0)
+    return set(found.addresses)
+
+
+def _runtime_g_holds(rows, program, source, allowed, fds):
+    """Each read of a runtime.g field in the program (uptr(G + N)) that the
+    script does not have itself is of a field of a binary whose runtime.g
+    the entry says it reads: G that binary's, N its goid's or stack.hi's
+    offset for its Go version (abi/runtime_g.py's table)."""
+    import re
+
+    from ..abi.register_abi import uses_register_abi
+    from ..abi.runtime_g import G_POINTER, runtime_g_offsets
+
+    fields = set()
+    for path, g, goid, hi in rows:
+        if path not in allowed:
+            return False
+        if path not in fds:
+            fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        arch, version = _go_facts(fds[path])
+        offsets = runtime_g_offsets(version)
+        abi = "register" if uses_register_abi(arch, version) else "stack"
+        if offsets is None or [g, goid, hi] != [G_POINTER.get((arch, abi)), *offsets]:
+            return False
+        fields |= {f"uptr({g} + {goid})", f"uptr({g} + {hi})"}
+    for g in set(G_POINTER.values()):
+        read = re.compile(r"uptr\(" + re.escape(g) + r" \+ [0-9]+\)")
+        if not set(read.findall(program)) - set(read.findall(source)) <= fields:
+            return False
+    return True
+
+
+def _go_facts(fd):
+    """(arch, (major, minor)) of an ELF file from its header and its
+    .go.buildinfo, read with a few preads (the warm path imports no ELF
+    reader); (arch, None) when the version is not there."""
+    import re
+    import struct
+
+    head = os.pread(fd, 64, 0)
+    if head[:6] != b"\x7fELF\x02\x01":
+        return None, None
+    arch = {62: "amd64", 183: "arm64"}.get(struct.unpack_from("<H", head, 18)[0])
+    shoff, = struct.unpack_from("<Q", head, 0x28)
+    entsize, count, names_at = struct.unpack_from("<HHH", head, 0x3A)
+    table = os.pread(fd, entsize * count, shoff)
+    sections = [struct.unpack_from("<IIQQQQ", table, i * entsize) for i in range(count)]
+    names = os.pread(fd, sections[names_at][5], sections[names_at][4])
+
+    def at(address, size):
+        for _, kind, _, addr, offset, length in sections:
+            if kind != 8 and addr and addr <= address and address + size <= addr + length:  # 8: SHT_NOBITS
+                return os.pread(fd, size, offset + address - addr)
+        return b""
+
+    for name_at, _, _, _, offset, length in sections:
+        if names[name_at : name_at + 14] == b".go.buildinfo\0":
+            data = os.pread(fd, min(length, 64 + 256), offset)
+            break
+    else:
+        return arch, None
+    if not data.startswith(b"\xff Go buildinf:"):
+        return arch, None
+    if data[15] & 2:  # Go 1.18+: the version inline, after its uvarint length
+        length, at_ = 0, 32
+        for shift in range(0, 35, 7):
+            length |= (data[at_] & 0x7F) << shift
+            at_ += 1
+            if not data[at_ - 1] & 0x80:
+                break
+        version = data[at_ : at_ + length]
+    else:  # before: a pointer to a string header
+        fmt = "<QQ" if data[14] == 8 else "<II"
+        header = at(struct.unpack_from(fmt[:2], data, 16)[0], struct.calcsize(fmt))
+        if len(header) != struct.calcsize(fmt):
+            return arch, None
+        pointer, length = struct.unpack(fmt, header)
+        version = at(pointer, length)
+    m = re.match(rb"go(\d+)\.(\d+)", version)
+    return arch, (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def refuse(stale, where):
