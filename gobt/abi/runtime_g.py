@@ -24,6 +24,19 @@ G_POINTER = {
     ("amd64", "stack"): "*(uint64 *)uptr(curtask->thread.fsbase - 8)",
 }
 
+# The first Go version of each arch's register ABI (register_abi.py's
+# `since`; here, so that the warm path's check of a cached g, proof.py,
+# need not build register_abi's table).
+REGISTER_ABI_SINCE = {"amd64": (1, 17), "arm64": (1, 18)}
+
+
+def g_pointer(arch, version):
+    """G_POINTER's expression for a binary of this arch and Go version."""
+    since = REGISTER_ABI_SINCE.get(arch)
+    register = since is not None and version is not None and version >= since
+    return G_POINTER.get((arch, "register" if register else "stack"))
+
+
 # (first Go 1.x minor version, goid offset, stack.hi offset)
 RUNTIME_G = (
     (15, 152, 8),

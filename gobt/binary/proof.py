@@ -167,13 +167,14 @@ def still_holds(proofs, program, source, targets):
             if len(code) != size or digest(code) != sum_ or arch not in ("amd64", "arm64"):
                 return False
             starts = None
+            last = max((p[1] for p in points if type(p[1]) is int), default=0)
             for text, offset, ret in points:
                 if not (type(offset) is int and 0 <= offset < size and type(ret) is bool
                         and _spelled_for(text, allowed.get(path, ()), name, file_start, address, offset)):
                     return False
                 if offset:
                     if starts is None:
-                        starts = _boundaries(arch, code)
+                        starts = _boundaries(arch, code, last)
                     if offset not in starts:
                         return False
                 if ret and not is_ret(arch, code, offset):
@@ -192,16 +193,19 @@ def still_holds(proofs, program, source, targets):
 def _spelled_for(text, targets, name, file_start, address, offset):
     """Whether a uprobe's text names fn+offset: the function by its name
     (offset 0), "name"+offset, or the offset's file offset or address."""
-    import re
-
-    m = re.fullmatch(r'uprobe:(.+):(?:0x([0-9a-f]+)|"((?:[^"\\]|\\.)*)"\+([0-9]+)|("?)([^:"]+)\5)', text, re.S)
-    if m is None or m.group(1).strip('"') not in targets:
+    head, _, rest = text.rpartition(":")  # Go's names have no ':'
+    if not head.startswith("uprobe:") or head[7:].strip('"') not in targets:
         return False
-    if m.group(2) is not None:
-        return int(m.group(2), 16) in (file_start + offset, address + offset)
-    if m.group(3) is not None:
-        return m.group(3) == name and int(m.group(4)) == offset
-    return m.group(6) == name and offset == 0
+    if rest.startswith("0x"):
+        # A file offset (bpftrace without bfd; uprobes._spelled); an
+        # address only for a name bpftrace would read as a wildcard.
+        at = int(rest, 16)
+        return rest == f"0x{at:x}" and (at == file_start + offset
+                                         or at == address + offset and any(c in name for c in "*?["))
+    quoted, plus, number = rest.rpartition("+")
+    if plus and quoted[:1] == quoted[-1:] == '"' and len(quoted) > 1:
+        return quoted[1:-1] == name and number.isdigit() and int(number) == offset and number == str(offset)
+    return rest.strip('"') == name and offset == 0
 
 
 def _attach_points(text):
@@ -211,14 +215,20 @@ def _attach_points(text):
     return set(re.findall(r'(?<![\w$@.])(?:uprobe|uretprobe|u|ur)[ \t]*:(?:"(?:[^"\\\n]|\\.)*"|[^\s,{}"])+', text))
 
 
-def _boundaries(arch, code):
-    """Offsets of instruction starts in a function's bytes."""
+def _boundaries(arch, code, until):
+    """Offsets of instruction starts in a function's bytes, at least up to
+    `until`: x86len.py's decoding (capstone takes 7 ms to load), or
+    capstone's where that stops at an instruction it does not know."""
     if arch == "arm64":
         return range(0, len(code), 4)  # fixed width: every aligned word
-    from .decode import Decoded
+    from .x86len import boundaries
 
-    found = Decoded(arch, code, 0)
-    return set(found.addresses)
+    found = boundaries(code, until)
+    if found is None:
+        from .decode import Decoded
+
+        found = set(Decoded(arch, code, 0).addresses)
+    return found
 
 
 def _runtime_g_holds(rows, program, source, allowed, fds):
@@ -226,10 +236,7 @@ def _runtime_g_holds(rows, program, source, allowed, fds):
     script does not have itself is of a field of a binary whose runtime.g
     the entry says it reads: G that binary's, N its goid's or stack.hi's
     offset for its Go version (abi/runtime_g.py's table)."""
-    import re
-
-    from ..abi.register_abi import uses_register_abi
-    from ..abi.runtime_g import G_POINTER, runtime_g_offsets
+    from ..abi.runtime_g import G_POINTER, g_pointer, runtime_g_offsets
 
     fields = set()
     for path, g, goid, hi in rows:
@@ -239,15 +246,25 @@ def _runtime_g_holds(rows, program, source, allowed, fds):
             fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         arch, version = _go_facts(fds[path])
         offsets = runtime_g_offsets(version)
-        abi = "register" if uses_register_abi(arch, version) else "stack"
-        if offsets is None or [g, goid, hi] != [G_POINTER.get((arch, abi)), *offsets]:
+        if offsets is None or [g, goid, hi] != [g_pointer(arch, version), *offsets]:
             return False
         fields |= {f"uptr({g} + {goid})", f"uptr({g} + {hi})"}
     for g in set(G_POINTER.values()):
-        read = re.compile(r"uptr\(" + re.escape(g) + r" \+ [0-9]+\)")
-        if not set(read.findall(program)) - set(read.findall(source)) <= fields:
+        if not _reads(program, g) - _reads(source, g) <= fields:
             return False
     return True
+
+
+def _reads(text, g):
+    """The reads uptr(g + N) in text."""
+    found = set()
+    start = f"uptr({g} + "
+    at = text.find(start)
+    while at >= 0:
+        end = text.find(")", at + len(start))
+        found.add(text[at : end + 1] if end >= 0 else text[at:])
+        at = text.find(start, at + 1)
+    return found
 
 
 def _go_facts(fd):
@@ -296,7 +313,9 @@ def _go_facts(fd):
             return arch, None
         pointer, length = struct.unpack(fmt, header)
         version = at(pointer, length)
-    m = re.match(rb"go(\d+)\.(\d+)", version)
+    import re
+
+    m = re.match(rb"go(\d+)\.(\d+)", version)  # as gobinary.go_version_tuple reads it
     return arch, (int(m.group(1)), int(m.group(2))) if m else None
 
 
