@@ -339,5 +339,33 @@ def test_a_resealed_program_cache_is_proven_again(go_build, tmp_path):
         for row in data["proofs"]["runtime_g"] if isinstance(data["proofs"], dict) else ():
             row[2] += 8
 
+    def function_moved(data):
+        # The function said to start a few bytes in: its digest, size and
+        # offsets all made to agree, and the entry probe put at a boundary
+        # of the instructions decoded from there, which is none in truth.
+        from gobt.binary.x86len import boundaries
+        from gobt.cache import digest
+
+        for function in data["proofs"]["functions"] if isinstance(data["proofs"], dict) else ():
+            path, start, size, _, _, _, address, points = function
+            code = open(path, "rb").read()[start : start + size]
+            true = boundaries(code, size)
+            for skew in range(1, 16):
+                wrong = [o for o in boundaries(code[skew:], size) or () if o and o + skew not in true]
+                if wrong:
+                    wrong = wrong[0]
+                    break
+            function[1:4] = [start + skew, size - skew, digest(code[skew:])]
+            function[6] = address + skew
+            for p in function[7]:
+                if p[0] == point:
+                    text = re.sub(r'(0x[0-9a-f]+|"\+[0-9]+)$', lambda m: hex(start + skew + wrong)
+                                  if m.group(1)[0] == "0" else f'"+{wrong}', point)
+                    data["rewritten"]["program"] = data["rewritten"]["program"].replace(point, text)
+                    p[:] = [text, wrong, False]
+                else:
+                    p[1] -= skew
+
     assert forged(into_an_instruction) == good
     assert forged(goid_moved) == good
+    assert forged(function_moved) == good

@@ -155,6 +155,7 @@ def still_holds(proofs, program, source, targets):
     the function starts at its file offset and that bpftrace finds its name
     there (the bytes there are the ones proven, by their digest)."""
     fds = {}
+    files = {}
     try:
         allowed = {}
         for target, path in targets:
@@ -165,6 +166,8 @@ def still_holds(proofs, program, source, targets):
                 fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             code = os.pread(fds[path], size, file_start)
             if len(code) != size or digest(code) != sum_ or arch not in ("amd64", "arm64"):
+                return False
+            if not _starts_function(files.setdefault(path, _File(fds[path])), name, file_start, address, size):
                 return False
             starts = None
             last = max((p[1] for p in points if type(p[1]) is int), default=0)
@@ -182,12 +185,122 @@ def still_holds(proofs, program, source, targets):
                 proven.add(text)
         if not _attach_points(program) - _attach_points(source) <= proven:
             return False
-        return _runtime_g_holds(proofs["runtime_g"], program, source, allowed, fds)
+        return _runtime_g_holds(proofs["runtime_g"], program, source, allowed, fds, files)
     except (OSError, ValueError, TypeError, OverflowError, KeyError, AttributeError):
         return False
     finally:
+        for file in files.values():
+            file.close()
         for fd in fds.values():
             os.close(fd)
+
+
+def _starts_function(file, name, file_start, address, size):
+    """Whether .gopclntab has a function called `name` (as prove() compares
+    names) at `address`, of at least `size` bytes, and `address` is at
+    `file_start` in the file: the function the bytes were proven for is
+    where the entry says. False also where this cannot be told cheaply (no
+    .gopclntab section, a Go 1.18+ table without its text start, code
+    outside Go's table): the cold path then proves it."""
+    from .pclntab import bounds
+
+    section = file.section_of(address)
+    table = file.sections.get(".gopclntab")
+    if section is None or address - section[1] + section[2] != file_start or table is None:
+        return False
+    data = file.view(table)
+    if data is None or len(data) < 64:
+        return False
+    import struct
+
+    magic = struct.unpack_from("<I", data, 0)[0]
+    texts = [0]  # before Go 1.18 the entries are addresses
+    if magic in (0xFFFFFFF0, 0xFFFFFFF1):
+        # 1.18+: offsets from runtime.text, which 1.20+ leaves 0 in the
+        # header. Any guess is safe: a wrong one finds no function of this
+        # name at this address.
+        header = struct.unpack_from("<Q", data, 24)[0]
+        texts = [header] if header else [file.sections.get(".text", (0, 0))[1], lambda: file.symbol("runtime.text")]
+    for text in texts:
+        text = text() if callable(text) else text  # the symbol only if .text is not it (cgo)
+        found = bounds(data, text, address) if text is not None else None
+        if found is not None and found[0] == address and found[1] - found[0] >= size \
+                and _comparable(found[2]) == _comparable(name):
+            return True
+    return False
+
+
+class _File:
+    """An ELF file's section headers, read with a few preads (the warm
+    path imports no ELF reader), and a map of it for .gopclntab."""
+
+    def __init__(self, fd):
+        import struct
+
+        self.fd = fd
+        self._map = None
+        self.sections = {}  # name -> (type, address, file offset, size)
+        head = os.pread(fd, 64, 0)
+        if head[:6] != b"\x7fELF\x02\x01":
+            self.arch = None
+            return
+        self.arch = {62: "amd64", 183: "arm64"}.get(struct.unpack_from("<H", head, 18)[0])
+        shoff, = struct.unpack_from("<Q", head, 0x28)
+        entsize, count, names_at = struct.unpack_from("<HHH", head, 0x3A)
+        table = os.pread(fd, entsize * count, shoff)
+        rows = [struct.unpack_from("<IIQQQQ", table, i * entsize) for i in range(count)]
+        names = os.pread(fd, rows[names_at][5], rows[names_at][4]) if names_at < count else b""
+        for name_at, kind, _flags, address, offset, size in rows:
+            name = names[name_at : names.find(b"\0", name_at)].decode("ascii", "replace")
+            self.sections.setdefault(name, (kind, address, offset, size))
+
+    def symbol(self, name):
+        """The value of .symtab's symbol `name`, or None."""
+        import struct
+
+        symtab, strtab = self.sections.get(".symtab"), self.sections.get(".strtab")
+        if symtab is None or strtab is None or self.view(strtab) is None:
+            return None
+        found = self._map.find(b"\0" + name.encode() + b"\0", strtab[2], strtab[2] + strtab[3])
+        if found < 0:
+            return None
+        key = struct.pack("<I", found + 1 - strtab[2])
+        start, end = symtab[2], symtab[2] + symtab[3]
+        hit = self._map.find(key, start, end)
+        while hit >= 0:
+            if (hit - start) % 24 == 0:
+                return struct.unpack_from("<Q", self._map, hit + 8)[0]
+            hit = self._map.find(key, hit + 1, end)
+        return None
+
+    def section_of(self, address):
+        """(type, address, file offset, size) of the section with bytes in
+        the file that holds `address`."""
+        for kind, start, offset, size in self.sections.values():
+            if kind != 8 and start and start <= address < start + size:  # 8: SHT_NOBITS
+                return kind, start, offset, size
+        return None
+
+    def read(self, address, size):
+        found = self.section_of(address)
+        if found is None or address + size > found[1] + found[3]:
+            return b""
+        return os.pread(self.fd, size, found[2] + address - found[1])
+
+    def view(self, section):
+        import mmap
+
+        if self._map is None:
+            self._map = mmap.mmap(self.fd, 0, prot=mmap.PROT_READ)
+        _kind, _address, offset, size = section
+        return memoryview(self._map)[offset : offset + size] if offset + size <= len(self._map) else None
+
+    def close(self):
+        if self._map is not None:
+            try:
+                self._map.close()
+            except BufferError:  # a view still held: the map goes with the process
+                pass
 
 
 def _spelled_for(text, targets, name, file_start, address, offset):
@@ -231,7 +344,7 @@ def _boundaries(arch, code, until):
     return found
 
 
-def _runtime_g_holds(rows, program, source, allowed, fds):
+def _runtime_g_holds(rows, program, source, allowed, fds, files):
     """Each read of a runtime.g field in the program (uptr(G + N)) that the
     script does not have itself is of a field of a binary whose runtime.g
     the entry says it reads: G that binary's, N its goid's or stack.hi's
@@ -244,7 +357,7 @@ def _runtime_g_holds(rows, program, source, allowed, fds):
             return False
         if path not in fds:
             fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        arch, version = _go_facts(fds[path])
+        arch, version = _go_facts(files.setdefault(path, _File(fds[path])))
         offsets = runtime_g_offsets(version)
         if offsets is None or [g, goid, hi] != [g_pointer(arch, version), *offsets]:
             return False
@@ -267,56 +380,33 @@ def _reads(text, g):
     return found
 
 
-def _go_facts(fd):
+def _go_facts(file):
     """(arch, (major, minor)) of an ELF file from its header and its
-    .go.buildinfo, read with a few preads (the warm path imports no ELF
-    reader); (arch, None) when the version is not there."""
+    .go.buildinfo; (arch, None) when the version is not there."""
     import re
     import struct
 
-    head = os.pread(fd, 64, 0)
-    if head[:6] != b"\x7fELF\x02\x01":
-        return None, None
-    arch = {62: "amd64", 183: "arm64"}.get(struct.unpack_from("<H", head, 18)[0])
-    shoff, = struct.unpack_from("<Q", head, 0x28)
-    entsize, count, names_at = struct.unpack_from("<HHH", head, 0x3A)
-    table = os.pread(fd, entsize * count, shoff)
-    sections = [struct.unpack_from("<IIQQQQ", table, i * entsize) for i in range(count)]
-    names = os.pread(fd, sections[names_at][5], sections[names_at][4])
-
-    def at(address, size):
-        for _, kind, _, addr, offset, length in sections:
-            if kind != 8 and addr and addr <= address and address + size <= addr + length:  # 8: SHT_NOBITS
-                return os.pread(fd, size, offset + address - addr)
-        return b""
-
-    for name_at, _, _, _, offset, length in sections:
-        if names[name_at : name_at + 14] == b".go.buildinfo\0":
-            data = os.pread(fd, min(length, 64 + 256), offset)
-            break
-    else:
-        return arch, None
+    found = file.sections.get(".go.buildinfo")
+    data = os.pread(file.fd, min(found[3], 64 + 256), found[2]) if found else b""
     if not data.startswith(b"\xff Go buildinf:"):
-        return arch, None
+        return file.arch, None
     if data[15] & 2:  # Go 1.18+: the version inline, after its uvarint length
-        length, at_ = 0, 32
+        length, at = 0, 32
         for shift in range(0, 35, 7):
-            length |= (data[at_] & 0x7F) << shift
-            at_ += 1
-            if not data[at_ - 1] & 0x80:
+            length |= (data[at] & 0x7F) << shift
+            at += 1
+            if not data[at - 1] & 0x80:
                 break
-        version = data[at_ : at_ + length]
+        version = data[at : at + length]
     else:  # before: a pointer to a string header
         fmt = "<QQ" if data[14] == 8 else "<II"
-        header = at(struct.unpack_from(fmt[:2], data, 16)[0], struct.calcsize(fmt))
+        header = file.read(struct.unpack_from(fmt[:2], data, 16)[0], struct.calcsize(fmt))
         if len(header) != struct.calcsize(fmt):
-            return arch, None
+            return file.arch, None
         pointer, length = struct.unpack(fmt, header)
-        version = at(pointer, length)
-    import re
-
+        version = file.read(pointer, length)
     m = re.match(rb"go(\d+)\.(\d+)", version)  # as gobinary.go_version_tuple reads it
-    return arch, (int(m.group(1)), int(m.group(2))) if m else None
+    return file.arch, (int(m.group(1)), int(m.group(2))) if m else None
 
 
 def refuse(stale, where):
