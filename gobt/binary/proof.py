@@ -22,6 +22,7 @@ its runtime.g reads checked against the binary's Go version.
 """
 
 import os
+import struct
 
 from ..cache import digest
 from ..errors import GobtError
@@ -186,7 +187,8 @@ def still_holds(proofs, program, source, targets):
         if not _attach_points(program) - _attach_points(source) <= proven:
             return False
         return _runtime_g_holds(proofs["runtime_g"], program, source, allowed, fds, files)
-    except (OSError, ValueError, TypeError, OverflowError, KeyError, AttributeError):
+    except (OSError, ValueError, TypeError, OverflowError, KeyError, AttributeError, IndexError, BufferError,
+            struct.error):
         return False
     finally:
         for file in files.values():
@@ -211,8 +213,6 @@ def _starts_function(file, name, file_start, address, size):
     data = file.view(table)
     if data is None or len(data) < 64:
         return False
-    import struct
-
     magic = struct.unpack_from("<I", data, 0)[0]
     texts = [0]  # before Go 1.18 the entries are addresses
     if magic in (0xFFFFFFF0, 0xFFFFFFF1):
@@ -235,8 +235,6 @@ class _File:
     path imports no ELF reader), and a map of it for .gopclntab."""
 
     def __init__(self, fd):
-        import struct
-
         self.fd = fd
         self._map = None
         self.sections = {}  # name -> (type, address, file offset, size)
@@ -256,8 +254,6 @@ class _File:
 
     def symbol(self, name):
         """The value of .symtab's symbol `name`, or None."""
-        import struct
-
         symtab, strtab = self.sections.get(".symtab"), self.sections.get(".strtab")
         if symtab is None or strtab is None or self.view(strtab) is None:
             return None
@@ -384,8 +380,6 @@ def _go_facts(file):
     """(arch, (major, minor)) of an ELF file from its header and its
     .go.buildinfo; (arch, None) when the version is not there."""
     import re
-    import struct
-
     found = file.sections.get(".go.buildinfo")
     data = os.pread(file.fd, min(found[3], 64 + 256), found[2]) if found else b""
     if not data.startswith(b"\xff Go buildinf:"):
