@@ -1,5 +1,6 @@
 """Where gobt keeps what it can reuse between runs."""
 
+import errno
 import os
 import stat
 
@@ -20,28 +21,82 @@ def cache_dir(binary_facts=False, sub=None):
     the work again. --no-cache (or GOBT_NO_CACHE) turns off what gobt learns
     about binaries and scripts; the compiled grammar and the installed
     bpftrace's capabilities depend on neither.
+
+    Each folder is opened once per run, and every read, write, rename and
+    prune under the path returned goes through that descriptor (_at), not
+    through the path again: the folders above may be another user's (sudo
+    keeps XDG_CACHE_HOME), who can swap gobt/ for a folder of symlinks at
+    any moment of a run. The descriptor stays on the folder that was
+    checked.
     """
-    global _warned
     if binary_facts and (_disabled or os.environ.get("GOBT_NO_CACHE")):
         return None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     path = os.path.join(base, "gobt")
-    for folder in (path, os.path.join(path, sub)) if sub else (path,):
-        try:
-            os.makedirs(folder, mode=0o755, exist_ok=True)
-            # lstat: a symlink planted in the cache must not lead elsewhere.
-            st = os.lstat(folder)
-        except OSError:
-            return None
-        if not (stat.S_ISDIR(st.st_mode) and _trusted(st)):
-            if not _warned:
-                from .errors import note
+    if _open_folder(path, None, base) is None:
+        return None
+    if sub is None:
+        return path
+    folder = os.path.join(path, sub)
+    return folder if _open_folder(folder, path, sub) is not None else None
 
-                note(f"not using the cache in {folder}: it belongs to uid {st.st_uid}, or others can write to "
-                     "it, or it is not a folder (set XDG_CACHE_HOME to a folder of your own)")
-                _warned = True
-            return None
-    return folder
+
+_folders = {}  # path -> descriptor of the folder cache_dir opened there, or None if refused
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+def _open_folder(path, parent, name):
+    """The descriptor of path, made if absent: name in the folder `parent`
+    (a path in _folders), or, for the top one, in the folder `name`, which
+    may be a symlink (~/.cache often is) and need not be this user's."""
+    global _warned
+    if path in _folders:
+        return _folders[path]
+    _folders[path] = None
+    above = None
+    try:
+        if parent is None:
+            os.makedirs(name, mode=0o755, exist_ok=True)
+            above = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            name = "gobt"
+        dir_fd = above if parent is None else _folders[parent]
+        try:
+            os.mkdir(name, 0o755, dir_fd=dir_fd)
+        except FileExistsError:
+            pass
+        # O_NOFOLLOW: a symlink planted in the cache must not lead elsewhere.
+        fd = os.open(name, _DIRECTORY, dir_fd=dir_fd)
+    except OSError as e:
+        fd, st = None, e
+    else:
+        st = os.fstat(fd)
+    finally:
+        if above is not None:
+            os.close(above)
+    if fd is not None and _trusted(st):
+        _folders[path] = fd
+        return fd
+    if fd is not None:
+        os.close(fd)
+    if not _warned and not (isinstance(st, OSError) and st.errno in (errno.EACCES, errno.EROFS, errno.ENOENT)):
+        from .errors import note
+
+        owner = f"it belongs to uid {st.st_uid}, or others can write to it" if fd is not None else \
+            "it is not a folder"
+        note(f"not using the cache in {path}: {owner} (set XDG_CACHE_HOME to a folder of your own)")
+        _warned = True
+    return None
+
+
+def _at(path):
+    """(folder descriptor, file name, whether to close the descriptor) for a
+    file in a folder cache_dir returned: its descriptor, never the path
+    again. Any other folder (tests name their own) is opened here."""
+    folder, name = os.path.split(os.fspath(path))
+    fd = _folders.get(folder)
+    if fd is not None:
+        return fd, name, False
+    return os.open(folder or ".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC), name, True
 
 
 def _trusted(st):
@@ -97,9 +152,16 @@ def _read_own(path):
     # open(); O_NOFOLLOW: nor a symlink lead it to another file. Only a
     # regular file is read.
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        folder, name, close = _at(path)
     except OSError:
         return None
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=folder)
+    except OSError:
+        return None
+    finally:
+        if close:
+            os.close(folder)
     try:
         st = os.fstat(fd)
         if not (stat.S_ISREG(st.st_mode) and _trusted(st)):
@@ -157,37 +219,52 @@ def _code_fingerprint():
     return ";".join(parts)
 
 
+# The names gobt gives its files in programs/ and binaries/, and to a
+# write in flight: prune removes nothing else, even in a folder of this
+# user's that is not gobt's.
+_PRUNABLE = r"(?:[0-9a-f]{8}-[0-9]+|[0-9a-f]{32})\.json|\.tmp-\w+"
+
+
 def prune(directory, keep):
     """Remove the least recently used files of a cache folder, beyond `keep`.
 
     Every rebuilt binary and every edited script makes a new entry, so
     without this the folder only grows. Entries are marked used by their
     mtime (touch_used); two gobts pruning at once only remove a file twice.
+    Only regular files of this user's, named as gobt names them, are
+    removed, and only in the folder cache_dir opened (_at).
     """
+    import re
     import time
 
     try:
-        entries = [(e.stat().st_mtime_ns, e.path, e.name.startswith(".tmp-")) for e in os.scandir(directory)
-                   if e.is_file()]
+        folder, _, close = _at(os.path.join(directory, ""))
     except OSError:
         return
-    # A write in flight is a .tmp- file for milliseconds; one an hour old
-    # was left by a gobt that was killed.
-    stale = time.time_ns() - 3600 * 10**9
-    for mtime, path, _ in [e for e in entries if e[2] and e[0] < stale]:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-    entries = [e[:2] for e in entries if not e[2]]
-    if len(entries) <= keep:
+    try:
+        euid = os.geteuid()
+        entries = []
+        for e in os.scandir(folder):
+            if re.fullmatch(_PRUNABLE, e.name):
+                st = e.stat(follow_symlinks=False)
+                if stat.S_ISREG(st.st_mode) and st.st_uid == euid:
+                    entries.append((st.st_mtime_ns, e.name, e.name.startswith(".tmp-")))
+        # A write in flight is a .tmp- file for milliseconds; one an hour old
+        # was left by a gobt that was killed.
+        stale = time.time_ns() - 3600 * 10**9
+        doomed = [name for mtime, name, tmp in entries if tmp and mtime < stale]
+        entries = sorted(e[:2] for e in entries if not e[2])
+        doomed += [name for _, name in entries[: max(0, len(entries) - keep)]]
+        for name in doomed:
+            try:
+                os.unlink(name, dir_fd=folder)
+            except OSError:
+                pass
+    except OSError:
         return
-    entries.sort()
-    for _, path in entries[: len(entries) - keep]:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+    finally:
+        if close:
+            os.close(folder)
 
 
 def write_atomic(path, data):
@@ -201,30 +278,55 @@ def write_atomic(path, data):
 
 def write_sealed_bytes(path, payload):
     """write_atomic for a payload that is not JSON (read_sealed_bytes)."""
-    import tempfile
-
-    tmp = None
+    tmp = f".tmp-{os.urandom(8).hex()}"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+        folder, name, close = _at(path)
+    except OSError:
+        return False
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=folder)
         with os.fdopen(fd, "wb") as f:
             f.write(_seal(payload))
-        os.replace(tmp, path)
+        os.replace(tmp, name, src_dir_fd=folder, dst_dir_fd=folder)
         return True
     except OSError:
-        if tmp:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
+        try:
+            os.unlink(tmp, dir_fd=folder)
+        except OSError:
+            pass
         return False
+    finally:
+        if close:
+            os.close(folder)
 
 
 def touch_used(path):
     try:
-        os.utime(path)
+        folder, name, close = _at(path)
+    except OSError:
+        return
+    try:
+        os.utime(name, dir_fd=folder, follow_symlinks=False)
     except OSError:
         pass
+    finally:
+        if close:
+            os.close(folder)
+
+
+def remove(path):
+    """Remove a cache file, through its folder's descriptor (_at)."""
+    try:
+        folder, name, close = _at(path)
+    except OSError:
+        return
+    try:
+        os.unlink(name, dir_fd=folder)
+    except OSError:
+        pass
+    finally:
+        if close:
+            os.close(folder)
 
 
 class BinaryCache:
@@ -288,10 +390,7 @@ class BinaryCache:
         self._dirty = False
         self._dropped = True
         if self.path:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+            remove(self.path)
 
     def save(self):
         if not self._dirty or not self.path:

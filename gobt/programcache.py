@@ -93,6 +93,9 @@ class ProgramCache:
 
         self.pid = pid
         self.path = None
+        self.source = source.text
+        # A listing (cli._list) is printed, not run: it has no probes to prove.
+        self.listing = source.filename in ("-l", "-lv")
         base = cache_dir(binary_facts=True, sub="programs")
         if base is None:
             return
@@ -139,14 +142,12 @@ class ProgramCache:
             done = Rewritten(**entry["rewritten"])
             if not _well_formed(done):
                 return None
-            # The same file is not proof of the same bytes: every probe's
-            # function is read again and compared (binary/proof.py).
-            proofs = entry["proofs"]
-            paths = {path for _, path, _, _ in entry["targets"]}
-            if not isinstance(proofs, list) or not all(isinstance(p, list) and len(p) == 6 and p[0] in paths
-                                                       for p in proofs):
-                return None
-            if not still_holds(proofs):
+            # The same file is not proof of the same bytes, and a sealed
+            # entry is not proof of anything: every probe of the program is
+            # proven again on the bytes, and every runtime.g read checked
+            # against the binary (binary/proof.py).
+            targets = [[t, path] for t, path, _, _ in entry["targets"]]
+            if not self.listing and not still_holds(entry["proofs"], done.program, self.source, targets):
                 return None
             touch_used(self.path)
             return done
@@ -155,8 +156,8 @@ class ProgramCache:
 
     def store(self, rewritten, binaries, proofs):
         """binaries: target text -> (the path the rewrite read for it, and
-        that file's stat as it was when read); proofs: what each probe's
-        offsets were proven on (proof.still_holds)."""
+        that file's stat as it was when read); proofs: what the program's
+        probes and runtime.g reads were proven on (proof.still_holds)."""
         if not self.path:
             return
         targets = [[t, p, _identity(st), consulted] for t, (p, st, consulted) in sorted(binaries.items())]

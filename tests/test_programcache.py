@@ -107,14 +107,18 @@ def test_corrupt_entries_are_ignored_and_replaced(go_build, tmp_path):
 def test_cache_folders_keep_only_the_most_recently_used(tmp_path):
     from gobt.cache import prune, touch_used
 
-    for i in range(10):
-        path = tmp_path / f"{i}.json"
+    names = [f"{i:08x}-{i}.json" for i in range(10)]  # named as ProgramCache names its files
+    for i, name in enumerate(names):
+        path = tmp_path / name
         path.write_text("{}")
         os.utime(path, ns=(i * 10**9, i * 10**9))
     (tmp_path / ".tmp-writing").write_text("")  # another gobt's write in flight
-    touch_used(tmp_path / "0.json")  # used just now: the newest
+    (tmp_path / "notes.json").write_text("")  # not gobt's: never removed
+    os.utime(tmp_path / "notes.json", ns=(0, 0))
+    touch_used(tmp_path / names[0])  # used just now: the newest
     prune(tmp_path, 4)
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-writing", "0.json", "7.json", "8.json", "9.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        [".tmp-writing", "notes.json", names[0], *names[7:]])
 
 
 def test_entries_of_the_right_key_but_the_wrong_shape_miss(go_build, tmp_path):

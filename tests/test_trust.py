@@ -108,8 +108,9 @@ def test_a_resealed_cache_with_wrong_offsets_is_caught_by_the_proof(go_build, tm
     # The program cache: the proof it keeps must hold for the bytes.
     (entry,) = (tmp_path / "gobt" / "programs").iterdir()
     data = json.loads(read_sealed(str(entry)))
-    assert data["proofs"]
-    data["proofs"][0][3][0] += 1
+    points = data["proofs"]["functions"][0][7]
+    assert points
+    points[0][1] += 1  # [text, offset, ret]
     write_atomic(str(entry), data)
     assert emit(tmp_path, "-e", program).stdout == good
 
@@ -250,3 +251,121 @@ def test_pid_probes_the_file_the_process_runs_after_a_deploy(go_build, bpf, tmp_
     finally:
         proc_a.kill()
         proc_a.wait()
+
+
+ENTRY_PROGRAM = ('goentry:{b}:main.classify {{ printf("%d\\n", goid); }} '
+                 'goret:{b}:main.classify {{ printf("%d\\n", goelapsed); }}')
+
+
+def test_a_resealed_binary_cache_is_checked_not_believed(go_build, tmp_path):
+    # Claims a binary's cache can make that today's checks would take on
+    # its word: an offset listed as already proven, and runtime.g's layout.
+    # Each is resealed with the cache's own seal (write_atomic), as by a
+    # gobt bug or the cache's owner; the run must give the fresh program.
+    from gobt.cache import read_sealed, write_atomic
+
+    binary = go_build("go1.19", "tests/programs/multiret")
+    program = ENTRY_PROGRAM.format(b=binary)
+    good = emit(tmp_path, "-e", program).stdout
+    assert good == fresh(binary, tmp_path, ENTRY_PROGRAM)
+    (entry,) = (tmp_path / "gobt" / "binaries").iterdir()
+    clean = json.loads(read_sealed(str(entry)))
+
+    def forged(edit):
+        data = json.loads(json.dumps(clean))
+        edit(data["tables"])
+        write_atomic(str(entry), data)
+        shutil.rmtree(tmp_path / "gobt" / "programs")
+        return emit(tmp_path, "-e", program).stdout
+
+    def entry_off_by_one(tables):
+        code = tables["code"]["main.classify"]
+        code[3] += 1  # the entry after the stack check, one byte into an instruction
+        row = tables.setdefault("proof", {}).get("main.classify")
+        if row:  # and the same offset listed as decoded before
+            row[3].setdefault("insn", []).append(code[3])
+
+    assert forged(entry_off_by_one) == good
+
+    def goid_moved(tables):
+        tables["goroutine"]["g"][1] += 8  # runtime.g's goid, a field later
+
+    assert forged(goid_moved) == good
+
+
+def _moved(text, by):
+    """An attach point's text with its offset moved by `by` bytes."""
+    m = re.search(r'(0x[0-9a-f]+|"\+[0-9]+)$', text)
+    if m.group(1).startswith("0x"):
+        return text[: m.start()] + hex(int(m.group(1), 16) + by)
+    return text[: m.start()] + f'"+{int(m.group(1)[2:]) + by}'
+
+
+def test_a_resealed_program_cache_is_proven_again(go_build, tmp_path):
+    # The warm path reuses a whole program; its entry is resealed with an
+    # attach point moved into an instruction, or runtime.g's goid moved, in
+    # the program and in whatever the entry keeps to prove it. The run must
+    # give the fresh program, not the edited one.
+    from gobt.cache import read_sealed, write_atomic
+
+    binary = go_build("go1.19", "tests/programs/multiret")
+    program = ENTRY_PROGRAM.format(b=binary)
+    good = emit(tmp_path, "-e", program).stdout
+    (entry,) = (tmp_path / "gobt" / "programs").iterdir()
+    clean = read_sealed(str(entry))
+    # goentry's attach point: after the stack check, so not at the start.
+    point = re.match(r"(uprobe:\S+?)[ ,]", good).group(1)
+    assert re.search(r'(0x[0-9a-f]+|"\+[0-9]+)$', point), point
+    goid = re.search(r'uptr\(reg\("r14"\) \+ ([0-9]+)\)\)\)', good).group(1)
+
+    def forged(edit):
+        data = json.loads(clean)
+        edit(data)
+        write_atomic(str(entry), data)
+        return emit(tmp_path, "-e", program).stdout
+
+    def into_an_instruction(data):
+        moved = _moved(point, 1)
+        data["rewritten"]["program"] = data["rewritten"]["program"].replace(point + " ", moved + " ")
+        data["rewritten"]["program"] = data["rewritten"]["program"].replace(point + ",", moved + ",")
+        for function in data["proofs"]["functions"] if isinstance(data["proofs"], dict) else ():
+            for p in function[7]:
+                if p[0] == point:
+                    p[0], p[1] = moved, p[1] + 1
+
+    def goid_moved(data):
+        read = f'uptr(reg("r14") + {goid})'
+        data["rewritten"]["program"] = data["rewritten"]["program"].replace(read, f'uptr(reg("r14") + {int(goid) + 8})')
+        for row in data["proofs"]["runtime_g"] if isinstance(data["proofs"], dict) else ():
+            row[2] += 8
+
+    def function_moved(data):
+        # The function said to start a few bytes in: its digest, size and
+        # offsets all made to agree, and the entry probe put at a boundary
+        # of the instructions decoded from there, which is none in truth.
+        from gobt.binary.x86len import boundaries
+        from gobt.cache import digest
+
+        for function in data["proofs"]["functions"] if isinstance(data["proofs"], dict) else ():
+            path, start, size, _, _, _, address, points = function
+            code = open(path, "rb").read()[start : start + size]
+            true = boundaries(code, size)
+            for skew in range(1, 16):
+                wrong = [o for o in boundaries(code[skew:], size) or () if o and o + skew not in true]
+                if wrong:
+                    wrong = wrong[0]
+                    break
+            function[1:4] = [start + skew, size - skew, digest(code[skew:])]
+            function[6] = address + skew
+            for p in function[7]:
+                if p[0] == point:
+                    text = re.sub(r'(0x[0-9a-f]+|"\+[0-9]+)$', lambda m: hex(start + skew + wrong)
+                                  if m.group(1)[0] == "0" else f'"+{wrong}', point)
+                    data["rewritten"]["program"] = data["rewritten"]["program"].replace(point, text)
+                    p[:] = [text, wrong, False]
+                else:
+                    p[1] -= skew
+
+    assert forged(into_an_instruction) == good
+    assert forged(goid_moved) == good
+    assert forged(function_moved) == good

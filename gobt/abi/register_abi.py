@@ -6,6 +6,7 @@ src/cmd/compile/abi-internal.md). A new architecture is a new row.
 """
 
 from ..record import dataclass
+from .runtime_g import REGISTER_ABI_SINCE
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class RegisterABI:
 REGISTER_ABI = {
     "amd64": RegisterABI(
         arch="amd64",
-        since=(1, 17),
+        since=REGISTER_ABI_SINCE["amd64"],
         int_regs=("ax", "bx", "cx", "di", "si", "r8", "r9", "r10", "r11"),
         int_names=("RAX", "RBX", "RCX", "RDI", "RSI", "R8", "R9", "R10", "R11"),
         float_regs=tuple(f"X{i}" for i in range(15)),
@@ -33,7 +34,7 @@ REGISTER_ABI = {
     ),
     "arm64": RegisterABI(
         arch="arm64",
-        since=(1, 18),
+        since=REGISTER_ABI_SINCE["arm64"],
         int_regs=tuple(f"r{i}" for i in range(16)),
         int_names=tuple(f"R{i}" for i in range(16)),
         float_regs=tuple(f"F{i}" for i in range(16)),

@@ -13,6 +13,30 @@ rather than guess (a field inserted before goid moves it, as Go 1.23's
 syscallbp did until 1.25 took a field out again).
 """
 
+# Where the current goroutine's g is, per (arch, ABI). With the register ABI
+# a register holds it; before, Go kept it in thread-local storage, which on
+# amd64 is just below the thread's FS base. bpftrace reaches that through
+# the current task's BTF; uptr() makes it read user memory, not kernel
+# memory as it would for an address derived from curtask.
+G_POINTER = {
+    ("amd64", "register"): 'reg("r14")',
+    ("arm64", "register"): 'reg("r28")',
+    ("amd64", "stack"): "*(uint64 *)uptr(curtask->thread.fsbase - 8)",
+}
+
+# The first Go version of each arch's register ABI (register_abi.py's
+# `since`; here, so that the warm path's check of a cached g, proof.py,
+# need not build register_abi's table).
+REGISTER_ABI_SINCE = {"amd64": (1, 17), "arm64": (1, 18)}
+
+
+def g_pointer(arch, version):
+    """G_POINTER's expression for a binary of this arch and Go version."""
+    since = REGISTER_ABI_SINCE.get(arch)
+    register = since is not None and version is not None and version >= since
+    return G_POINTER.get((arch, "register" if register else "stack"))
+
+
 # (first Go 1.x minor version, goid offset, stack.hi offset)
 RUNTIME_G = (
     (15, 152, 8),

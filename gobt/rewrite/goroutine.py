@@ -16,21 +16,9 @@ table does not know is refused.
 
 from ..record import dataclass
 
-from ..abi.runtime_g import known_versions, runtime_g_offsets
+from ..abi.runtime_g import G_POINTER, known_versions, runtime_g_offsets
 from ..binary.gobinary import require_go
 from ..errors import GobtError
-
-# Where the current goroutine's g is, per ABI. With the register ABI a
-# register holds it; before, Go kept it in thread-local storage, which on
-# amd64 is just below the thread's FS base. bpftrace reaches that through
-# the current task's BTF; uptr() makes it read user memory, not kernel
-# memory as it would for an address derived from curtask.
-G_POINTER = {
-    ("amd64", "register"): 'reg("r14")',
-    ("arm64", "register"): 'reg("r28")',
-    ("amd64", "stack"): "*(uint64 *)uptr(curtask->thread.fsbase - 8)",
-}
-
 
 @dataclass(frozen=True)
 class GoroutineExprs:
@@ -50,13 +38,25 @@ class GoroutineExprs:
 
 def goroutine_of(binary):
     """bpftrace expressions for this binary's goid and call depth, through
-    the binary's cache."""
+    the binary's cache. A cached row is a claim, not a fact: it is used only
+    where it is what the binary says (runtime_g_holds), else read again."""
     row = binary.cache.get("goroutine", "g")
-    if row is not None:
-        return GoroutineExprs(*row)
-    found = goroutine_exprs(binary)
-    binary.cache.put("goroutine", "g", [found.g, found.goid_offset, found.stack_hi_offset])
-    return found
+    if row is None or not runtime_g_holds(binary, row):
+        found = goroutine_exprs(binary)
+        row = [found.g, found.goid_offset, found.stack_hi_offset]
+        binary.cache.put("goroutine", "g", row)
+    binary.runtime_g_read = row  # for the program cache, which checks it again on reuse (proof.py)
+    return GoroutineExprs(*row)
+
+
+def runtime_g_holds(binary, row):
+    """Whether a cached [g, goid offset, stack.hi offset] is this binary's:
+    the g of its arch and ABI, and the offsets of runtime_g.py's table for
+    its Go version (checked against every toolchain's DWARF). A version the
+    table does not know is read from the DWARF again."""
+    abi = "register" if binary.register_abi else "stack"
+    offsets = runtime_g_offsets(binary.go_version_tuple)
+    return offsets is not None and row == [G_POINTER.get((binary.arch, abi)), *offsets]
 
 
 def goroutine_exprs(binary):

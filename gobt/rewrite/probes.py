@@ -13,7 +13,7 @@ from ..record import dataclass
 from ..abi.assign import assign
 from ..binary.gobinary import GoBinary, require_go
 from ..binary.disasm import analyze, is_instruction_boundary
-from ..binary.proof import Stale, refuse
+from ..binary.proof import Stale, for_program_cache, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
@@ -56,7 +56,7 @@ class Context:
         self.spans = None  # SpanMap of the program rewrite() made
         self.proven = set()  # (BIN, file offset) of probes at offsets gobt proved
         self._binaries = {}
-        self.proofs = {}  # (path, file offset) -> what proof.still_holds checks
+        self.proofs = {}  # (path, function's file offset) -> what proof.still_holds checks
         self.fresh = False  # no cache left: what fails a proof now fails on the bytes
 
     def restart(self):
@@ -80,7 +80,7 @@ class Context:
 
     def proofs_made(self):
         """What proof.still_holds checks, for the program cache."""
-        return [entry for _, entry in sorted(self.proofs.items())]
+        return for_program_cache(self.proofs, self._binaries.values())
 
     def binary(self, target, location):
         """The GoBinary for a probe's BIN (its .attach_path is for bpftrace)."""

@@ -1,13 +1,19 @@
 """A probe's attach point, spelled as the installed bpftrace takes it, and
 proven on the binary's bytes before it is (binary/proof.py)."""
 
-from ..binary.proof import prove
+from ..binary.proof import prove, record
 from ..errors import UnreachableOffset
 from ..lang.script import BPFTRACE_UNQUOTED
 
 
 def uprobe_at(target, binary, fn, offset, ctx, loc, ret=False):
+    """A uprobe at fn+offset. Every probe gobt writes is made here, so here
+    each is proven on the bytes (proof.py): a RET if `ret`, else an
+    instruction boundary; and noted as proven, with its text, for the
+    program cache to prove again on reuse."""
+    file_start, size, sum_ = prove(binary, fn, offset, ret)
     text = _spelled(target, binary, fn, offset, ctx, loc, ret)
+    record(ctx.proofs, binary, fn, offset, ret, (file_start, size, sum_), text)
     # Which user probe each uprobe is made for, to place bpftrace's stack errors (printf.stack_error).
     ctx.attach_names.setdefault(ctx.current_probe, []).append((target, text[len(f"uprobe:{target}:"):]))
     return text
@@ -19,14 +25,7 @@ def _spelled(target, binary, fn, offset, ctx, loc, ret):
     By name where bpftrace finds exactly this function by that name; else
     "sym"+offset where this bpftrace checks offsets itself and no wildcard
     character can make it drop the offset; else by file offset.
-
-    Every probe gobt writes is made here, so here each is proven on the
-    bytes (proof.py): a RET if `ret`, else an instruction boundary.
     """
-    file_start, size, sum_ = prove(binary, fn, offset, ret)
-    entry = ctx.proofs.setdefault((binary.path, file_start), [binary.path, file_start, size, [], sum_, binary.arch])
-    if ret and offset not in entry[3]:
-        entry[3].append(offset)
     bt = ctx.bpftrace
     # A '"' (a struct tag in a generic's shape) cannot be quoted; a name two
     # functions share names neither to bpftrace: both go by address.
