@@ -13,7 +13,7 @@ from .run.bpftrace import (DETACH_BACKGROUND_NOTE_PROBES, DETACH_SECONDS_PER_PRO
                            UNSAFE_BUILTINS, argv0, capable_fallback, chosen_explicitly, exec_bpftrace, find_bpftrace,
                            probe_bpftrace, program_fd, start_probe, unreachable_hints)
 from .cmdline import parse_argv
-from .errors import GobtError, UnreachableOffset, note
+from .errors import DecoderUnusable, GobtError, UnreachableOffset, note
 from .lang.precheck import may_need_gobt, needs_gobt_outside_comments
 from .lang.source import Source
 
@@ -52,7 +52,7 @@ def main():
         # below, not in the interpreter's last flush (exit status 120).
         sys.stdout.flush()
         sys.exit(code)
-    except GobtError as e:
+    except (GobtError, DecoderUnusable) as e:
         _echo_error(e.render())
         sys.exit(1)
     except KeyboardInterrupt:
