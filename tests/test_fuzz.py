@@ -232,3 +232,68 @@ def test_rebuilt_in_place(go_build, tmp_path, monkeypatch, capsys):
     # The builds differ where it shows: not every pair (a "sym"+offset form
     # can coincide), but the test must have told some apart.
     assert len(set(blobs)) == len(blobs) and len(set(fresh.values())) >= 2
+
+
+def _damaged_dwarf(src, tmp, section, rng, n, near=()):
+    """n copies of src, each with a few bytes of `section` changed: anywhere
+    in it, or (every other copy) close to one of the byte strings `near`,
+    where the DIEs gobt reads are."""
+    from elftools.elf.elffile import ELFFile
+
+    with open(src, "rb") as f:
+        found = ELFFile(f).get_section_by_name(section)
+        assert found is not None, (src, section)
+        start, size = found["sh_offset"], found["sh_size"]
+    data = open(src, "rb").read()
+    body = data[start : start + size]
+    spots = [body.find(s) for s in near if body.find(s) != -1]
+    out = []
+    for k in range(n):
+        blob = bytearray(data)
+        for _ in range(rng.choice((1, 2, 8, 64))):
+            if spots and k % 2:
+                i = start + min(size - 1, max(0, rng.choice(spots) + rng.randrange(-256, 256)))
+            else:
+                i = start + rng.randrange(size)
+            blob[i] = rng.randrange(256) if rng.randrange(2) else blob[i] ^ (1 << rng.randrange(8))
+        path = os.path.join(tmp, f"copy-{k}")
+        with open(path, "wb") as f:
+            f.write(blob)
+        os.chmod(path, 0o755)
+        out.append(path)
+    return out
+
+
+@pytest.mark.parametrize("section", [".debug_abbrev", ".debug_info", ".debug_str"])
+def test_damaged_dwarf_sections(go_build, tmp_path, capsys, section):
+    """Byte damage in a DWARF section is an error naming the binary and the
+    section, or a run without what the DWARF would have said: never an
+    internal error. A cgo program, whose C units bring a .debug_str (Go
+    writes its strings inline), built with its DWARF uncompressed so that
+    the damage reaches the readers rather than only zlib."""
+    cache.disable()
+    src = go_build("go1.19", "tests/programs/cgocall", ldflags="-compressdwarf=false", cgo=True, tag="-plaindwarf")
+    rng = random.Random(SEED + 4)
+    outcomes = {"ok": 0, "error": 0}
+    for path in _damaged_dwarf(src, str(tmp_path), section, rng, 24, near=(b"main.scale\0", b"c_triple\0")):
+        for program in (
+            f'goret:{path}:main.scale {{ printf("%s\\n", goarg(~r1)); }}',
+            f'uprobe:{path}:main.scale {{ printf("%d %s\\n", goarg(n), goarg(label)); }}',
+            f"goentry:{path}:main.* {{ @[goid] = count(); }}",
+            f"uprobe:{path}:c_triple {{ @ = count(); }}",
+        ):
+            try:
+                run(["--emit", "-e", program])
+                outcomes["ok"] += 1
+                said = capsys.readouterr().err
+            except GobtError as e:
+                outcomes["error"] += 1
+                said = e.render()
+            except Exception as e:  # noqa: BLE001 - the point of the test
+                raise AssertionError(f"{os.path.basename(path)}: {type(e).__name__}: {e}\n{program}") from e
+            for line in said.splitlines():
+                if line.startswith("gobt:") and "unreadable DWARF" in line:
+                    assert path in line and re.search(r"\.debug_(info|abbrev|str)", line), line
+    capsys.readouterr()
+    assert outcomes["ok"] + outcomes["error"] == 96
+    print(section, outcomes)
