@@ -302,7 +302,7 @@ def _capable_instead(inv, found, unreachable):
             hints.insert(len(unreachable.hints), f"  (gobt keeps the bpftrace you chose: {found.path})")
         raise GobtError(unreachable.message, unreachable.location, hints)
     capable = probe_bpftrace(fallback)
-    note(f"using bpftrace {capable.version_text} ({fallback}): bpftrace {found.version_text} without bfd "
+    note(f"using bpftrace {capable.version_text} ({fallback}): bpftrace {found.version_text} ({found.capabilities}) "
          "cannot attach inside big binaries' text")
     return capable
 

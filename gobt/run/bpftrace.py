@@ -64,6 +64,11 @@ class Bpftrace:
         return ".".join(map(str, self.version))
 
     @property
+    def capabilities(self):
+        """What notes about this bpftrace say it is: as its --info says."""
+        return "bfd" if self.bfd else "without bfd"
+
+    @property
     def attach_form(self):
         return "sym_offset" if self.bfd or self.version >= (0, 22) else "file_offset"
 
