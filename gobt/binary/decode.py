@@ -287,7 +287,8 @@ def _disassembler(arch):
         try:
             import capstone
         except ImportError as e:
-            raise _unusable(arch, f"it does not import: {e}") from None
+            raise DecoderUnusable(f"gobt cannot decode {arch}: capstone does not import ({e}); "
+                                  "gobt needs capstone 5 or 6 (pip install 'capstone>=5,<7')") from None
         try:
             cs = capstone.Cs(*binding_constants(arch))
             cs.detail = False
