@@ -13,7 +13,7 @@ from .run.bpftrace import (DETACH_BACKGROUND_NOTE_PROBES, DETACH_SECONDS_PER_PRO
                            UNSAFE_BUILTINS, argv0, capable_fallback, chosen_explicitly, exec_bpftrace, find_bpftrace,
                            probe_bpftrace, program_fd, start_probe, unreachable_hints)
 from .cmdline import parse_argv
-from .errors import GobtError, UnreachableOffset, note
+from .errors import DecoderUnusable, GobtError, UnreachableOffset, note
 from .lang.precheck import as_bpftrace_sees_it, has_gobt_words, may_need_gobt
 from .lang.source import Source
 
@@ -56,7 +56,7 @@ def main():
     except BpftraceSaid as e:
         sys.stderr.write(e.text)
         sys.exit(e.status)
-    except GobtError as e:
+    except (GobtError, DecoderUnusable) as e:
         _echo_error(e.render())
         sys.exit(1)
     except KeyboardInterrupt:
@@ -324,7 +324,7 @@ def _capable_instead(inv, found, unreachable):
             hints.insert(len(unreachable.hints), f"  (gobt keeps the bpftrace you chose: {found.path})")
         raise GobtError(unreachable.message, unreachable.location, hints)
     capable = probe_bpftrace(fallback)
-    note(f"using bpftrace {capable.version_text} ({fallback}): bpftrace {found.version_text} without bfd "
+    note(f"using bpftrace {capable.version_text} ({fallback}): bpftrace {found.version_text} ({found.capabilities}) "
          "cannot attach inside big binaries' text")
     return capable
 

@@ -44,6 +44,19 @@ class UnreachableOffset(GobtError):
     proved it: another bpftrace may take it (cli picks one)."""
 
 
+class DecoderUnusable(Exception):
+    """The installed capstone cannot decode an architecture at all: not a
+    GobtError on purpose, so that no per-function handler turns it into
+    "cannot be disassembled" rows; cli prints it as an error."""
+
+    def __init__(self, message):
+        super().__init__(message)
+        self.message = message
+
+    def render(self):
+        return f"gobt: error: {self.message}"
+
+
 # Every warning and note printed, in order: the warm path replays them.
 printed = []
 

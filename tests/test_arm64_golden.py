@@ -357,7 +357,9 @@ def _ret_check(binary_path, program, numbers_are_addresses=False):
     """
     binary = GoBinary(binary_path)
     if binary.arch == "arm64":
-        md = capstone.Cs(capstone.CS_ARCH_ARM64, capstone.CS_MODE_ARM)
+        # capstone 6 renamed ARM64 to AARCH64 (and renumbered the others)
+        md = capstone.Cs(getattr(capstone, "CS_ARCH_AARCH64", getattr(capstone, "CS_ARCH_ARM64", None)),
+                         capstone.CS_MODE_ARM)
     else:
         md = capstone.Cs(capstone.CS_ARCH_X86, capstone.CS_MODE_64)
     seen = 0

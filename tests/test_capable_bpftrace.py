@@ -9,6 +9,7 @@ error says how to get one. Checked on cmd/go built by the newest toolchain.
 """
 
 import os
+import re
 
 import pytest
 
@@ -98,3 +99,25 @@ def test_a_wildcard_switches_too_so_every_match_gets_its_probe(bpf, cmd_go):
     kept = gobt("--emit", "-e", script, env={"GOBT_CAPABLE_BPFTRACE": ""})
     assert kept.returncode == 0, kept.stderr
     assert "main.main gets no probe" in kept.stderr
+
+
+def test_names_a_probe_cannot_spell_attach_by_address_on_a_capable_bpftrace(bpf, cmd_go):
+    """Generic instantiations whose names hold a struct tag (a quote and a
+    backslash, which no probe can spell) sit past 0.17's reach in cmd/go.
+    A bpftrace with bfd takes them by address and checks them itself; no
+    note calls a bpftrace "without bfd" when its --info says bfd: yes."""
+    need(os.access(TRIXIE_BPFTRACE, os.X_OK), f"{TRIXIE_BPFTRACE} is missing (run scripts/setup)")
+    script = f"goret:{cmd_go}:cmd/internal/par.*json* {{ @[probe] = count(); }}"
+    emitted = gobt("--emit", "-e", script)
+    no_traceback(emitted)
+    assert emitted.returncode == 0, emitted.stderr
+    assert "no probe" not in emitted.stderr, emitted.stderr
+    assert not re.search(r"bpftrace 0\.2[2-9][\d.]* \(without bfd\)", emitted.stderr), emitted.stderr
+    points = re.findall(rf"uprobe:{re.escape(cmd_go)}:(\S+?)[ ,\n]", emitted.stdout)
+    assert len(points) >= 10 and all(re.fullmatch(r"0x[0-9a-f]+", p) for p in points), emitted.stdout
+    # bpftrace 0.23 attaches every one of them (it maps each address back to
+    # its function and checks the instruction boundary with bfd).
+    ran = gobt("-e", script, "-c", f"{cmd_go} help")
+    no_traceback(ran)
+    assert ran.returncode == 0, ran.stderr
+    assert f"Attaching {len(points)} probes" in ran.stdout + ran.stderr, (ran.stdout, ran.stderr)

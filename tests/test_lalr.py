@@ -28,13 +28,47 @@ def _grammar(name):
 GRAMMARS = {"bpftrace.lark": "start", "gosignature.lark": "signature"}
 
 
-@pytest.fixture(scope="module", params=sorted(GRAMMARS))
+@pytest.fixture(scope="module", params=[(g, how) for g in sorted(GRAMMARS) for how in ("built", "shipped")],
+                ids=lambda p: "-".join(p))
 def both(request):
-    text = _grammar(request.param)
-    start = GRAMMARS[request.param]
+    """lark's parser, and lalr.py's on the tables lark makes now or on those
+    gobt ships (grammar/*.tables, which a run uses)."""
+    name, how = request.param
+    text = _grammar(name)
+    start = GRAMMARS[name]
     theirs = lark.Lark(text, start=start, parser="lalr", lexer="contextual", propagate_positions=True)
-    ours = lalr.Parser(tables.build(text, start))
-    return request.param, theirs, ours
+    if how == "built":
+        made = tables.build(text, start)
+    else:
+        made = tables.read_shipped(tables.shipped_path(os.path.join(ROOT, "grammar", name)),
+                                   tables.digest(text.encode()))
+        assert made is not None, f"grammar/{name} changed: remake its tables with python -m gobt.lang.tables"
+    return name, theirs, lalr.Parser(made)
+
+
+def test_every_grammar_ships_its_tables():
+    """The grammars tables.py makes tables of are those in grammar/, and
+    pyproject installs the tables beside them."""
+    assert sorted(GRAMMARS) == sorted(os.path.basename(p) for p in glob.glob(os.path.join(ROOT, "grammar", "*.lark")))
+    assert tables.GRAMMARS == GRAMMARS
+    with open(os.path.join(ROOT, "pyproject.toml"), encoding="utf-8") as f:
+        assert '"*.tables"' in f.read()
+
+
+def test_a_changed_grammar_does_not_use_the_shipped_tables(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shipped = tables.shipped_path(os.path.join(ROOT, "grammar", "gosignature.lark"))
+    text = _grammar("gosignature.lark")
+    assert tables.load(text, "signature", "gosignature", shipped=shipped) == tables.read_shipped(
+        shipped, tables.digest(text.encode()))
+    assert not glob.glob(str(tmp_path / "gobt" / "*tables*"))  # nothing made, nothing cached
+    edited = text.replace("signature:", "signature :", 1)
+    assert edited != text
+    made = tables.load(edited, "signature", "gosignature", shipped=shipped)
+    assert "grammar" not in made  # lark's, not the shipped file's
+    (cached,) = glob.glob(str(tmp_path / "gobt" / "gosignature-tables-*"))
+    # The cache key has lark's version: another lark makes (and keys) its own.
+    assert f"-lark{lark.__version__}." in os.path.basename(cached)
 
 
 def _scripts():

@@ -71,14 +71,7 @@ def test_bulk_decoding_is_capstones(toolchains):
     from gobt.binary.decode import _disassembler
     from gobt.binary.gobinary import GoBinary
 
-    # The cs_insn layout decode.py reads is the binding's own.
-    fields = {name: getattr(capstone._cs_insn, name).offset for name in ("id", "address", "size", "mnemonic",
-                                                                          "op_str")}
-    assert fields == {"id": decode._ID, "address": decode._ADDRESS, "size": decode._SIZE,
-                      "mnemonic": decode._MNEMONIC, "op_str": decode._OP_STR}
-    import ctypes
-
-    assert ctypes.sizeof(capstone._cs_insn) == decode._INSN_SIZE
+    # The cs_insn layout decode.py reads is the binding's own: test_decode.py.
     assert decode._library(), "libcapstone should load directly"
     need("newest" in toolchains, "the newest Go toolchain is missing (run scripts/setup)")
     for goarch in ("amd64", "arm64"):
@@ -88,6 +81,7 @@ def test_bulk_decoding_is_capstones(toolchains):
             code = binary.code(fn)
             want = list(cs.disasm_lite(bytes(code), fn.start))
             got = decode.Decoded(binary.arch, code, fn.start)
+            assert got.ids is not None, "the direct path, not the binding's"
             assert list(zip(got.addresses, got.sizes)) == [(a, s) for a, s, _m, _o in want], fn.name
             assert [got.text(i) for i in range(len(got))] == [(m, o) for _a, _s, m, o in want], fn.name
 

@@ -33,6 +33,27 @@ ADDRESS_KINDS = {"pointer", "map", "chan", "func", "unsafe.Pointer", "uintptr"}
 DW_ATE_BOOLEAN, DW_ATE_COMPLEX, DW_ATE_FLOAT, DW_ATE_SIGNED, DW_ATE_UNSIGNED = 2, 3, 4, 5, 7
 
 
+def unreadable(binary, e, what=""):
+    """Damage in the sections DIEs are read from shows as whatever the reader
+    trips on (an unknown abbreviation or form, a reference out of range)."""
+    return GobtError(f"{binary.display_path}: unreadable DWARF{what} in .debug_info/.debug_abbrev/.debug_str "
+                     f"(damaged?): {type(e).__name__}: {e}")
+
+
+def _reading(method):
+    """method, with any failure but a GobtError reported by unreadable()."""
+    def read(self, *args):
+        try:
+            return method(self, *args)
+        except GobtError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any damage, one clear error
+            raise unreadable(getattr(self, "binary", None) or self._reader.binary, e) from None
+
+    read.__name__, read.__doc__ = method.__name__, method.__doc__
+    return read
+
+
 @dataclass
 class Field:
     name: str
@@ -55,6 +76,7 @@ class GoType:
         return f"GoType({self.name}, {self.kind}, {self.size})"
 
     @cached_property
+    @_reading
     def underlying(self):
         """The DIE a typedef names (Go's named types are typedefs)."""
         die = self._die
@@ -63,6 +85,7 @@ class GoType:
         return die
 
     @cached_property
+    @_reading
     def fields(self):
         die = self.underlying
         if die.tag != "DW_TAG_structure_type":
@@ -83,6 +106,7 @@ class GoType:
         return None
 
     @cached_property
+    @_reading
     def elem(self):
         """The pointee of a pointer, or the element of an array or slice."""
         die = self.underlying
@@ -94,10 +118,12 @@ class GoType:
         return None
 
     @cached_property
+    @_reading
     def length(self):
         return _array_length(self.underlying)
 
     @property
+    @_reading
     def align(self):
         """Go's alignment of the type on a 64-bit machine."""
         if self.kind == "struct":
@@ -111,6 +137,7 @@ class GoType:
         return max(1, min(self.size, 8))
 
     @property
+    @_reading
     def signed(self):
         die = self.underlying
         enc = die.attributes.get("DW_AT_encoding")
@@ -255,6 +282,7 @@ class DwarfReader:
         self.bulk = False  # set by a caller about to ask for many functions
         self._index = None  # dwarfindex.DwarfIndex, built on the first question in bulk
 
+    @_reading
     def index(self):
         """Build the one-pass index now (in bulk mode), not on the first question."""
         self._bulk_index()
@@ -334,6 +362,7 @@ class DwarfReader:
         params = _place_dictionary(params, fn.name, self.binary.go_version_tuple)
         return Subprogram(fn.name, params, None)
 
+    @_reading
     def type_at(self, offset):
         """The type whose DIE is at `offset` in .debug_info."""
         t = self._types.get(offset)
@@ -369,7 +398,7 @@ class DwarfReader:
         try:
             return _dwarf_info_of(self.binary.dwarf_file.elf, _SECTIONS_READ)
         except Exception as e:
-            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
+            raise unreadable(self.binary, e) from None
 
     def _require_dwarf(self):
         if not self.binary.has_dwarf:
@@ -378,6 +407,7 @@ class DwarfReader:
             raise GobtError(f"{self.binary.display_path} has no DWARF (built with -ldflags=-w or stripped)",
                             hints=way_forward(self.binary))
 
+    @_reading
     def type_named(self, name):
         """The struct type called `name`, found without walking any CU.
 
@@ -390,6 +420,7 @@ class DwarfReader:
                 return GoType(self, die)
         return None
 
+    @_reading
     def inlined_call_sites(self, fn):
         """How many calls of fn the compiler inlined (each invisible to its probes)."""
         indexed = self._indexed(fn)
@@ -407,6 +438,7 @@ class DwarfReader:
                 count += 1
         return count
 
+    @_reading
     def type_of(self, die):
         ref = die.attributes["DW_AT_type"]
         key = ref.value if ref.form == "DW_FORM_ref_addr" else ref.value + die.cu.cu_offset
@@ -452,7 +484,7 @@ class DwarfReader:
         except GobtError:
             raise
         except Exception as e:
-            raise GobtError(f"{self.binary.display_path}: unreadable DWARF for {fn.name} ({e})") from None
+            raise unreadable(self.binary, e, f" for {fn.name}") from None
         raise GobtError(f"{self.binary.display_path}: no DWARF entry for {fn.name}")
 
     def _dies_at(self, needle, back=1):
@@ -518,6 +550,7 @@ class DwarfReader:
             self._by_cu[cu.cu_offset] = index
         return index
 
+    @_reading
     def _describe(self, die, fn):
         params = []
         n_args = n_results = 0

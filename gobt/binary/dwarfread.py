@@ -20,12 +20,12 @@ TAGS = {0x01: "DW_TAG_array_type", 0x05: "DW_TAG_formal_parameter", 0x0B: "DW_TA
         0x0D: "DW_TAG_member", 0x0F: "DW_TAG_pointer_type", 0x11: "DW_TAG_compile_unit",
         0x13: "DW_TAG_structure_type", 0x15: "DW_TAG_subroutine_type", 0x16: "DW_TAG_typedef",
         0x18: "DW_TAG_unspecified_parameters", 0x1D: "DW_TAG_inlined_subroutine", 0x21: "DW_TAG_subrange_type",
-        0x24: "DW_TAG_base_type", 0x27: "DW_TAG_const_type", 0x2E: "DW_TAG_subprogram",
+        0x24: "DW_TAG_base_type", 0x26: "DW_TAG_const_type", 0x2E: "DW_TAG_subprogram",
         0x34: "DW_TAG_variable", 0x3B: "DW_TAG_unspecified_type", 0x0A: "DW_TAG_label",
-        0x26: "DW_TAG_const_type", 0x1F: "DW_TAG_ptr_to_member_type", 0x04: "DW_TAG_enumeration_type",
+        0x27: "DW_TAG_constant", 0x1F: "DW_TAG_ptr_to_member_type", 0x04: "DW_TAG_enumeration_type",
         0x17: "DW_TAG_union_type", 0x28: "DW_TAG_enumerator", 0x35: "DW_TAG_volatile_type",
         0x39: "DW_TAG_namespace", 0x41: "DW_TAG_type_unit", 0x42: "DW_TAG_rvalue_reference_type",
-        0x10: "DW_TAG_reference_type", 0x2C: "DW_TAG_interface_type"}
+        0x10: "DW_TAG_reference_type", 0x38: "DW_TAG_interface_type"}
 ATTRS = {0x01: "DW_AT_sibling", 0x02: "DW_AT_location", 0x03: "DW_AT_name", 0x0B: "DW_AT_byte_size",
          0x10: "DW_AT_stmt_list", 0x11: "DW_AT_low_pc", 0x12: "DW_AT_high_pc", 0x13: "DW_AT_language",
          0x1B: "DW_AT_comp_dir", 0x1C: "DW_AT_const_value", 0x20: "DW_AT_inline", 0x25: "DW_AT_producer",
@@ -33,7 +33,7 @@ ATTRS = {0x01: "DW_AT_sibling", 0x02: "DW_AT_location", 0x03: "DW_AT_name", 0x0B
          0x38: "DW_AT_data_member_location", 0x3A: "DW_AT_decl_file", 0x3B: "DW_AT_decl_line",
          0x3E: "DW_AT_encoding", 0x3F: "DW_AT_external", 0x40: "DW_AT_frame_base",
          0x49: "DW_AT_type", 0x4B: "DW_AT_variable_parameter", 0x55: "DW_AT_ranges", 0x58: "DW_AT_call_file",
-         0x59: "DW_AT_call_line", 0x60: "DW_AT_trampoline", 0x72: "DW_AT_str_offsets_base",
+         0x59: "DW_AT_call_line", 0x56: "DW_AT_trampoline", 0x72: "DW_AT_str_offsets_base",
          0x73: "DW_AT_addr_base", 0x74: "DW_AT_rnglists_base", 0x22: "DW_AT_lower_bound",
          0x3C: "DW_AT_declaration", 0x27: "DW_AT_prototyped", 0x34: "DW_AT_artificial"}
 FORMS = {0x01: "DW_FORM_addr", 0x03: "DW_FORM_block2", 0x04: "DW_FORM_block4", 0x05: "DW_FORM_data2",

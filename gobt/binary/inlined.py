@@ -25,7 +25,7 @@ from ..record import astuple, dataclass
 from functools import cached_property
 
 from ..errors import GobtError
-from .dwarf import _SECTIONS_READ, ADDRESS_MASK, _dwarf_info_of, _str, range_list
+from .dwarf import _SECTIONS_READ, ADDRESS_MASK, _dwarf_info_of, _str, range_list, unreadable
 
 _SECTIONS = _SECTIONS_READ | {".debug_line", ".debug_loc", ".debug_loclists"}
 
@@ -81,7 +81,7 @@ def inlined_sites(binary, name):
         except GobtError:
             raise
         except Exception as e:  # DWARF pyelftools cannot parse
-            raise GobtError(f"{binary.display_path}: unreadable DWARF for the inlined copies of {name} ({e})") from None
+            raise unreadable(binary, e, f" for the inlined copies of {name}") from None
         binary.cache.put("inlsites", name, rows)
     return [InlinedSite(*row) for row in rows]
 
@@ -116,7 +116,7 @@ class _Finder:
         try:
             return _dwarf_info_of(self.binary.dwarf_file.elf, _SECTIONS)
         except Exception as e:
-            raise GobtError(f"{self.binary.display_path}: unreadable DWARF ({e})") from None
+            raise unreadable(self.binary, e) from None
 
     @cached_property
     def _data(self):

@@ -152,7 +152,7 @@ def _get_parser():
                 text = f.read()
         else:
             text = grammar.read_text()
-        _parser = lalr.Parser(tables.load(text, "start", "bpftrace"))
+        _parser = lalr.Parser(tables.load(text, "start", "bpftrace", shipped=tables.shipped_path(grammar)))
     return _parser
 
 

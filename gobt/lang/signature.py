@@ -113,7 +113,7 @@ def _get_parser():
         if not (path.parents[1] / "pyproject.toml").is_file() or not path.is_file():
             path = files("gobt.grammar").joinpath("gosignature.lark")
         grammar = path.read_text()
-        _parser = lalr.Parser(tables.load(grammar, "signature", "gosignature"))
+        _parser = lalr.Parser(tables.load(grammar, "signature", "gosignature", shipped=tables.shipped_path(path)))
     return _parser
 
 

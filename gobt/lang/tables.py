@@ -1,25 +1,35 @@
 """Parse: the tables lalr.py runs, computed by lark from a grammar/*.lark
-file and kept in gobt's cache, so that a run imports lark only when the
-grammar (or lark) changed since the tables were made.
+file, so that a run never imports lark.
 
-The file is keyed on the grammar's text and FORMAT, sealed with a checksum
-and read only if it is the user's own regular file (cache.py); anything
-else and the tables are made again.
+They ship with gobt: grammar/NAME.tables, made by `python -m
+gobt.lang.tables` and installed beside the grammar, is used when the
+grammar's digest recorded in it is the grammar's (tests/test_lalr.py
+checks that the files in the tree match their grammars and lark's output).
+A grammar edited since (a source tree) has its tables made by lark and kept
+in gobt's cache, keyed on the grammar's text, lark's version and FORMAT,
+sealed with a checksum and read only if it is the user's own regular file
+(cache.py); anything else and the tables are made again.
 """
 
 import marshal
 import os
+import re
 
 from ..cache import cache_dir, digest, read_sealed_bytes, write_sealed_bytes
 
 FORMAT = 1
 
 
-def load(grammar_text, start, name):
-    """The tables for `grammar_text`, from the cache or made now."""
-    folder = cache_dir()
+def load(grammar_text, start, name, shipped=None):
+    """The tables for `grammar_text`: the shipped file `shipped` if it was
+    made from this very text, else from the cache or made now."""
     key = digest(grammar_text.encode())
-    path = os.path.join(folder, f"{name}-tables-{FORMAT}-{key}.marshal") if folder else None
+    if shipped:
+        tables = read_shipped(shipped, key)
+        if tables is not None:
+            return tables
+    folder = cache_dir()
+    path = os.path.join(folder, f"{name}-tables-{FORMAT}-{key}-lark{_lark_version()}.marshal") if folder else None
     if path:
         tables = _read(path)
         if tables is not None:
@@ -28,6 +38,55 @@ def load(grammar_text, start, name):
     if path:
         write_sealed_bytes(path, marshal.dumps(tables))
     return tables
+
+
+def read_shipped(path, key):
+    """The tables in a shipped .tables file, if made from the grammar whose
+    digest is `key` in this FORMAT; else None."""
+    try:
+        with open(path, "rb") as f:
+            tables = marshal.loads(f.read())
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    if not isinstance(tables, dict) or tables.get("format") != FORMAT or tables.get("grammar") != key:
+        return None
+    return tables
+
+
+def shipped_path(grammar_path):
+    """Where the shipped tables of a grammar/*.lark file are."""
+    return os.path.splitext(str(grammar_path))[0] + ".tables"
+
+
+def _lark_version():
+    # From lark's own __init__.py, without importing it (~30 ms); a lark
+    # that cannot be found gives "none", and build() then says why.
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("lark")
+        with open(spec.origin, encoding="utf-8") as f:
+            m = re.search(r"^__version__\s*(?::\s*str\s*)?=\s*[\"']([^\"']+)", f.read(), re.M)
+        return re.sub(r"[^\w.]", "_", m.group(1)) if m else "unknown"
+    except (ImportError, AttributeError, TypeError, ValueError, OSError):
+        return "none"
+
+
+def write_shipped(grammar_path, start):
+    """Make grammar_path's tables with lark and write them beside it."""
+    with open(grammar_path, encoding="utf-8") as f:
+        text = f.read()
+    tables = build(text, start)
+    tables["grammar"] = digest(text.encode())
+    out = shipped_path(grammar_path)
+    with open(out + ".tmp", "wb") as f:
+        f.write(marshal.dumps(tables))
+    os.replace(out + ".tmp", out)
+    return out
+
+
+# The grammars gobt ships, and the start rule of each.
+GRAMMARS = {"bpftrace.lark": "start", "gosignature.lark": "signature"}
 
 
 def _read(path):
@@ -123,3 +182,12 @@ def _recipe(rule, maybe_placeholders):
     expand1 = bool(options.expand1 and not rule.alias)
     build = (str(name), expand1, tuple(include) if filtered else None, pending if filtered else 0)
     return (str(rule.origin.name), len(expansion), build)
+
+
+if __name__ == "__main__":  # python -m gobt.lang.tables [GRAMMAR_DIR]: remake the shipped tables
+    import sys
+
+    folder = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
+        os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "grammar")
+    for grammar, start_rule in GRAMMARS.items():
+        print(write_shipped(os.path.join(folder, grammar), start_rule))

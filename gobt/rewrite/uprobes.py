@@ -39,8 +39,9 @@ def _spelled(target, binary, fn, offset, ctx, loc, ret):
             if not _has_glob(fn.name) and not escapes:
                 return f'uprobe:{target}:"{fn.name}"+{offset}'
             # A '*' in the name would make bpftrace glob, and drop the
-            # offset: give the address, which it maps back to fn+offset and
-            # checks itself.
+            # offset; a quote or backslash (a struct tag in a generic's
+            # name) cannot be spelled in a probe: give the address, which
+            # it maps back to fn+offset and checks itself.
             return f"uprobe:{target}:0x{fn.start + offset:x}"
     file_offset = binary.file_offset(fn.start + offset)
     _check_not_in_symbol(binary, file_offset, fn, ctx, loc)
@@ -80,8 +81,9 @@ def _check_not_in_symbol(binary, file_offset, fn, ctx, loc):
     # for an address inside some symbol (it then demands bfd to check it).
     covering = offset_covered(binary, file_offset)
     if covering:
+        bt = ctx.bpftrace
         raise UnreachableOffset(
-            f"bpftrace {ctx.bpftrace.version_text} (without bfd) cannot attach inside "
+            f"bpftrace {bt.version_text} ({bt.capabilities}) cannot attach inside "
             f"{fn.name}: file offset 0x{file_offset:x} falls inside symbol {covering}",
             loc,
             ["  bpftrace < 0.22 without bfd takes an offset only as a file offset that no symbol's",

@@ -64,6 +64,11 @@ class Bpftrace:
         return ".".join(map(str, self.version))
 
     @property
+    def capabilities(self):
+        """What notes about this bpftrace say it is: as its --info says."""
+        return "bfd" if self.bfd else "without bfd"
+
+    @property
     def attach_form(self):
         return "sym_offset" if self.bfd or self.version >= (0, 22) else "file_offset"
 
@@ -163,7 +168,8 @@ def start_probe(path):
     import subprocess
 
     try:
-        proc = subprocess.Popen([path, "--info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen([path, "--info"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                errors="replace")
     except OSError as e:
         raise GobtError(f"cannot run {path} --info: {e}") from None
     return _Probe(path, proc=proc, cache_file=cache_file, key=key)
@@ -200,7 +206,7 @@ class _Probe:
             raise GobtError(f"{path} --info did not answer in 30 s") from None
         m = re.search(r"version:\s*v?(\d+)\.(\d+)\.(\d+)", info)
         if not m:
-            out = subprocess.run([path, "--version"], capture_output=True, text=True)
+            out = subprocess.run([path, "--version"], capture_output=True, text=True, errors="replace")
             m = re.search(r"v?(\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
         if not m:
             raise GobtError(f"cannot tell the version of {path} from --info or --version")
@@ -260,7 +266,10 @@ def over_stack_limit(path, program, unsafe, strlen=None):
             argv = [path, *(["--unsafe"] if unsafe else []), "--emit-elf", os.path.join(tmp, "probes.elf"),
                     f"/proc/self/fd/{fd}"]
             try:
-                proc = subprocess.run(argv, capture_output=True, text=True, pass_fds=(fd,), env=env, timeout=60)
+                # The program's bytes need not be UTF-8 (a script is taken as
+                # bytes), and bpftrace's messages quote them.
+                proc = subprocess.run(argv, capture_output=True, text=True, errors="surrogateescape",
+                                      pass_fds=(fd,), env=env, timeout=60)
             except (OSError, subprocess.TimeoutExpired):
                 return None
     finally:
