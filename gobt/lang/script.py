@@ -78,7 +78,7 @@ class AttachPoint:
 
 @dataclass
 class Use:
-    """A gobt helper used inside a block: goarg(PATH), goid, goelapsed, retval."""
+    """A gobt helper used inside a block: goarg/goerr/gotype(PATH), goid, goelapsed, retval."""
 
     kind: str
     span: Span
@@ -273,7 +273,7 @@ def _probe(node, source):
             lead = len(inner) - len(inner.lstrip())
             probe.uses.append(
                 Use(
-                    "goarg",
+                    text[:open_paren].strip(),
                     Span(tok.start_pos, tok.end_pos),
                     path=inner.strip(),
                     path_offset=tok.start_pos + open_paren + 1 + lead,
@@ -291,7 +291,7 @@ def _probe(node, source):
 # grammar keeps as one token): strings are skipped, fields are not helpers.
 _PREDICATE_TOKENS = re.compile(
     r'(?P<string>"(?:[^"\\]|\\.)*")'
-    r"|(?P<goarg>goarg\s*\((?P<path>[^()\"{};]*)\))"
+    r"|(?P<goarg>(?P<helper>goarg|goerr|gotype)\s*\((?P<path>[^()\"{};]*)\))"
     r"|(?P<field>(?:\.|->)[ \t]*[A-Za-z_]\w*)"
     r"|(?P<word>[$@]?[A-Za-z_]\w*)"
 )
@@ -303,7 +303,7 @@ def _uses_in_predicate(text, span):
         if m.group("goarg"):
             inner = m.group("path")
             lead = len(inner) - len(inner.lstrip())
-            uses.append(Use("goarg", Span(m.start(), m.end()), inner.strip(), m.start("path") + lead))
+            uses.append(Use(m.group("helper"), Span(m.start(), m.end()), inner.strip(), m.start("path") + lead))
         elif m.group("word") in HELPER_WORDS:
             uses.append(Use(m.group("word"), Span(m.start(), m.end())))
     return uses
