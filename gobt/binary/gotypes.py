@@ -20,6 +20,7 @@ import struct
 from functools import cached_property
 
 from ..errors import GobtError
+from .pclnlocate import _Words
 
 TFLAG_EXTRA_STAR = 2
 KIND_MASK = 0x1F
@@ -174,3 +175,75 @@ class GoTypes:
                 if len(got) == len(fields):
                     return got
         return table
+
+
+def errno_table(binary, texts):
+    """(static address, entries) of the syscall package's errno text table,
+    the `errors` array that syscall.Errno.Error() indexes, or None.
+
+    By its symbol, else by its first entry: a string header whose pointer
+    leads to texts[1] ("operation not permitted"). Each entry is checked
+    against `texts` (errno -> the spellings Go's zerrors tables use), and
+    the table ends at the last one that matches, so a read never runs past
+    it into whatever the linker put next."""
+    key = "errno_table"
+    cached = binary.cache.get("gotypes", key)
+    if cached is not None:
+        return tuple(cached) if cached else None
+    words = _Words(binary)
+    found = None
+    symbols = binary.symbols_if_any
+    named = symbols.address_of("syscall.errors") if symbols is not None else None
+    candidates = [named] if named else _first_entries(binary, words, texts[1][0])
+    for start in candidates:
+        count = _verified_entries(binary, words, start, texts)
+        if count:
+            found = (start, count)
+            break
+    binary.cache.put("gotypes", key, list(found) if found else 0)
+    return found
+
+
+def _first_entries(binary, words, text):
+    raw = text.encode()
+    length = struct.pack("<Q", len(raw))
+    for seg in binary.segments:
+        if not seg.writable:
+            continue
+        m = binary._map
+        pos = m.find(length, seg.offset, seg.offset + seg.filesz)
+        while pos != -1:
+            if pos % 8 == 0:
+                header = pos - 8 - seg.offset + seg.vaddr
+                if _string_at(binary, words.at(header), len(raw)) == raw:
+                    yield header - 16  # entry 0 is the empty string
+            pos = m.find(length, pos + 1, seg.offset + seg.filesz)
+
+
+def _string_at(binary, vaddr, size):
+    try:
+        off = binary.file_offset(vaddr)
+    except GobtError:
+        return None
+    return bytes(binary._map[off : off + size])
+
+
+def _verified_entries(binary, words, start, texts):
+    """How many entries from `start` hold the texts expected (0: not the table)."""
+    last = 0
+    for n in range(1, max(texts) + 1):
+        ptr = words.at(start + 16 * n)
+        try:
+            (size,) = struct.unpack_from("<Q", binary._map, binary.file_offset(start + 16 * n + 8))
+        except (GobtError, struct.error):
+            break
+        expected = texts.get(n)
+        if expected is None:
+            if size != 0:
+                break
+            continue
+        got = _string_at(binary, ptr, size) if size else b""
+        if got is None or got.decode("utf-8", "replace") not in expected:
+            break
+        last = n
+    return last + 1 if last >= 2 else 0

@@ -33,9 +33,6 @@ COMPOSITE = [  # Error() joins fields and a wrapped error's text
     ("*os.PathError", "os.PathError", _PATH, _PATH_AT),
     ("*os.SyscallError", "os.SyscallError", [("str", "Syscall"), ("text", ": "), ("err", "Err")],
      {"Syscall": 0, "Err": 16}),
-    ("*os.LinkError", "os.LinkError",
-     [("str", "Op"), ("text", " "), ("str", "Old"), ("text", " "), ("str", "New"), ("text", ": "), ("err", "Err")],
-     {"Op": 0, "Old": 16, "New": 32, "Err": 48}),
     ("*strconv.NumError", "strconv.NumError",
      [("text", "strconv."), ("str", "Func"), ("text", ": parsing "), ("quoted", "Num"), ("text", ": "),
       ("err", "Err")],
@@ -43,6 +40,9 @@ COMPOSITE = [  # Error() joins fields and a wrapped error's text
     ("*url.Error", "net/url.Error",
      [("str", "Op"), ("text", " "), ("quoted", "URL"), ("text", ": "), ("err", "Err")],
      {"Op": 0, "URL": 16, "Err": 32}),
+    ("*os.LinkError", "os.LinkError",
+     [("str", "Op"), ("text", " "), ("str", "Old"), ("text", " "), ("str", "New"), ("text", ": "), ("err", "Err")],
+     {"Op": 0, "Old": 16, "New": 32, "Err": 48}),
 ]
 ERRNO = "syscall.Errno"
 CONSTANT = [("context.deadlineExceededError", "context deadline exceeded")]

@@ -27,14 +27,21 @@ address in a position-independent binary is the static one plus the load
 bias, which the block computes from the address the probe fired at.
 """
 
-from ..binary.gotypes import GoTypes
+from ..binary.gotypes import GoTypes, errno_table
 from ..binary.inlined import is_position_independent
 from ..errors import GobtError
 from ..lang.script import Span, Use
 from . import errortypes
 from .errnotext import ERRNO_TEXTS
 from .inlined import IP, site_address
-from .printf import _VERB, printf_calls
+from .printf import _VERB, printf_calls, string_read
+
+# bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
+# measured with --emit-elf on Go 1.27, PIE, a goret carrying a param, a map
+# keyed by goerr and a printf of it, the composite types' printfs load with
+# 11 strings of 64 bytes in all, and not with 15. Beyond, a type's printf is
+# the one-string form (errortypes.COMPOSITE lists the commonest first).
+STACK_STRINGS = 11
 
 KINDS = ("goerr", "gotype")
 BIAS = "$__gobt_b"
@@ -77,12 +84,19 @@ class GoValues:
             raise GobtError(f"{use.kind} needs an interface value: {use.kind}(err), {use.kind}(~r0)", loc)
         if path == "retval":
             path = "~r0"
+        for _, seen in self.renders:
+            if seen.path == path:  # one set of statements per value read
+                seen.type_only = seen.type_only and use.kind == "gotype"
+                self.renders.append((use, seen))
+                return (seen.str(f"{seen.v}np", f"{seen.v}nl") if use.kind == "gotype" else seen.single()), None
         first, eface = self._first_word(use, path)
         data, _ = rw._read_value(Use("goarg", use.span, path=path + ".data", path_offset=use.path_offset))
-        render = _Render(len(self.renders), binary, first, data, eface, rw.ctx.bpftrace.str_size_counts_nul,
-                         use.kind == "gotype")
+        render = _Render(len({id(r) for _, r in self.renders}), binary, first, data, eface,
+                         rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype")
+        render.path = path
         self.renders.append((use, render))
-        return render.single(), None
+        string_read(rw.ctx, rw.id, loc)
+        return (render.str(f"{render.v}np", f"{render.v}nl") if use.kind == "gotype" else render.single()), None
 
     def _first_word(self, use, path):
         rw = self.rw
@@ -115,14 +129,21 @@ class GoValues:
         binary = self.renders[0][1].binary
         if is_position_independent(binary):
             prelude.append(_bias(binary, rw.sites, rw.loc(rw.probe.span.start)))
+        done = set()
         for _, render in self.renders:
-            prelude += render.statements()
+            if id(render) not in done:
+                done.add(id(render))
+                prelude += render.statements()
         out = [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
-        by_span = {(u.span.start, u.span.end): r for u, r in self.renders if u.kind == "goerr"}
+        by_span = {(u.span.start, u.span.end): (u.kind, r) for u, r in self.renders}
         for call in printf_calls(text, block.start, block.end):
             hit = [(i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span]
             if hit:
-                edits = _fold_printf(text, call, hit[0], edits, block, edit_type)
+                budget = None
+                if rw.ctx.bpftrace.strings_on_stack:
+                    others = sum(text.count("str(", a, b) for a, b in call.args)
+                    budget = STACK_STRINGS - others
+                edits = _fold_printf(text, call, hit[0], edits, block, edit_type, budget)
         return edits + out
 
 
@@ -146,40 +167,50 @@ class _Render:
 
     def single(self):
         v = self.v
-        return self.str(f"{v}np", f"{v}nl") if self.type_only else self.str(f"{v}p", f"{v}l")
+        return self.str(f"{v}p", f"{v}l")
 
     # -- statements -------------------------------------------------------------
 
     def statements(self):
         v = self.v
-        out = [f"{v}w = (uint64){self.first};", f"{v}d = (uint64){self.data};"]
-        out += [f"{v}t = {v}w;"] if self.eface else _select([f"{v}t"], [(f"{v}w != 0", [_word(f"{v}w + 8")])])
-        out += self._name(v, f"{v}t")
+        # bpftrace 0.17 gives every variable its own 8 bytes of the 512-byte
+        # stack, which the printfs of the whole text need: few variables.
+        out = [f"{v}t = (uint64){self.first};", f"{v}d = (uint64){self.data};"]
+        if not self.eface:
+            out.append(f"if ({v}t != 0) {{ {v}t = {_word(f'{v}t + 8')}; }}")
         if self.type_only:
-            return out
+            return out + self._name(v, f"{v}t")
         composite = self.composite()
         if composite:
-            out += _select([f"{v}iw", f"{v}id"], [(f"{v}t == {t}", [_word(f"{v}d + {off['Err']}"),
+            out += _select([f"{v}it", f"{v}id"], [(f"{v}t == {t}", [_word(f"{v}d + {off['Err']}"),
                                                                   _word(f"{v}d + {off['Err'] + 8}")])
                                                 for t, _, off in composite])
-            out += _select([f"{v}it"], [(f"{v}iw != 0", [_word(f"{v}iw + 8")])])
-            out += self._name(f"{v}i", f"{v}it")
+            out.append(f"if ({v}it != 0) {{ {v}it = {_word(f'{v}it + 8')}; }}")
+            out += self._name(v, f"{v}it", f"{v}i")
+        out += self._name(v, f"{v}t")
         errno = self.errno()
         if errno:
             cases = [(f"{v}t == {errno}", [_word(f"{v}d")])]
             if composite:
                 cases.append((f"{v}it == {errno}", [_word(f"{v}id")]))
             out += _select([f"{v}en"], cases)
-            out += _select([f"{v}ep", f"{v}el"],
-                           [(f"{v}en == {n}", [self.addr(a), str(size)]) for n, a, size in self.errno_texts()])
+            out += [f"{v}ep = (uint64)0; {v}el = (uint64)0;"]
+            table = errno_table(self.binary, ERRNO_TEXTS)
+            if table:
+                # Go's own table, read where syscall.Errno.Error() reads it
+                # (130 ifs of constants would overflow 0.17's BPF stack).
+                at, count = table
+                entry = f"{self.addr(at)} + {v}en * 16"
+                out.append(f"if ({v}en > 0 && {v}en < {count}) {{ {v}ep = {_word(entry)}; "
+                           f"{v}el = {_word(entry + ' + 8')}; }}")
         if composite:
             out += _select([f"{v}ip", f"{v}il"], self._one_piece(f"{v}it", f"{v}id"), [f"{v}inp", f"{v}inl"])
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
         out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + inner, [f"{v}np", f"{v}nl"])
         return out
 
-    def _name(self, v, t):
-        """The dynamic type's name: {v}np, {v}nl (length 0 for nil)."""
+    def _name(self, v, t, to=None):
+        """The dynamic type's name: {to}np, {to}nl (length 0 for nil)."""
         lay = self.types.layout
         base, _ = self.types.bounds
         out = [f"{v}n = {self.addr(base)} + (uint64)*(int32 *)uptr({t} + {lay['str']});",
@@ -194,7 +225,11 @@ class _Render:
             out += [f"{v}h = ((uint64)*(uint8 *)uptr({v}n + 1) << 8) + (uint64)*(uint8 *)uptr({v}n + 2);",
                     f"{v}np = {v}n + (uint64)3 + {v}x;",
                     f"{v}nl = {v}h;"]
-        out.append(f"{v}nl = {v}nl - {v}x; if ({t} == 0) {{ {v}nl = 0; }}")
+        # An unreadable name reads as length 0 (then the star is not there to skip).
+        out.append(f"if ({v}nl > {v}x) {{ {v}nl = {v}nl - {v}x; }} else {{ {v}nl = 0; }} "
+                   f"if ({t} == 0) {{ {v}nl = 0; }}")
+        if to is not None:
+            out.append(f"{to}np = {v}np; {to}nl = {v}nl;")
         return out
 
     def _one_piece(self, t, d):
@@ -235,23 +270,18 @@ class _Render:
         a = self.types.type_address(errortypes.ERRNO)
         return self.addr(a) if a else None
 
-    def errno_texts(self):
-        """(errno, static address, size) of each errno text the binary holds."""
-        out = []
-        for n, spellings in ERRNO_TEXTS.items():
-            for text in spellings:
-                a = self.types.bytes_address(text)
-                if a:
-                    out.append((n, a, len(text.encode())))
-                    break
-        return out
-
-    def branches(self):
+    def branches(self, budget=None):
         """(condition, format piece, args) for a printf of the whole text;
-        the last has no condition (the one-string form)."""
+        the last has no condition (the one-string form). With a budget, the
+        composite types' printfs hold at most that many strings in all."""
         v = self.v
         out = []
         for addr, pieces, off in self.composite():
+            strings = sum(kind != "text" for kind, _ in pieces)
+            if budget is not None:
+                if strings > budget:
+                    break
+                budget -= strings
             fmt, args = [], []
             for kind, value in pieces:
                 if kind == "text":
@@ -267,8 +297,21 @@ class _Render:
         errno = self.errno()
         if errno:
             out.append((f"{v}t == {errno} && {v}el == 0", "errno %lu", [f"{v}en"]))
+        out.append(self.unreadable(f"{v}p == {v}np && {v}l == 0"))
         out.append((None, "%s", [self.single()]))
         return out
+
+    def unreadable(self, also):
+        """The branch for a type whose name could not be read: on a page the
+        program has not touched yet, which BPF cannot fault in. Its static
+        address, where a name would have been wrong."""
+        v = self.v
+        static = f"{v}t - {BIAS}" if self.pie else f"{v}t"
+        return (f"{v}t != 0 && {v}nl == 0 && {also}", "?0x%lx", [static])
+
+    def type_branches(self):
+        v = self.v
+        return [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
 
 
 def _select(names, cases, defaults=None):
@@ -326,10 +369,10 @@ def _bias(binary, sites, loc):
     return f"{BIAS} = ({ip} & 0xfffffffffffff000) - {page};"
 
 
-def _fold_printf(text, call, hit, edits, block, edit_type):
+def _fold_printf(text, call, hit, edits, block, edit_type, budget):
     """Replace the printf `call`, whose argument hit[0] is a goerr, by one
     printf per error type; the other edits inside it are kept in each."""
-    index, render = hit
+    index, (kind, render) = hit
     start = text.rfind("printf", block.start, call.format_start)
     end = call.args[-1][1]
     close = text.index(")", end)
@@ -350,7 +393,7 @@ def _fold_printf(text, call, hit, edits, block, edit_type):
         return edits  # bpftrace will say the format is short
     verb = verbs[index]
     branches = []
-    for cond, piece, piece_args in render.branches():
+    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr" else render.type_branches()):
         f = fmt[:verb.start()] + piece + fmt[verb.end():]
         a = args[:index] + piece_args + args[index + 1:]
         stmt = f"printf({', '.join([f] + a)});"
