@@ -137,11 +137,14 @@ class GoValues:
         out = [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
         by_span = {(u.span.start, u.span.end): (u.kind, r) for u, r in self.renders}
         for call in printf_calls(text, block.start, block.end):
-            hit = [(i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span]
+            # One goerr or gotype per printf prints whole: a goerr first.
+            hit = sorted(((i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span),
+                         key=lambda h: h[1][0] != "goerr")
             if hit:
                 budget = None
                 if rw.ctx.bpftrace.strings_on_stack:
-                    others = sum(text.count("str(", a, b) for a, b in call.args)
+                    others = sum(text.count("str(", a, b) + (tuple(a_b) in by_span)
+                                 for a_b in call.args for a, b in [a_b]) - 1
                     budget = STACK_STRINGS - others
                 edits = _fold_printf(text, call, hit[0], edits, block, edit_type, budget)
         return edits + out

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/ioutil"
 	"net"
 	"net/url"
 	"os"
@@ -57,7 +58,18 @@ func init() {
 		&os.PathError{Op: "stat", Path: "/tmp/y", Err: errors.New("custom inner")},
 	}
 	made = append(made, more()...)
+	// BPF cannot fault a page in: a type's name, which the runtime reads
+	// only when it prints the type, is read after the program has touched it.
+	for _, err := range made {
+		fmt.Fprintf(ioutil.Discard, "%T %v", err, err)
+	}
+	for _, v := range values {
+		fmt.Fprintf(ioutil.Discard, "%T", v)
+	}
 }
+
+var values = []interface{}{nil, 42, "text", point{1, 2}, &point{3, 4}, errors.New("plain error"), syscall.ENOENT,
+	int8(-3), []byte("b")}
 
 //go:noinline
 func check(i int) (err error) { return made[i] }
@@ -73,7 +85,6 @@ func main() {
 	if len(os.Args) > 1 {
 		rounds, _ = strconv.Atoi(os.Args[1])
 	}
-	values := []interface{}{nil, 42, "text", point{1, 2}, &point{3, 4}, made[1], syscall.ENOENT, int8(-3), []byte("b")}
 	for r := 0; r < rounds; r++ {
 		for i := range made {
 			err := check(i)
