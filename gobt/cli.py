@@ -269,6 +269,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
 
     # Only now the modules that read binaries: a plain bpftrace script
     # never pays for them.
+    from .rewrite.gotrace import expand as expand_gotrace
     from .rewrite.probes import Context, rewrite
 
     first_message = len(errors.printed)
@@ -277,6 +278,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         with errors.held(dropped_on=UnreachableOffset):  # a second rewrite says them again
             other = not chosen_explicitly(inv.bpftrace) and capable_fallback(found.path) is not None
             ctx = Context(found, pid=inv.pid, other_bpftrace_can=other)
+            script = expand_gotrace(script, ctx)
             program = rewrite(script, ctx)
     except UnreachableOffset as e:
         found = _capable_instead(inv, found, e)

@@ -15,7 +15,7 @@ from ..record import dataclass, field
 from ..errors import GobtError
 from .signature import find_signature, parse_signature
 
-GOBT_PROVIDERS = {"goret", "goentry"}
+GOBT_PROVIDERS = {"goret", "goentry", "gotrace"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
 LANGUAGE_PREFIXES = ("cpp:",)
 UPROBE_PROVIDERS = {"uprobe", "u"}
