@@ -143,8 +143,9 @@ class GoValues:
             if hit:
                 budget = None
                 if rw.ctx.bpftrace.strings_on_stack:
-                    others = sum(text.count("str(", a, b) + (tuple(a_b) in by_span)
-                                 for a_b in call.args for a, b in [a_b]) - 1
+                    # Every other string of the printf: str()s, goarg strings, goerr/gotype.
+                    others = sum(text.count("str(", a, b) + (rw.values.get((a, b), 0) is None)
+                                 for a, b in call.args) - 1
                     budget = STACK_STRINGS - others
                 edits = _fold_printf(text, call, hit[0], edits, block, edit_type, budget)
         return edits + out
