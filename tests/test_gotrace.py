@@ -29,7 +29,7 @@ def test_gotrace_gofmt(toolchains, bpf, tmp_path):
     # bpftrace 0.17 keeps each string of a printf on the 512-byte BPF stack:
     # four strings and an error's pieces fit at 32 bytes each (gobt says so).
     env = {} if ON_TRIXIE else {"BPFTRACE_STRLEN": "32"}
-    proc = gobt("-e", f"gotrace:{gofmt}:main.processFile {{}}", "-c", f"{gofmt} -l d", cwd=tmp_path, env=env)
+    proc = gobt("-e", f"gotrace:{gofmt}:main.processFile", "-c", f"{gofmt} -l d", cwd=tmp_path, env=env)
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     assert re.findall(r"^d/.*$", proc.stdout, re.M) == ["d/bad.go"]  # gofmt -l: the file to reformat

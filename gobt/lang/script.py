@@ -250,13 +250,21 @@ def _probe(node, source):
     from .lalr import Token
 
     attach_list, *rest = node.children
-    block = rest[-1]
-    predicate = rest[0] if len(rest) == 2 else None
+    rest = [r for r in rest if r is not None]
+    block = next((r for r in rest if r.data == "block"), None)
+    predicate = next((r for r in rest if r.data == "predicate"), None)
     aps = [attach_point(str(t), t.start_pos, source) for t in attach_list.children]
     pred_span = None
     if predicate is not None:
         tok = predicate.children[0]
         pred_span = Span(tok.start_pos, tok.end_pos)
+    if block is None:
+        # gotrace's block is optional (it prints without one); bpftrace's never is.
+        end = pred_span.end if pred_span is not None else aps[-1].span.end
+        if predicate is not None or any(ap.provider != "gotrace" for ap in aps):
+            raise GobtError("this probe has no block: a probe needs { ... } (only gotrace: may go without)",
+                            source.location(aps[0].span.start, len(aps[0].text)))
+        return Probe(attach_points=aps, span=Span(aps[0].span.start, end), predicate=None, block=Span(end, end))
     probe = Probe(
         attach_points=aps,
         span=Span(aps[0].span.start, block.meta.end_pos),

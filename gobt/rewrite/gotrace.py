@@ -42,7 +42,7 @@ def expand(script, ctx):
         generated = []
         for ap in aps:
             generated += _probes_for(ap, script.source, ctx)
-        body = text[probe.block.start + 1: probe.block.end - 1]
+        body = text[probe.block.start + 1: probe.block.end - 1] if probe.block.end > probe.block.start else ""
         head = " ".join(generated) + " "
         if body.strip():
             # The user's block runs too, as a goret over the same pattern.
