@@ -40,7 +40,9 @@ from .printf import _VERB, printf_calls, string_read
 # measured with --emit-elf on Go 1.27, PIE, a goret carrying a param, a map
 # keyed by goerr and a printf of it, the composite types' printfs load with
 # 11 strings of 64 bytes in all, and not with 15. Beyond, a type's printf is
-# the one-string form (errortypes.COMPOSITE lists the commonest first).
+# the one-string form (errortypes.COMPOSITE lists the commonest first). A
+# printf holding another string (a carried goarg string copies into every
+# branch) loads with none of them: it gets the one-string form only.
 STACK_STRINGS = 11
 
 KINDS = ("goerr", "gotype")
@@ -146,7 +148,7 @@ class GoValues:
                     # Every other string of the printf: str()s, goarg strings, goerr/gotype.
                     others = sum(text.count("str(", a, b) + (rw.values.get((a, b), 0) is None)
                                  for a, b in call.args) - 1
-                    budget = STACK_STRINGS - others
+                    budget = STACK_STRINGS if others <= 0 else 0
                 edits = _fold_printf(text, call, hit[0], edits, block, edit_type, budget)
         return edits + out
 
