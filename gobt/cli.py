@@ -20,7 +20,7 @@ from .lang.source import Source
 def _gobt_lists(pattern, verbose):
     # goret:/goentry: are gobt's; for uprobe: only -lv, whose param list
     # bpftrace would give by the C convention. Plain -l stays bpftrace's.
-    return pattern.startswith(("goret:", "goentry:")) or (verbose and pattern.startswith(("uprobe:", "u:")))
+    return pattern.startswith(("goret:", "goentry:", "gotrace:")) or (verbose and pattern.startswith(("uprobe:", "u:")))
 
 GOBT_HELP = """\
 gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
@@ -28,8 +28,11 @@ gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
 gobt adds to bpftrace's language:
     goret:BIN:FUNC      at every return of a Go function (a uprobe per RET, no uretprobe)
     goentry:BIN:FUNC    once per call, after the stack-growth check
+    gotrace:BIN:FUNC    one line per call at its return: params, results, duration
     uprobe:BIN:FUNC     Go symbols such as main.(*T).M need no quotes
     goarg(PATH)         a param or result by name: goarg(r.URL.Path), goarg(~r0)
+    goerr(PATH)         an error as its Error() text (an interface: its type's name)
+    gotype(PATH)        an interface's dynamic type, as %T prints it
     retval              the first result, in goret
     goid                the goroutine's id
     goelapsed           ns since this call's entry, in goret

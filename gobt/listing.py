@@ -48,7 +48,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     if verbose and binary.has_dwarf:
         binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk
     in_copies = copies(ap, binary)
-    provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
+    provider = ap.provider if ap.provider in ("goret", "goentry", "gotrace") else "uprobe"
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
@@ -80,7 +80,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         why = "goret cannot fire in them (no RET)" if provider == "goret" else f"{provider} fires at each"
         out(f"{provider}:{ap.target}:{ap.func}  no body of its own: inlined at {n} call site{'s' if n != 1 else ''}, "
             f"{why}")
-    if verbose and provider != "goret":
+    if verbose and provider not in ("goret", "gotrace"):
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")
     return True, ctx
@@ -108,6 +108,10 @@ def _rows(binary, fn, ap, provider, source, verbose, bt, bpftrace_chosen):
     if verbose:
         try:
             lines += ["    " + line for line in _params(binary, fn, ap, provider, source)]
+            if provider == "gotrace":
+                from .rewrite.gotrace import describe
+
+                lines.append("    each call prints: " + describe(binary, fn, ap, source))
         except GobtError as e:
             e.rows_before = lines
             raise
@@ -176,7 +180,7 @@ def _reach(binary, fn, code, provider, bt, bpftrace_chosen):
     """A mark when the bpftrace at hand cannot attach where this probe goes."""
     if bt.attach_form != "file_offset":
         return ""
-    if provider == "goret":
+    if provider in ("goret", "gotrace"):
         offsets = code.ret_offsets
     elif provider == "goentry":
         offsets = [code.entry_offset]

@@ -44,3 +44,14 @@ def test_gotrace_gofmt(toolchains, bpf, tmp_path):
     assert rows["d/dangling.go"].group(6) == printed[0]
     assert rows["d/broken.go"].group(6) == "scanner.ErrorList"
     assert "d/broken.go:2:8: expected ')', found 'EOF'" in proc.stderr + proc.stdout
+
+
+def test_lv_shows_each_line(toolchains):
+    need("newest" in toolchains, "no Go toolchain (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    proc = gobt("-lv", f"gotrace:{gofmt}:main.processFile")
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert ('each call prints: {goid}> main.processFile(filename="{goarg(filename)}", info={gotype(info)}, '
+            "in={gotype(in)}, r=0x{goarg(r)}) => ({goerr(~r0)}) {goelapsed / 1000}.{goelapsed % 1000}us"
+            in proc.stdout), proc.stdout

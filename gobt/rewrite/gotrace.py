@@ -23,6 +23,7 @@ from ..binary.dwarf import ADDRESS_KINDS
 from ..errors import GobtError
 from ..lang.script import parse
 from ..lang.source import Source
+from .printf import _VERB
 
 PROVIDER = "gotrace"
 
@@ -81,6 +82,23 @@ def _probes_for(ap, source, ctx):
         raise GobtError(f"gotrace:{ap.target}:{ap.func} matches no Go function",
                         source.location(ap.span.start, len(ap.text)))
     return out
+
+
+def describe(binary, fn, ap, source):
+    """What one call's line holds, each value named by what reads it (-lv)."""
+    from .signature import declared_for
+
+    sub = declared_for(ap, binary, [fn], source) or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
+    if sub is None:
+        return f"nothing without DWARF: declare the signature (gotrace:BIN:{fn.name}(n int) error)"
+    fmt, args = line_for(sub)
+    out, pos, values = [], 0, iter(args)
+    for m in _VERB.finditer(fmt):
+        out.append(fmt[pos:m.start()])
+        out.append("%" if m.group("conv") == "%" else "{" + next(values) + "}")
+        pos = m.end()
+    out.append(fmt[pos:])
+    return "".join(out).replace('\\"', '"')
 
 
 def line_for(sub):
