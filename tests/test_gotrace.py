@@ -41,7 +41,12 @@ def test_gotrace_gofmt(toolchains, bpf, tmp_path):
     # The error gofmt itself prints for the dangling link, word for word.
     printed = [line for line in proc.stderr.splitlines() + proc.stdout.splitlines() if line.startswith("open ")]
     assert printed == ["open d/dangling.go: no such file or directory"], proc.stderr
-    assert rows["d/dangling.go"].group(6) == printed[0]
+    shown = rows["d/dangling.go"].group(6)
+    if ON_TRIXIE:
+        assert shown == printed[0]
+    else:
+        # 0.17: beside other strings, a *fs.PathError shows goerr's one-string form.
+        assert shown == "no such file or directory" and printed[0].endswith(": " + shown)
     assert rows["d/broken.go"].group(6) == "scanner.ErrorList"
     assert "d/broken.go:2:8: expected ')', found 'EOF'" in proc.stderr + proc.stdout
 
