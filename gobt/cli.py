@@ -21,7 +21,7 @@ def _gobt_lists(pattern):
     # goret:/goentry: are gobt's; for uprobe: -lv, whose param list
     # bpftrace would give by the C convention, and -l on a stripped Go
     # binary, where bpftrace finds no names (listing.list_probes decides).
-    return pattern.startswith(("goret:", "goentry:", "uprobe:", "u:"))
+    return pattern.startswith(("goret:", "goentry:", "gotrace:", "uprobe:", "u:"))
 
 GOBT_HELP = """\
 gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
@@ -29,8 +29,11 @@ gobt {version}: bpftrace for Go programs (bpftrace's own help is above).
 gobt adds to bpftrace's language:
     goret:BIN:FUNC      at every return of a Go function (a uprobe per RET, no uretprobe)
     goentry:BIN:FUNC    once per call, after the stack-growth check
+    gotrace:BIN:FUNC    one line per call at its return: params, results, duration
     uprobe:BIN:FUNC     Go symbols such as main.(*T).M need no quotes
     goarg(PATH)         a param or result by name: goarg(r.URL.Path), goarg(~r0)
+    goerr(PATH)         an error as its Error() text (an interface: its type's name)
+    gotype(PATH)        an interface's dynamic type, as %T prints it
     retval              the first result, in goret
     goid                the goroutine's id
     goelapsed           ns since this call's entry, in goret
@@ -289,6 +292,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
 
     # Only now the modules that read binaries: a plain bpftrace script
     # never pays for them.
+    from .rewrite.gotrace import expand as expand_gotrace
     from .rewrite.probes import Context, rewrite
 
     first_message = len(errors.printed)
@@ -297,6 +301,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
         with errors.held(dropped_on=UnreachableOffset):  # a second rewrite says them again
             other = not chosen_explicitly(inv.bpftrace) and capable_fallback(found.path) is not None
             ctx = Context(found, pid=inv.pid, other_bpftrace_can=other)
+            script = expand_gotrace(script, ctx)
             program = rewrite(script, ctx)
     except UnreachableOffset as e:
         found = _capable_instead(inv, found, e)

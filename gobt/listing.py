@@ -58,7 +58,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
     if verbose and binary.has_dwarf:
         binary.dwarf.bulk = len(fns) >= BULK_FUNCTIONS if bulk is None else bulk
     in_copies = copies(ap, binary)
-    provider = "goret" if ap.provider == "goret" else ("goentry" if ap.provider == "goentry" else "uprobe")
+    provider = ap.provider if ap.provider in ("goret", "goentry", "gotrace") else "uprobe"
     if verbose:
         abi = "register ABI" if binary.register_abi else "stack ABI"
         out(f"# {ap.target}: {binary.go_version or 'Go version unknown'}, {binary.arch}, {abi}")
@@ -100,7 +100,7 @@ def list_probes(pattern, verbose, bpftrace, pid=None, out=print, bpftrace_chosen
         # bpftrace's meaning: the body only. goentry: is the probe for every call.
         out(f"    uprobe fires at the body only, as in bpftrace; goentry:{ap.target}:{ap.func} fires at the "
             f"{n} inlined cop{'ies' if n != 1 else 'y'} too:")
-    if verbose and provider != "goret":
+    if verbose and provider not in ("goret", "gotrace"):
         for site in in_copies:
             out(f"    inlined in {where(binary, site)}  {copy_params(binary, site)}")
     return True, ctx
@@ -128,6 +128,10 @@ def _rows(binary, fn, ap, provider, source, verbose, bt, bpftrace_chosen):
     if verbose:
         try:
             lines += ["    " + line for line in _params(binary, fn, ap, provider, source)]
+            if provider == "gotrace":
+                from .rewrite.gotrace import describe
+
+                lines.append("    each call prints: " + describe(binary, fn, ap, source))
         except GobtError as e:
             e.rows_before = lines
             raise
@@ -196,7 +200,7 @@ def _reach(binary, fn, code, provider, bt, bpftrace_chosen):
     """A mark when the bpftrace at hand cannot attach where this probe goes."""
     if bt.attach_form != "file_offset":
         return ""
-    if provider == "goret":
+    if provider in ("goret", "gotrace"):
         offsets = code.ret_offsets
     elif provider == "goentry":
         offsets = [code.entry_offset]

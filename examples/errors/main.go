@@ -14,9 +14,10 @@ import (
 
 var errEmpty = errors.New("empty name")
 
-type tooLongError struct{ n int }
+// caseError is the program's own error type: goerr names it by its type.
+type caseError struct{ name string }
 
-func (e *tooLongError) Error() string { return fmt.Sprintf("name is %d bytes, more than 8", e.n) }
+func (e *caseError) Error() string { return fmt.Sprintf("%q is not lower case", e.name) }
 
 var names = []string{"alice", "", "bob", "maximilian", "carol", "Dave", "eve", "bartholomew", "frank"}
 
@@ -27,9 +28,9 @@ func validate(name string) error {
 	case name == "":
 		return errEmpty
 	case len(name) > 8:
-		return &tooLongError{len(name)}
+		return fmt.Errorf("name too long: %s", name)
 	case strings.ToLower(name) != name:
-		return fmt.Errorf("%q is not lower case", name)
+		return &caseError{name}
 	}
 	return nil
 }

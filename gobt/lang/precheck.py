@@ -9,7 +9,7 @@ import re
 # It may say yes too often (a word in a comment); the full parse
 # then finds nothing to rewrite and the text still comes out unchanged.
 _MAY_NEED_GOBT = re.compile(
-    r"\bgo(?:ret|entry|arg|id|elapsed)\b"
+    r"\bgo(?:ret|entry|arg|id|elapsed|err|type|trace)\b"
     # an unquoted uprobe function bpftrace could not lex: a Go method
     r"|\b(?:uprobe|u):[^\s{,]*[^\s{,_\-./a-zA-Z0-9#*:\"+]"
     # a Go function's name (pkg.Name), which in a stripped binary only gobt finds

@@ -15,7 +15,7 @@ from ..record import dataclass, field
 from ..errors import GobtError
 from .signature import find_signature, parse_signature
 
-GOBT_PROVIDERS = {"goret", "goentry"}
+GOBT_PROVIDERS = {"goret", "goentry", "gotrace"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
 LANGUAGE_PREFIXES = ("cpp:",)
 UPROBE_PROVIDERS = {"uprobe", "u"}
@@ -78,7 +78,7 @@ class AttachPoint:
 
 @dataclass
 class Use:
-    """A gobt helper used inside a block: goarg(PATH), goid, goelapsed, retval."""
+    """A gobt helper used inside a block: goarg/goerr/gotype(PATH), goid, goelapsed, retval."""
 
     kind: str
     span: Span
@@ -250,13 +250,21 @@ def _probe(node, source):
     from .lalr import Token
 
     attach_list, *rest = node.children
-    block = rest[-1]
-    predicate = rest[0] if len(rest) == 2 else None
+    rest = [r for r in rest if r is not None]
+    block = next((r for r in rest if r.data == "block"), None)
+    predicate = next((r for r in rest if r.data == "predicate"), None)
     aps = [attach_point(str(t), t.start_pos, source) for t in attach_list.children]
     pred_span = None
     if predicate is not None:
         tok = predicate.children[0]
         pred_span = Span(tok.start_pos, tok.end_pos)
+    if block is None:
+        # gotrace's block is optional (it prints without one); bpftrace's never is.
+        end = pred_span.end if pred_span is not None else aps[-1].span.end
+        if predicate is not None or any(ap.provider != "gotrace" for ap in aps):
+            raise GobtError("this probe has no block: a probe needs { ... } (only gotrace: may go without)",
+                            source.location(aps[0].span.start, len(aps[0].text)))
+        return Probe(attach_points=aps, span=Span(aps[0].span.start, end), predicate=None, block=Span(end, end))
     probe = Probe(
         attach_points=aps,
         span=Span(aps[0].span.start, block.meta.end_pos),
@@ -273,7 +281,7 @@ def _probe(node, source):
             lead = len(inner) - len(inner.lstrip())
             probe.uses.append(
                 Use(
-                    "goarg",
+                    text[:open_paren].strip(),
                     Span(tok.start_pos, tok.end_pos),
                     path=inner.strip(),
                     path_offset=tok.start_pos + open_paren + 1 + lead,
@@ -291,7 +299,7 @@ def _probe(node, source):
 # grammar keeps as one token): strings are skipped, fields are not helpers.
 _PREDICATE_TOKENS = re.compile(
     r'(?P<string>"(?:[^"\\]|\\.)*")'
-    r"|(?P<goarg>goarg\s*\((?P<path>[^()\"{};]*)\))"
+    r"|(?P<goarg>(?P<helper>goarg|goerr|gotype)\s*\((?P<path>[^()\"{};]*)\))"
     r"|(?P<field>(?:\.|->)[ \t]*[A-Za-z_]\w*)"
     r"|(?P<word>[$@]?[A-Za-z_]\w*)"
 )
@@ -303,7 +311,7 @@ def _uses_in_predicate(text, span):
         if m.group("goarg"):
             inner = m.group("path")
             lead = len(inner) - len(inner.lstrip())
-            uses.append(Use("goarg", Span(m.start(), m.end()), inner.strip(), m.start("path") + lead))
+            uses.append(Use(m.group("helper"), Span(m.start(), m.end()), inner.strip(), m.start("path") + lead))
         elif m.group("word") in HELPER_WORDS:
             uses.append(Use(m.group("word"), Span(m.start(), m.end())))
     return uses

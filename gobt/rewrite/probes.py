@@ -19,6 +19,7 @@ from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
+from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
@@ -282,7 +283,7 @@ class _ProbeRewriter:
             with _located(loc):
                 edits.append(self._use(use, loc))
         block = self.probe.block
-        return edits + verb_edits(self.source, block.start, block.end, self.values, Edit)
+        return finish_values(self, edits + verb_edits(self.source, block.start, block.end, self.values, Edit), Edit)
 
     def _use(self, use, loc):
         """The edit that replaces one helper use."""
@@ -316,6 +317,8 @@ class _ProbeRewriter:
 
     def _read_value(self, use):
         """The expression for goarg(PATH) or retval, the same at every site."""
+        if use.kind in GOVALUE_KINDS:
+            return read_value(self, use)
         source = self.source
         if use.kind == "retval":
             path, width = "~r0", use.span.end - use.span.start
@@ -401,7 +404,6 @@ class _ProbeRewriter:
             groups.setdefault(body, []).append(attach)
         ctx.probe_count += sum(len(v) for v in groups.values())
         entry_probes = "".join(f"{', '.join(aps)} {pid}{{ {body} }} " for body, aps in groups.items())
-
         keys = {goroutine_of(s.binary) for s in self.sites}
         if len(keys) > 1:
             raise GobtError("goelapsed and params in goret need all of the probe's functions in one binary",
@@ -562,7 +564,6 @@ def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
         else:
             names = [f.name for f in binary.symbols.all_functions()]
             import difflib
-
             close = difflib.get_close_matches(ap.func, names, n=5, cutoff=0.6)
             if close:
                 hints.append("  did you mean: " + ", ".join(close))
@@ -571,8 +572,7 @@ def functions(ap, source, ctx, warn_inlined=True, allow_inlined=False):
 
 
 def _target_text(ap):
-    parts = ap.text[: ap.func_offset - 1]
-    return parts.split(":", 1)[1]
+    return ap.text[: ap.func_offset - 1].split(":", 1)[1]
 
 
 def _exact_uprobes(ap, binary, fns, ctx, loc):

@@ -1,0 +1,3 @@
+module handlererrors
+
+go 1.15

@@ -1,0 +1,49 @@
+"""The standard library's error types whose Error() goerr spells out: data.
+
+Each row: the name %T prints, the struct's DWARF name, its Error() text as
+pieces, and its field offsets when the binary has no DWARF. A piece is
+("text", constant), ("str", field: a Go string), ("quoted", field: a Go
+string as %q shows a plain one) or ("err", field: an error, whose own
+text follows). The offsets are the same for every Go from 1.15 to 1.27
+(tests/test_goerr.py checks them against each toolchain's DWARF).
+
+Error() as the standard library writes it:
+  errors.errorString  s
+  fmt.wrapError       msg (fmt.Errorf's whole text, wrapped errors included)
+  fmt.wrapErrors      msg (Go 1.20+)
+  fs.PathError        Op + " " + Path + ": " + Err.Error()   (os.PathError in 1.15)
+  os.SyscallError     Syscall + ": " + Err.Error()
+  os.LinkError        Op + " " + Old + " " + New + ": " + Err.Error()
+  strconv.NumError    "strconv." + Func + ": parsing " + Quote(Num) + ": " + Err.Error()
+  url.Error           fmt.Sprintf("%s %q: %s", Op, URL, Err)
+  syscall.Errno       the errno's text (errnotext.py), else "errno N"
+  context.deadlineExceededError  "context deadline exceeded"
+"""
+
+# (%T name, DWARF name, pieces, offsets without DWARF)
+WHOLE = [  # Error() is one Go string of the value
+    ("*errors.errorString", "errors.errorString", [("str", "s")], {"s": 0}),
+    ("*fmt.wrapError", "fmt.wrapError", [("str", "msg")], {"msg": 0}),
+    ("*fmt.wrapErrors", "fmt.wrapErrors", [("str", "msg")], {"msg": 0}),
+]
+_PATH = [("str", "Op"), ("text", " "), ("str", "Path"), ("text", ": "), ("err", "Err")]
+_PATH_AT = {"Op": 0, "Path": 16, "Err": 32}
+COMPOSITE = [  # Error() joins fields and a wrapped error's text
+    ("*fs.PathError", "io/fs.PathError", _PATH, _PATH_AT),
+    ("*os.PathError", "os.PathError", _PATH, _PATH_AT),
+    ("*os.SyscallError", "os.SyscallError", [("str", "Syscall"), ("text", ": "), ("err", "Err")],
+     {"Syscall": 0, "Err": 16}),
+    ("*strconv.NumError", "strconv.NumError",
+     [("text", "strconv."), ("str", "Func"), ("text", ": parsing "), ("quoted", "Num"), ("text", ": "),
+      ("err", "Err")],
+     {"Func": 0, "Num": 16, "Err": 32}),
+    ("*url.Error", "net/url.Error",
+     [("str", "Op"), ("text", " "), ("quoted", "URL"), ("text", ": "), ("err", "Err")],
+     {"Op": 0, "URL": 16, "Err": 32}),
+    ("*os.LinkError", "os.LinkError",
+     [("str", "Op"), ("text", " "), ("str", "Old"), ("text", " "), ("str", "New"), ("text", ": "), ("err", "Err")],
+     {"Op": 0, "Old": 16, "New": 32, "Err": 48}),
+]
+ERRNO = "syscall.Errno"
+CONSTANT = [("context.deadlineExceededError", "context deadline exceeded")]
+NIL_TEXT = "<nil>"

@@ -1,0 +1,411 @@
+"""Rewrite goerr(PATH) and gotype(PATH): an interface's value as Go prints it.
+
+Both start from the interface's two words, read as goarg reads
+`PATH.tab`/`PATH._type` and `PATH.data` (so params carried to a goret,
+declared signatures and stripped binaries work as for goarg). The dynamic
+type is the descriptor the first word leads to (binary/gotypes.py); gotype
+reads its name from the binary's memory at run time, so every type has its
+name, and nothing is guessed. goerr tells the standard library's error types
+(errortypes.py) apart by their descriptors' addresses, which gobt finds in
+the binary by name, and spells their Error() text from their fields.
+
+bpftrace has no string concatenation (0.17 nor 0.23) and its strings are
+fixed-size buffers, so goerr has two forms:
+- as a direct printf argument, the printf becomes one printf per error
+  type, the type's constant text in the format and each Go string a %s: the
+  whole text, each piece cut at the string limit;
+- anywhere else (a map key, a comparison, print), one string: the text
+  itself for errors whose Error() is one string (errors.New, fmt.Errorf,
+  io.EOF, context.Canceled, syscall.Errno, context.DeadlineExceeded,
+  <nil>); for the composite ones (*fs.PathError, ...) the text of the error
+  they wrap; for any other type its name (`*main.tooLongError`).
+  `@[gotype(e), goerr(e)]` keys by both.
+
+Each use computes its words and pieces in statements at the start of the
+probe's block ($__gobt_eN_*); the use itself becomes a str() of them. An
+address in a position-independent binary is the static one plus the load
+bias, which the block computes from the address the probe fired at.
+"""
+
+from ..binary.gotypes import GoTypes, errno_table
+from ..binary.inlined import is_position_independent
+from ..errors import GobtError
+from ..lang.script import Span, Use
+from . import errortypes
+from .errnotext import ERRNO_TEXTS
+from .inlined import IP, site_address
+from .printf import _VERB, printf_calls, string_read
+
+# bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
+# measured with --emit-elf on Go 1.27, PIE, a goret carrying a param, a map
+# keyed by goerr and a printf of it, the composite types' printfs load with
+# 11 strings of 64 bytes in all, and not with 15. Beyond, a type's printf is
+# the one-string form (errortypes.COMPOSITE lists the commonest first). A
+# printf holding another string (a carried goarg string copies into every
+# branch) loads with none of them: it gets the one-string form only.
+STACK_STRINGS = 11
+
+KINDS = ("goerr", "gotype")
+BIAS = "$__gobt_b"
+
+
+def read_value(rewriter, use):
+    """(expression, None) for a goerr/gotype use in a probes._ProbeRewriter."""
+    return _of(rewriter).use(use)
+
+
+def finish_values(rewriter, edits, edit_type):
+    """The probe's edits, with what its goerr/gotype uses need added."""
+    found = rewriter.__dict__.get("_govalues")
+    return edits if found is None else found.finish(edits, edit_type)
+
+
+def _of(rewriter):
+    found = rewriter.__dict__.get("_govalues")
+    if found is None:
+        found = rewriter.__dict__["_govalues"] = GoValues(rewriter)
+    return found
+
+
+class GoValues:
+    """The goerr/gotype uses of one probe (a probes._ProbeRewriter)."""
+
+    def __init__(self, rewriter):
+        self.rw = rewriter
+        self.renders = []  # (Use, _Render)
+
+    def use(self, use):
+        rw = self.rw
+        loc = rw.loc(use.span.start, use.span.end - use.span.start)
+        binaries = {id(s.binary): s.binary for s in rw.sites}
+        if len(binaries) > 1:
+            raise GobtError(f"{use.kind} needs all of the probe's functions in one binary", loc)
+        binary = next(iter(binaries.values()))
+        path = use.path.strip()
+        if not path:
+            raise GobtError(f"{use.kind} needs an interface value: {use.kind}(err), {use.kind}(~r0)", loc)
+        if path == "retval":
+            path = "~r0"
+        for _, seen in self.renders:
+            if seen.path == path:  # one set of statements per value read
+                seen.type_only = seen.type_only and use.kind == "gotype"
+                self.renders.append((use, seen))
+                return (seen.str(f"{seen.v}np", f"{seen.v}nl") if use.kind == "gotype" else seen.single()), None
+        first, eface = self._first_word(use, path)
+        data, _ = rw._read_value(Use("goarg", use.span, path=path + ".data", path_offset=use.path_offset))
+        render = _Render(len({id(r) for _, r in self.renders}), binary, first, data, eface,
+                         rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype")
+        render.path = path
+        self.renders.append((use, render))
+        string_read(rw.ctx, rw.id, loc)
+        return (render.str(f"{render.v}np", f"{render.v}nl") if use.kind == "gotype" else render.single()), None
+
+    def _first_word(self, use, path):
+        rw = self.rw
+        try:
+            return rw._read_value(Use("goarg", use.span, path=path + "._type", path_offset=use.path_offset))[0], True
+        except GobtError:
+            pass
+        try:
+            return rw._read_value(Use("goarg", use.span, path=path + ".tab", path_offset=use.path_offset))[0], False
+        except GobtError as e:
+            raise GobtError(f"{use.kind}({path}) needs an interface value (error, any, interface{{...}}): "
+                            f"{e.message}", e.location or rw.loc(use.span.start, use.span.end - use.span.start),
+                            e.hints) from None
+
+    def finish(self, edits, edit_type):
+        """The edits with the block's statements added and each printf that
+        prints a goerr whole turned into one printf per error type."""
+        if not self.renders:
+            return edits
+        rw = self.rw
+        text = rw.source.text
+        block = rw.probe.block
+        for use, _ in self.renders:
+            pred = rw.probe.predicate
+            if pred is not None and pred.start <= use.span.start < pred.end:
+                raise GobtError(f"{use.kind} is computed in the probe's block: use it there, "
+                                f"e.g. if ({use.kind}(...) == \"...\") {{ ... }}",
+                                rw.loc(use.span.start, use.span.end - use.span.start))
+        prelude = []
+        binary = self.renders[0][1].binary
+        if is_position_independent(binary):
+            prelude.append(_bias(binary, rw.sites, rw.loc(rw.probe.span.start)))
+        done = set()
+        for _, render in self.renders:
+            if id(render) not in done:
+                done.add(id(render))
+                prelude += render.statements()
+        out = [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
+        by_span = {(u.span.start, u.span.end): (u.kind, r) for u, r in self.renders}
+        for call in printf_calls(text, block.start, block.end):
+            # One goerr or gotype per printf prints whole: a goerr first.
+            hit = sorted(((i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span),
+                         key=lambda h: h[1][0] != "goerr")
+            if hit:
+                budget = None
+                if rw.ctx.bpftrace.strings_on_stack:
+                    # Every other string of the printf: str()s, goarg strings, goerr/gotype.
+                    others = sum(text.count("str(", a, b) + (rw.values.get((a, b), 0) is None)
+                                 for a, b in call.args) - 1
+                    budget = STACK_STRINGS if others <= 0 else 0
+                edits = _fold_printf(text, call, hit[0], edits, block, edit_type, budget)
+        return edits + out
+
+
+class _Render:
+    """What one goerr/gotype use computes."""
+
+    def __init__(self, index, binary, first, data, eface, nul, type_only):
+        self.binary = binary
+        self.types = GoTypes.of(binary)
+        self.v = f"$__gobt_e{index}_"
+        self.first, self.data, self.eface = first, data, eface
+        self.nul = nul
+        self.type_only = type_only
+        self.pie = is_position_independent(binary)
+
+    def addr(self, static):
+        return f"(0x{static:x} + {BIAS})" if self.pie else f"0x{static:x}"
+
+    def str(self, p, n):
+        return f"str({p}, {n} + 1)" if self.nul else f"str({p}, {n})"
+
+    def single(self):
+        v = self.v
+        return self.str(f"{v}p", f"{v}l")
+
+    # -- statements -------------------------------------------------------------
+
+    def statements(self):
+        v = self.v
+        # bpftrace 0.17 gives every variable its own 8 bytes of the 512-byte
+        # stack, which the printfs of the whole text need: few variables.
+        out = [f"{v}t = (uint64){self.first};", f"{v}d = (uint64){self.data};"]
+        if not self.eface:
+            out.append(f"if ({v}t != 0) {{ {v}t = {_word(f'{v}t + 8')}; }}")
+        if self.type_only:
+            return out + self._name(v, f"{v}t")
+        composite = self.composite()
+        if composite:
+            out += _select([f"{v}it", f"{v}id"], [(f"{v}t == {t}", [_word(f"{v}d + {off['Err']}"),
+                                                                  _word(f"{v}d + {off['Err'] + 8}")])
+                                                for t, _, off in composite])
+            out.append(f"if ({v}it != 0) {{ {v}it = {_word(f'{v}it + 8')}; }}")
+            out += self._name(v, f"{v}it", f"{v}i")
+        out += self._name(v, f"{v}t")
+        errno = self.errno()
+        if errno:
+            cases = [(f"{v}t == {errno}", [_word(f"{v}d")])]
+            if composite:
+                cases.append((f"{v}it == {errno}", [_word(f"{v}id")]))
+            out += _select([f"{v}en"], cases)
+            out += [f"{v}ep = (uint64)0; {v}el = (uint64)0;"]
+            table = errno_table(self.binary, ERRNO_TEXTS)
+            if table:
+                # Go's own table, read where syscall.Errno.Error() reads it
+                # (130 ifs of constants would overflow 0.17's BPF stack).
+                at, count = table
+                entry = f"{self.addr(at)} + {v}en * 16"
+                out.append(f"if ({v}en > 0 && {v}en < {count}) {{ {v}ep = {_word(entry)}; "
+                           f"{v}el = {_word(entry + ' + 8')}; }}")
+        if composite:
+            out += _select([f"{v}ip", f"{v}il"], self._one_piece(f"{v}it", f"{v}id"), [f"{v}inp", f"{v}inl"])
+        inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
+        out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + inner, [f"{v}np", f"{v}nl"])
+        return out
+
+    def _name(self, v, t, to=None):
+        """The dynamic type's name: {to}np, {to}nl (length 0 for nil)."""
+        lay = self.types.layout
+        base, _ = self.types.bounds
+        out = [f"{v}n = {self.addr(base)} + (uint64)*(int32 *)uptr({t} + {lay['str']});",
+               f"{v}x = (uint64)((*(uint8 *)uptr({t} + {lay['tflag']}) >> 1) & 1);"]
+        if self.types.varint_names:
+            out += [f"{v}h = (uint64)*(uint8 *)uptr({v}n + 1);",
+                    f"{v}np = {v}n + (uint64)2 + {v}x;",
+                    f"{v}nl = {v}h;",
+                    f"if ({v}h >= 128) {{ {v}np = {v}np + 1; "
+                    f"{v}nl = ({v}h & 127) + ((uint64)*(uint8 *)uptr({v}n + 2) << 7); }}"]
+        else:
+            out += [f"{v}h = ((uint64)*(uint8 *)uptr({v}n + 1) << 8) + (uint64)*(uint8 *)uptr({v}n + 2);",
+                    f"{v}np = {v}n + (uint64)3 + {v}x;",
+                    f"{v}nl = {v}h;"]
+        # An unreadable name reads as length 0 (then the star is not there to skip).
+        out.append(f"if ({v}nl > {v}x) {{ {v}nl = {v}nl - {v}x; }} else {{ {v}nl = 0; }} "
+                   f"if ({t} == 0) {{ {v}nl = 0; }}")
+        if to is not None:
+            out.append(f"{to}np = {v}np; {to}nl = {v}nl;")
+        return out
+
+    def _one_piece(self, t, d):
+        """(condition, [pointer, length]) of the one-string text of the error (t, d)."""
+        nil = self.types.bytes_address(errortypes.NIL_TEXT)
+        cases = [(f"{t} == 0", [self.addr(nil), str(len(errortypes.NIL_TEXT))] if nil else ["0", "0"])]
+        for addr, _, off in self.whole():
+            field = next(iter(off.values()))
+            cases.append((f"{t} == {addr}", [_word(f"{d} + {field}"), _word(f"{d} + {field + 8}")]))
+        errno = self.errno()
+        if errno:
+            cases.append((f"{t} == {errno} && {self.v}el != 0", [f"{self.v}ep", f"{self.v}el"]))
+        for name, text in errortypes.CONSTANT:
+            a, at = self.types.type_address(name), self.types.bytes_address(text)
+            if a and at:
+                cases.append((f"{t} == {self.addr(a)}", [self.addr(at), str(len(text.encode()))]))
+        return cases
+
+    # -- the types this binary has --------------------------------------------------
+
+    def whole(self):
+        """(address expr, pieces, offsets) of the one-string error types present."""
+        return self._present(errortypes.WHOLE)
+
+    def composite(self):
+        return self._present(errortypes.COMPOSITE)
+
+    def _present(self, rows):
+        out = []
+        for go_name, dwarf_name, pieces, table in rows:
+            a = self.types.type_address(go_name)
+            if a:
+                off = self.types.struct_offsets(dwarf_name, list(table), table)
+                out.append((self.addr(a), pieces, off))
+        return out
+
+    def errno(self):
+        a = self.types.type_address(errortypes.ERRNO)
+        return self.addr(a) if a else None
+
+    def branches(self, budget=None):
+        """(condition, format piece, args) for a printf of the whole text;
+        the last has no condition (the one-string form). With a budget, the
+        composite types' printfs hold at most that many strings in all."""
+        v = self.v
+        out = []
+        for addr, pieces, off in self.composite():
+            strings = sum(kind != "text" for kind, _ in pieces)
+            if budget is not None:
+                if strings > budget:
+                    break
+                budget -= strings
+            fmt, args = [], []
+            for kind, value in pieces:
+                if kind == "text":
+                    fmt.append(_escape(value))
+                elif kind == "err":
+                    fmt.append("%s")
+                    args.append(self.str(f"{v}ip", f"{v}il"))
+                else:
+                    fmt.append('\\"%s\\"' if kind == "quoted" else "%s")
+                    o = off[value]
+                    args.append(self.str(f"*(uint64 *)uptr({v}d + {o})", f"*(uint64 *)uptr({v}d + {o + 8})"))
+            out.append((f"{v}t == {addr}", "".join(fmt), args))
+        errno = self.errno()
+        if errno:
+            out.append((f"{v}t == {errno} && {v}el == 0", "errno %lu", [f"{v}en"]))
+        out.append(self.unreadable(f"{v}p == {v}np && {v}l == 0"))
+        out.append((None, "%s", [self.single()]))
+        return out
+
+    def unreadable(self, also):
+        """The branch for a type whose name could not be read: on a page the
+        program has not touched yet, which BPF cannot fault in. Its static
+        address, where a name would have been wrong."""
+        v = self.v
+        static = f"{v}t - {BIAS}" if self.pie else f"{v}t"
+        return (f"{v}t != 0 && {v}nl == 0 && {also}", "?0x%lx", [static])
+
+    def type_branches(self):
+        v = self.v
+        return [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
+
+
+def _select(names, cases, defaults=None):
+    """Statements setting the variables `names` by the first case whose
+    condition holds, else to `defaults` (0): flat ifs, never nested ternaries
+    (a chain of 130 crashes bpftrace 0.23's parser)."""
+    out = [f"{n} = {d};" for n, d in zip(names, defaults or ["(uint64)0"] * len(names))]
+    for cond, values in reversed(cases):
+        sets = " ".join(f"{n} = {val};" for n, val in zip(names, values))
+        out.append(f"if ({cond}) {{ {sets} }}")
+    return out
+
+
+def _word(addr):
+    return f"*(uint64 *)uptr({addr})"
+
+
+def _chain(cases, default):
+    out = default
+    for cond, value in reversed(cases):
+        out = f"({cond} ? {value} : {out})"
+    return out
+
+
+def _escape(text):
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
+
+
+def _bias(binary, sites, loc):
+    """$__gobt_b = the load bias, from the address the probe fired at.
+
+    The bias is a multiple of the page size, so the probe's address and its
+    static one agree in their low 12 bits: those pick the static page
+    among the probe's places, and the bias is the difference of the pages."""
+    addrs = set()
+    for site in sites:
+        if site.at == "return" and site.code is not None:
+            addrs.update(site.function.start + off for off in site.code.ret_offsets)
+        else:
+            addrs.add(site_address(site))
+    pages = {}
+    for a in addrs:
+        pages.setdefault(a & 0xFFF, set()).add(a & ~0xFFF)
+    if any(len(p) > 1 for p in pages.values()):
+        raise GobtError(f"{binary.display_path} is position-independent, and this probe fires at places "
+                        "gobt cannot tell apart by their page offset to find its load bias",
+                        loc, ["  split the probe into fewer functions"])
+    ip = f'reg("{IP[binary.arch]}")'
+    distinct = {next(iter(p)) for p in pages.values()}
+    if len(distinct) == 1:
+        page = f"0x{distinct.pop():x}"
+    else:
+        page = _chain([(f"({ip} & 0xfff) == 0x{low:x}", f"0x{next(iter(p)):x}") for low, p in sorted(pages.items())],
+                      "0")
+    return f"{BIAS} = ({ip} & 0xfffffffffffff000) - {page};"
+
+
+def _fold_printf(text, call, hit, edits, block, edit_type, budget):
+    """Replace the printf `call`, whose argument hit[0] is a goerr, by one
+    printf per error type; the other edits inside it are kept in each."""
+    index, (kind, render) = hit
+    start = text.rfind("printf", block.start, call.format_start)
+    end = call.args[-1][1]
+    close = text.index(")", end)
+    inside = [e for e in edits if start <= e.start and e.end <= close + 1]
+    rest = [e for e in edits if e not in inside]
+
+    def edited(a, b):
+        out, pos = [], a
+        for e in sorted((e for e in inside if a <= e.start and e.end <= b), key=lambda e: (e.start, e.end)):
+            out += [text[pos:e.start], e.text]
+            pos = e.end
+        return "".join(out) + text[pos:b]
+
+    fmt = edited(call.format_start, call.format_end)
+    args = [edited(a, b) for a, b in call.args]
+    verbs = [m for m in _VERB.finditer(fmt) if m.group("conv") != "%"]
+    if index >= len(verbs):
+        return edits  # bpftrace will say the format is short
+    verb = verbs[index]
+    branches = []
+    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr" else render.type_branches()):
+        f = fmt[:verb.start()] + piece + fmt[verb.end():]
+        a = args[:index] + piece_args + args[index + 1:]
+        stmt = f"printf({', '.join([f] + a)});"
+        branches.append((cond, stmt))
+    code = ""
+    for cond, stmt in reversed(branches):
+        code = stmt if cond is None else f"if ({cond}) {{ {stmt} }} else {{ {code} }}"
+    # The user's `;` (or `}`) follows: end on a statement that takes it.
+    return rest + [edit_type(start, close + 1, code + " $__gobt_z = 0")]

@@ -1,0 +1,3 @@
+module goerrs
+
+go 1.15

@@ -1,0 +1,6 @@
+//go:build !go1.20
+// +build !go1.20
+
+package main
+
+func more() []error { return nil }

@@ -1,0 +1,121 @@
+"""goerr(PATH) and gotype(PATH): an interface's value as the Go program
+itself prints it.
+
+tests/programs/goerrs makes one error of each type goerr spells out (and a
+few it does not), returns each from main.check, passes it to main.report,
+passes some other values to main.show(i, v interface{}), and prints
+"E i <err.Error()>" and "T i <%T>". gobt prints the same lines from its
+probes; each must be the program's own, except where goerr documents
+another value: a type it does not spell gives its name.
+"""
+
+import re
+
+import pytest
+
+from conftest import ON_TRIXIE, gobt, no_traceback
+
+PROGRAM = "tests/programs/goerrs"
+GOS = ["go1.15", "go1.19", "go1.23", "newest"]
+# main.go's made[]: the types goerr does not spell, by index.
+NAMED_ONLY = {13: "*main.tooLongError", 14: "*net.OpError"}
+LINK_ERROR = 5  # *os.LinkError: past bpftrace 0.17's stack budget (govalue.STACK_STRINGS)
+
+SCRIPT = """
+goret:{bin}:main.check{check} {{ printf("e %d %s\\n", goarg(i), goerr(err)); @[goerr(err)] = count(); }}
+goentry:{bin}:main.report{report} {{ printf("r %d %s\\n", goarg(i), goerr(e)); printf("q %d %s\\n", goarg(i), gotype(e)); }}
+goentry:{bin}:main.show{show} {{ printf("t %d %s\\n", goarg(i), gotype(v)); }}
+"""
+SIGNATURES = {"check": "(i int) (err error)", "report": "(i int, e error) int", "show": "(i int, v any) int"}
+
+
+def run(binary, declared=False):
+    sigs = SIGNATURES if declared else {k: "" for k in SIGNATURES}
+    proc = gobt("-e", SCRIPT.format(bin=binary, **sigs), "-c", binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    # The program's lines start with E and T, gobt's with e, r, q and t.
+    seen = {}
+    for line in lines:
+        m = re.match(r"^([ETetrq]) (\d+) ?(.*)$", line)
+        if m:
+            seen.setdefault((m.group(1), int(m.group(2))), []).append(m.group(3))
+    keys = dict(re.findall(r"^@\[(.*)\]: (\d+)$", proc.stdout, re.M))
+    return seen, keys
+
+
+def check(seen, keys, may_cut_link=False):
+    errors = sorted(i for kind, i in seen if kind == "E")
+    assert len(errors) >= 18, seen
+    for i in errors:
+        (go,) = seen["E", i]
+        (ours,) = seen["e", i]
+        expected = NAMED_ONLY.get(i, go)
+        if i == LINK_ERROR and may_cut_link and ours == "no such file or directory":
+            expected = ours  # the one-string form: the error it wraps
+        assert ours == expected, (i, ours, go)
+        # At entry, on a param: the same text, and the dynamic type's name.
+        assert seen["r", i] == [ours], (i, seen["r", i])
+        (rtype,) = seen["q", i]
+        assert (rtype == "") == (go == "<nil>") and not rtype.startswith("?"), (i, rtype)
+    for i in sorted(i for kind, i in seen if kind == "T"):
+        (go,), (ours,) = seen["T", i], seen["t", i]
+        assert ours == go, (i, ours, go)
+    # As a map key: one string, the innermost message.
+    for key in ("<nil>", "plain error", "wrapped: EOF", "EOF", "context canceled", "context deadline exceeded",
+                "address already in use", "invalid syntax", "*main.tooLongError"):
+        assert key in keys, (key, keys)
+    assert int(keys["no such file or directory"]) >= 3, keys  # ENOENT, and *fs.PathError, *os.LinkError of it
+
+
+@pytest.mark.parametrize("go", GOS)
+def test_errors_read_as_go_prints_them(go, go_build, bpf):
+    binary = go_build(go, PROGRAM, gcflags="-l")
+    check(*run(binary), may_cut_link=not ON_TRIXIE)
+
+
+def test_pie_stripped_cgo(go_build, bpf):
+    """The newest Go: PIE under ASLR, stripped with a declared signature, cgo."""
+    pie = go_build("newest", PROGRAM, gcflags="-l", buildmode="pie", tag="-pie")
+    check(*run(pie), may_cut_link=not ON_TRIXIE)
+    stripped = go_build("newest", PROGRAM, gcflags="-l", ldflags="-s -w", tag="-stripped")
+    check(*run(stripped, declared=True), may_cut_link=not ON_TRIXIE)
+    cgo = go_build("newest", PROGRAM, gcflags="-l", cgo=True, tag="-cgo")
+    check(*run(cgo), may_cut_link=not ON_TRIXIE)
+
+
+@pytest.mark.parametrize("go", GOS)
+def test_offsets_agree_with_dwarf(go, go_build):
+    """The tables goerr uses without DWARF are what each toolchain's DWARF says."""
+    from gobt.binary.gobinary import GoBinary
+    from gobt.binary.gotypes import TYPE_LAYOUT, GoTypes, errno_table
+    from gobt.rewrite import errortypes
+    from gobt.rewrite.errnotext import ERRNO_TEXTS
+
+    binary = GoBinary(go_build(go, PROGRAM, gcflags="-l"))
+    types = GoTypes(binary)
+    assert types.layout == TYPE_LAYOUT
+    checked = 0
+    for go_name, dwarf_name, _pieces, table in errortypes.WHOLE + errortypes.COMPOSITE:
+        if types.type_address(go_name) is None:
+            continue
+        t = binary.dwarf.type_named(dwarf_name)
+        assert t is not None, dwarf_name
+        assert {f: t.field(f).offset for f in table} == table, dwarf_name
+        checked += 1
+    assert checked >= 7
+    stripped = GoBinary(go_build(go, PROGRAM, gcflags="-l", ldflags="-s -w", tag="-stripped"))
+    assert errno_table(stripped, ERRNO_TEXTS)[1] >= 130
+    for name in ("*errors.errorString", "syscall.Errno", "context.deadlineExceededError"):
+        assert GoTypes(stripped).type_address(name), name
+
+
+def test_refusals(go_build):
+    binary = go_build("newest", PROGRAM, gcflags="-l")
+    proc = gobt("--emit", "-e", f"goentry:{binary}:main.report {{ printf(\"%s\\n\", goerr(i)); }}")
+    no_traceback(proc)
+    assert proc.returncode == 1 and "needs an interface value" in proc.stderr, proc.stderr
+    proc = gobt("--emit", "-e", f"goentry:{binary}:main.report /goerr(e) == \"x\"/ {{ exit(); }}")
+    no_traceback(proc)
+    assert proc.returncode == 1 and "in the probe's block" in proc.stderr, proc.stderr

@@ -1,0 +1,62 @@
+"""gotrace:BIN:PATTERN over a program nobody here wrote: gofmt.
+
+gofmt -l DIR calls main.processFile(filename, info, in, r) error once per
+Go file; it prints the files that need formatting on stdout and each
+error's text on stderr. gotrace's lines must hold the same file names and,
+for each error, the text gofmt prints (or, for scanner.ErrorList, whose
+Error() goerr does not spell, its type).
+"""
+
+import os
+import re
+
+from conftest import BUILD_DIR, ON_TRIXIE, gobt, need, no_traceback
+from toolchains import build_package
+
+LINE = re.compile(r'^(\d+)> main\.processFile\(filename="([^"]*)", info=(\S*), in=(\S*), r=0x([0-9a-f]+)\) '
+                  r"=> \((.*)\) (\d+)\.(\d{3})us$", re.M)
+
+
+def test_gotrace_gofmt(toolchains, bpf, tmp_path):
+    need("newest" in toolchains, "no Go toolchain (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    d = tmp_path / "d"
+    d.mkdir()
+    (d / "good.go").write_text("package a\n\nfunc A() {}\n")
+    (d / "bad.go").write_text("package a\nfunc   B( ) { }\n")
+    (d / "broken.go").write_text("package a\nfunc (\n")
+    os.symlink("/nonexistent/x.go", d / "dangling.go")
+    # bpftrace 0.17 keeps each string of a printf on the 512-byte BPF stack:
+    # four strings and an error's pieces fit at 32 bytes each (gobt says so).
+    env = {} if ON_TRIXIE else {"BPFTRACE_STRLEN": "32"}
+    proc = gobt("-e", f"gotrace:{gofmt}:main.processFile", "-c", f"{gofmt} -l d", cwd=tmp_path, env=env)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert re.findall(r"^d/.*$", proc.stdout, re.M) == ["d/bad.go"]  # gofmt -l: the file to reformat
+    rows = {m.group(2): m for m in LINE.finditer(proc.stdout)}
+    assert set(rows) == {"d/good.go", "d/bad.go", "d/broken.go", "d/dangling.go"}, proc.stdout
+    for m in rows.values():
+        assert m.group(3) == "*os.fileStat" and m.group(4) == "" and int(m.group(1)) > 0, m.group(0)
+    assert rows["d/good.go"].group(6) == rows["d/bad.go"].group(6) == "<nil>"
+    # The error gofmt itself prints for the dangling link, word for word.
+    printed = [line for line in proc.stderr.splitlines() + proc.stdout.splitlines() if line.startswith("open ")]
+    assert printed == ["open d/dangling.go: no such file or directory"], proc.stderr
+    shown = rows["d/dangling.go"].group(6)
+    if ON_TRIXIE:
+        assert shown == printed[0]
+    else:
+        # 0.17: beside other strings, a *fs.PathError shows goerr's one-string form.
+        assert shown == "no such file or directory" and printed[0].endswith(": " + shown)
+    assert rows["d/broken.go"].group(6) == "scanner.ErrorList"
+    assert "d/broken.go:2:8: expected ')', found 'EOF'" in proc.stderr + proc.stdout
+
+
+def test_lv_shows_each_line(toolchains):
+    need("newest" in toolchains, "no Go toolchain (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    proc = gobt("-lv", f"gotrace:{gofmt}:main.processFile")
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    assert ('each call prints: {goid}> main.processFile(filename="{goarg(filename)}", info={gotype(info)}, '
+            "in={gotype(in)}, r=0x{goarg(r)}) => ({goerr(~r0)}) {goelapsed / 1000}.{goelapsed % 1000}us"
+            in proc.stdout), proc.stdout
