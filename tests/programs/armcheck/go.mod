@@ -1,0 +1,3 @@
+module armcheck
+
+go 1.15
