@@ -29,12 +29,17 @@ GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
 ENDINGS = ["sigint", "exit", "-c", "-p"]
 RUNS = 3  # per ending; ~2-4 s each
 
-# gobt's capture maps (goarg at a return, goelapsed), a user uprobe on the
-# same busy function (the keeper holds it too), a user END.
+# gobt's capture maps (goarg at a return, goelapsed), with ~200 calls of
+# main.slow under way at any time: 0.17 clears a map in its user space, a
+# key at a time, where a RET still running could delete one first (rc 134).
+# bpftrace prints its maps by name, capitals before "@__gobt": a big @Calls
+# gives a probe that still runs the time to refill them before they print.
 CAPTURES = """\
-goret:{bin}:main.f0001 {{ @n[(uint64)goarg(i) % 3] = count(); @ns = sum(goelapsed); }}
-goret:{bin}:main.slow {{ @slow = hist(goelapsed); }}
+goret:{bin}:main.f0001 {{ @Calls[(uint64)goarg(i) % 4096] = count(); @n[(uint64)goarg(i) % 3] = count();
+  @ns = sum(goelapsed); }}
+goret:{bin}:main.slow {{ @slow = hist(goelapsed); @odd[(uint64)goarg(i) % 2] = count(); }}
 """
+# A user uprobe on the same busy function (the keeper holds it too), a user END.
 COUNTS = """\
 goret:{bin}:main.f0001 {{ @n++; @l = hist(goelapsed); }}
 uprobe:{bin}:main.f0001 {{ @u++; }}
@@ -113,10 +118,10 @@ def _clean(out, err, status):
     assert status == 0, err  # 0.17's abort in clear() is 134, with no maps
     assert "@" in out, (out, err)
     assert "@__gobt" not in out, out
-    # e.g. "Can't delete map element" at a generated delete(); bpftrace's
-    # own about the machine (RLIMIT_MEMLOCK) are not about the program
-    warnings = [line for line in err.splitlines() if "WARNING" in line and "RLIMIT" not in line]
-    assert not warnings, err
+    # about a line of the program, e.g. "Can't delete map element" at a
+    # generated delete() (which names the user's script, messages.py)
+    assert not re.search(r":\d+(?:-\d+)?:\d+(?:-\d+)?: WARNING", err), err
+    assert "Can't delete" not in err, err
 
 
 @pytest.mark.parametrize("ending", ENDINGS)
@@ -124,7 +129,7 @@ def test_internal_maps_never_print(ending, busy, tmp_path):
     for _ in range(RUNS):
         out, err, status = run(GOBT, CAPTURES, ending, busy, tmp_path)
         _clean(out, err, status)
-        assert re.search(r"^@n\[0\]: \d+$", out, re.M) and "@slow:" in out, out
+        assert re.search(r"^@n\[0\]: \d+$", out, re.M), out
 
 
 @pytest.mark.parametrize("ending", ENDINGS)
@@ -140,20 +145,23 @@ def test_maps_print_what_the_users_END_saw(ending, busy, tmp_path):
         assert int(n) > 0 and int(u) > 0, out
 
 
-@pytest.mark.parametrize("ending", ["sigint", "-c"])
-def test_plain_program_prints_what_bpftrace_prints(ending, busy, bpf, tmp_path):
+def test_plain_program_prints_what_bpftrace_prints(busy, bpf, tmp_path):
     # A uprobe on a Go function's name goes through gobt's rewrite, which
-    # changes nothing here: the run must be bpftrace's own, END's clear()
-    # included (no probe refills the maps after it).
-    script = ("uprobe:{bin}:main.f0001 {{ @hits = count(); @last = 1; }}\n"
+    # changes nothing here: no gate (its empty map would print a blank
+    # line), and so no probe held past END (cli), which would refill the
+    # maps END cleared. (A guard: the code before the gate held no probe of
+    # such a program either.)
+    # (0.17 clears in its user space, a key at a time, after END: time for
+    # a probe that still runs to refill @Calls.)
+    script = ("uprobe:{bin}:main.f0001 {{ @Calls[reg(\"ax\") % 4096] = count(); @last = 1; }}\n"
               "uprobe:{bin}:main.slow {{ @slow[tid] = count(); }}\n"
-              "END {{ clear(@hits); clear(@slow); }}\n")
+              "END {{ clear(@Calls); clear(@slow); }}\n")
     emitted = gobt("--emit", "-e", script.format(bin=busy))
     no_traceback(emitted)
     assert emitted.stdout == script.format(bin=busy)
     for _ in range(2):
-        ours = run(GOBT, script, ending, busy, tmp_path)
-        theirs = run([bpf], script, ending, busy, tmp_path)
+        ours = run(GOBT, script, "sigint", busy, tmp_path)
+        theirs = run([bpf], script, "sigint", busy, tmp_path)
         assert ours[2] == theirs[2] == 0, (ours[1], theirs[1])
         assert ours[0] == theirs[0]
 

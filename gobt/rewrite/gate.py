@@ -14,11 +14,11 @@ BEGIN opens and END closes as its very first statement. The gate is a
 map's value, not a map's absence, so that closing it is a delete() that
 leaves the map empty: bpftrace prints an empty map as one blank line, as it
 does gobt's capture maps, never a value. delete(), not clear(): 0.17's
-clear() only asks bpftrace's user space to clear the map later. A probe
-that read the gate open just before END closed it may still finish its
-body (its run is a few hundred ns, END's map reads come right after): the
-window is that of one probe already running on another CPU, not the whole
-detach.
+clear() only asks bpftrace's user space to clear the map later (which,
+with the gate closed, no probe races any more). A probe that read the
+gate open on another CPU just before END closed it still finishes its
+body, which runs to its end without sleeping: the window left is that of
+one probe body already under way, not the whole detach.
 
 bpftrace allows one BEGIN and one END: gobt's part goes first in the
 user's own, or, when the script has none, in a probe added after its last

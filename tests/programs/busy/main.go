@@ -1,6 +1,7 @@
 // busy calls main.f0001 at full speed from two goroutines, and main.slow
-// (which sleeps 2 ms inside) from a third, so that a probe attached while
-// the program runs finds calls already under way: for tests of what
+// (which sleeps 2 ms inside) from 200 more, so that there are always calls
+// under way: a probe attached while the program runs finds some, and so
+// does the end of a trace. For tests of what
 // bpftrace prints at exit while the probes still fire. It runs until
 // stopped, or for os.Args[1] milliseconds, then exits.
 package main
@@ -36,11 +37,13 @@ func main() {
 	fmt.Fprintln(os.Stderr, "busy", os.Getpid()) // stdout is the tracer's, under -c
 	go spin()
 	go spin()
-	go func() {
-		for i := 0; ; i++ {
-			sink = slow(i)
-		}
-	}()
+	for g := 0; g < 200; g++ {
+		go func(g int) {
+			for i := g; ; i++ {
+				sink = slow(i)
+			}
+		}(g)
+	}
 	if len(os.Args) > 1 {
 		ms, _ := strconv.Atoi(os.Args[1])
 		time.Sleep(time.Duration(ms) * time.Millisecond)
