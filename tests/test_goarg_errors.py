@@ -153,7 +153,8 @@ def test_pid_filter_with_goarg_in_the_predicate(matrix):
         proc = gobt("--emit", "-p", "1", "-e", prog)
         no_traceback(proc)
         assert proc.returncode == 0, proc.stderr
-        assert '/pid == 1 && ((int8)reg("ax") < 0)/' in proc.stdout
+        # (and gobt's gate, rewrite/gate.py)
+        assert '/pid == 1 && @__gobt_on && ((int8)reg("ax") < 0)/' in proc.stdout
 
 
 def test_not_a_go_binary(tmp_path):
