@@ -141,8 +141,11 @@ def test_maps_print_what_the_users_END_saw(ending, busy, tmp_path):
         ends = re.findall(r"^end (\d+) (\d+)$", out, re.M)
         assert len(ends) == 1, out
         n, u = ends[0]
-        assert f"\n@n: {n}\n" in out and f"\n@u: {u}\n" in out, out
-        assert int(n) > 0 and int(u) > 0, out
+        assert f"\n@n: {n}\n" in out, out
+        # (a map never written prints nothing: seen for @u on 0.17, under
+        # gobt or not, in runs ended by exit())
+        assert f"\n@u: {u}\n" in out or (u == "0" and "@u:" not in out), out
+        assert int(n) > 0, out
 
 
 def test_plain_program_prints_what_bpftrace_prints(busy, bpf, tmp_path):
