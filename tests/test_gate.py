@@ -27,7 +27,7 @@ from conftest import gobt, no_traceback
 
 GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
 ENDINGS = ["sigint", "exit", "-c", "-p"]
-RUNS = 3  # per ending; ~2-4 s each
+RUNS = 2  # per ending; ~2-5 s each
 
 # gobt's capture maps (goarg at a return, goelapsed), with ~200 calls of
 # main.slow under way at any time: 0.17 clears a map in its user space, a
@@ -142,8 +142,8 @@ def test_maps_print_what_the_users_END_saw(ending, busy, tmp_path):
         assert len(ends) == 1, out
         n, u = ends[0]
         assert f"\n@n: {n}\n" in out, out
-        # (a map never written prints nothing: seen for @u on 0.17, under
-        # gobt or not, in runs ended by exit())
+        # (a map never written prints nothing: seen for @u on 0.17 in some
+        # runs ended by exit(), with the code before the gate too)
         assert f"\n@u: {u}\n" in out or (u == "0" and "@u:" not in out), out
         assert int(n) > 0, out
 
