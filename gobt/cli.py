@@ -185,8 +185,12 @@ def run(argv):
 
 def _probes_to_keep(done):
     # A kept probe's program runs until the background detach reaches it
-    # (run/keeper.py): harmless for maps nobody reads, not for signal().
-    return 0 if "signal" in done.unsafe_used else done.probe_count
+    # (run/keeper.py): harmless for maps nobody reads once END closed the
+    # gate (rewrite/gate.py); a program without one (gobt changed nothing)
+    # must change no map after END either, and signal() would reach out.
+    from .rewrite.gate import GATE
+
+    return 0 if "signal" in done.unsafe_used or GATE not in done.program else done.probe_count
 
 
 def supervise(argv, line_filter, fds, keep_probes=0):

@@ -157,7 +157,8 @@ def _probes(program):
     """[(attach points, body)] of a bpftrace program, bodies matched by brace depth."""
     out = []
     pos = 0
-    head = re.compile(r"((?:uprobe|uretprobe):[^{]*?)\s*\{")
+    # (a predicate, e.g. gobt's gate, is not an attach point)
+    head = re.compile(r"((?:uprobe|uretprobe):[^{]*?)(?:\s+/[^/{}]*/)?\s*\{")
     while True:
         m = head.search(program, pos)
         if not m:

@@ -49,8 +49,9 @@ def test_param_at_return_is_captured_at_entry(matrix):
     assert "$__gobt_v0 = @__gobt_i[0, 0, $__gobt_g, $__gobt_d]" in ret
     assert 'printf("%ld\\n", $__gobt_v0)' in ret  # an int8 Go value: %d widened
     lines = proc.stdout.splitlines()
-    # the user's probe stays on its one line; only an END line is added
-    assert len(lines) == 2 and lines[1].startswith("END {")
+    # the user's probe stays on its one line; only a line of BEGIN and END
+    # (rewrite/gate.py) is added
+    assert len(lines) == 2 and lines[1].startswith("BEGIN {") and " END {" in lines[1]
 
 
 def test_result_at_entry_is_refused(matrix):
@@ -152,7 +153,8 @@ def test_pid_filter_with_goarg_in_the_predicate(matrix):
         proc = gobt("--emit", "-p", "1", "-e", prog)
         no_traceback(proc)
         assert proc.returncode == 0, proc.stderr
-        assert '/pid == 1 && ((int8)reg("ax") < 0)/' in proc.stdout
+        # (and gobt's gate, rewrite/gate.py)
+        assert '/pid == 1 && @__gobt_on && ((int8)reg("ax") < 0)/' in proc.stdout
 
 
 def test_not_a_go_binary(tmp_path):

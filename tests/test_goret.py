@@ -77,7 +77,7 @@ def test_goret_fires_once_per_return_on_the_right_ret(go, flags, go_build, bpf):
     program = 'goret:%s:main.classify { @[probe, reg("ax")] = count(); }' % binary
     emitted = gobt("--emit", "-e", program)
     assert emitted.returncode == 0, emitted.stderr
-    attach = emitted.stdout.split("{")[0].split(",")
+    attach = re.split(r" /|\{", emitted.stdout)[0].split(",")  # up to the predicate (the gate) or block
     assert sorted(probe_vaddr(binary, a.strip()) for a in attach) == sorted(expected_rets)
 
     proc = gobt("-e", program, "-c", f"{binary} {calls}")

@@ -19,6 +19,7 @@ from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
+from .gate import GATE, gate_and_filters
 from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
@@ -167,15 +168,18 @@ def rewrite(script, ctx):
 
 def _rewrite(script, ctx):
     edits = []
+    rewriters = []
     for probe_id, probe in enumerate(script.probes):
         ctx.current_probe = probe_id
-        edits.extend(_ProbeRewriter(probe, probe_id, script.source, ctx).edits())
+        rewriters.append(_ProbeRewriter(probe, probe_id, script.source, ctx))
+        edits.extend(rewriters[-1].edits())
     text = script.source.text
-    tail = ""
-    if ctx.maps_used:
+    more, tail = gate_and_filters(script, rewriters, bool(edits), ctx.pid,
+                                  [CAPTURE_MAPS[k] for k in sorted(ctx.maps_used)], Edit)
+    edits += more
+    if tail:
         # After the user's last line, so no line of theirs moves.
-        clears = " ".join(f"clear({CAPTURE_MAPS[k]});" for k in sorted(ctx.maps_used))
-        tail = ("" if text.endswith("\n") else "\n") + f"END {{ {clears} }}\n"
+        tail = ("" if text.endswith("\n") else "\n") + tail + "\n"
     ctx.spans = SpanMap.from_edits(text, edits, tail)
     return _apply(text, edits) + tail
 
@@ -193,6 +197,8 @@ class _ProbeRewriter:
         self.generated = False
         self.captures = []  # (slot, map kind, {site index: entry expression})
         self.values = {}  # (start, end) of each use -> (signed, size) of its integer, or None
+        self.pid_filtered = False  # fires only in -p's process (0.17 does not filter uprobes by -p)
+        self.moved = False  # the user's predicate moved into the block
 
     def loc(self, span_start, width=1):
         return self.source.location(span_start, width)
@@ -206,10 +212,11 @@ class _ProbeRewriter:
         if self.captures or any(u.kind == "goelapsed" for u in self.probe.uses):
             with _located(self.loc(self.probe.span.start)):
                 out.extend(self._carry_from_entry(use_edits))
+            self.moved = True
+            self.pid_filtered = self.ctx.pid is not None
         else:
             out.extend(use_edits)
-            if (self.generated or use_edits) and self.ctx.pid is not None:
-                out.extend(_pid_filter(self.probe, self.source, self.ctx.pid))
+            self.pid_filtered = bool(self.generated or use_edits) and self.ctx.pid is not None
         return out
 
     # -- attach points ------------------------------------------------------
@@ -385,10 +392,11 @@ class _ProbeRewriter:
         depth); the return reads and deletes them. The goroutine's g
         pointer (in a register) stands for it: unlike goid it costs no
         memory read, and no two live goroutines share one. A return whose entry was
-        not seen (the call began before tracing did) is skipped.
+        not seen (the call began before tracing did) is skipped, and has
+        nothing to delete (0.23 warns of a delete of a missing key).
         """
         ctx = self.ctx
-        pid = f"/pid == {ctx.pid}/ " if ctx.pid is not None else ""
+        pid = f"/pid == {ctx.pid} && {GATE}/ " if ctx.pid is not None else f"/{GATE}/ "
         ctx.maps_used.add("time")
         groups = {}
         for i, site in enumerate(self.sites):
@@ -410,13 +418,15 @@ class _ProbeRewriter:
                             self.loc(self.probe.span.start))
         g = keys.pop()
         cell = f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d]"
-        loads = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};", f"$__gobt_t = {cell};", f"delete({cell});"]
+        loads = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};", f"$__gobt_t = {cell};"]
+        deletes = [f"delete({cell});"]
         for slot, kind, _ in self.captures:
             cell = f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d]"
-            loads += [f"$__gobt_v{slot} = {cell};", f"delete({cell});"]
+            loads.append(f"$__gobt_v{slot} = {cell};")
+            deletes.append(f"delete({cell});")
+        # The entry stored all of them at once, or none.
+        loads.append(f"if ($__gobt_t != 0) {{ {' '.join(deletes)} }}")
         condition = "$__gobt_t != 0"
-        if self.ctx.pid is not None:
-            condition = f"pid == {self.ctx.pid} && {condition}"
         edits = [Edit(self.probe.span.start, self.probe.span.start, entry_probes)]
         pred = self.probe.predicate
         if pred is not None:
@@ -503,18 +513,6 @@ def _only_pclntab_names(ctx, ap):
 
 def _is_address(func):
     return func[:2].lower() == "0x" or func.isdigit()
-
-
-def _pid_filter(probe, source, pid):
-    """Edits that make a probe fire only in process pid.
-
-    bpftrace 0.17 does not filter uprobes by -p. Two insertions around the
-    user's predicate, so edits inside it (goarg) still apply.
-    """
-    if probe.predicate is None:
-        return [Edit(probe.block.start, probe.block.start, f"/pid == {pid}/ ")]
-    return [Edit(probe.predicate.start + 1, probe.predicate.start + 1, f"pid == {pid} && ("),
-            Edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
 
 
 def not_go_error(ap, binary, loc):

@@ -1,0 +1,107 @@
+"""The gate: no probe on the traced program changes a map once END begins.
+
+bpftrace alone detaches every probe, then runs END, then prints its maps,
+so what it prints is what END saw. gobt's keeper (run/keeper.py) holds the
+uprobes open past bpftrace's own detach, and a held uprobe's BPF program
+goes on running while END runs and the maps print: a count printed after
+END's, gobt's capture maps refilled after END emptied them (and printed
+with the user's), and bpftrace 0.17's clear(), done by its user space
+while the probes delete keys, aborting ("Could not clear map").
+
+So in a program gobt rewrites, every probe that attaches to a user-space
+program (the ones the keeper holds) first checks the gate map, which
+BEGIN opens and END closes as its very first statement. The gate is a
+map's value, not a map's absence, so that closing it is a delete() that
+leaves the map empty: bpftrace prints an empty map as one blank line, as it
+does gobt's capture maps, never a value. delete(), not clear(): 0.17's
+clear() only asks bpftrace's user space to clear the map later (which,
+with the gate closed, no probe races any more). A probe that read the
+gate open on another CPU just before END closed it still finishes its
+body, which runs to its end without sleeping: the window left is that of
+one probe body already under way, not the whole detach.
+
+bpftrace allows one BEGIN and one END: gobt's part goes first in the
+user's own, or, when the script has none, in a probe added after its last
+line (so no line of the user's moves).
+"""
+
+from ..errors import GobtError
+
+GATE = "@__gobt_on"
+
+# What attaches to a user-space program, which the keeper holds open past
+# bpftrace's END (uprobes, uretprobes, USDT, and gobt's own, which become
+# uprobes). Kernel probes and timers bpftrace detaches itself.
+HELD_PROVIDERS = {"goret", "goentry", "gotrace", "uprobe", "u", "uretprobe", "ur", "usdt", "U"}
+
+
+def gate_and_filters(script, rewriters, changed, pid, empties, edit):
+    """(edits, tail) that put each probe's predicate conditions in place: -p's
+    pid where the rewriter asked for it, and, in a program gobt changed
+    (`changed`: cli holds its uprobes only when the gate is there), the
+    gate on every held probe, opened in BEGIN and closed in END. An
+    unchanged program is bpftrace's alone."""
+    edits = []
+    for rw in rewriters:
+        conditions = [f"pid == {pid}"] if rw.pid_filtered else []
+        if changed and is_held(rw.probe):
+            conditions.append(GATE)
+        edits += predicate_edits(rw.probe, conditions, rw.moved, edit)
+    if not changed:
+        return edits, ""
+    more, tail = begin_end(script, empties, edit)
+    return edits + more, tail
+
+
+def is_held(probe):
+    return any(ap.provider in HELD_PROVIDERS for ap in probe.attach_points)
+
+
+def predicate_edits(probe, conditions, moved, edit):
+    """Edits that make `probe` fire only when every condition holds.
+
+    Two insertions around the user's predicate, so edits inside it (goarg)
+    still apply; a predicate moved into the block (moved) or none: a new one
+    before the block. `edit` makes an edit (probes.Edit).
+    """
+    if not conditions:
+        return []
+    both = " && ".join(conditions)
+    if moved or probe.predicate is None:
+        return [edit(probe.block.start, probe.block.start, f"/{both}/ ")]
+    return [edit(probe.predicate.start + 1, probe.predicate.start + 1, f"{both} && ("),
+            edit(probe.predicate.end - 1, probe.predicate.end - 1, ")")]
+
+
+def begin_end(script, empties, edit):
+    """(edits, tail): the gate opened first in BEGIN, closed first in END,
+    then gobt's maps emptied (empties: their names)."""
+    opened = f"{GATE} = 1;"
+    closed = " ".join([f"delete({GATE});"] + [f"clear({m});" for m in empties])
+    edits, tail = [], []
+    for name, text in (("BEGIN", opened), ("END", closed)):
+        probe = _special(script, name)
+        if probe is None:
+            tail.append(f"{name} {{ {text} }}")
+        else:
+            edits.append(edit(probe.block.start + 1, probe.block.start + 1, f" {text}"))
+    return edits, " ".join(tail)
+
+
+def _special(script, name):
+    """The user's BEGIN or END probe, if the script has one."""
+    found = None
+    for probe in script.probes:
+        if not any(ap.provider == name for ap in probe.attach_points):
+            continue
+        loc = script.source.location(probe.span.start, len(probe.attach_points[0].text))
+        if len(probe.attach_points) > 1:
+            raise GobtError(f"{name} shares its block with other probes; gobt adds to {name}'s block "
+                            f"(the gate that stops its probes at exit), which must run once", loc,
+                            [f"  give {name} a block of its own"])
+        if probe.predicate is not None:
+            raise GobtError(f"{name} has a predicate; gobt adds to {name}'s block (the gate that stops "
+                            "its probes at exit), which must always run", loc,
+                            [f"  test the condition with if inside {name}'s block"])
+        found = probe
+    return found
