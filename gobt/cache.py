@@ -35,10 +35,14 @@ def cache_dir(binary_facts=False, sub=None):
             return None
         if not (stat.S_ISDIR(st.st_mode) and _trusted(st)):
             if not _warned:
-                from .errors import note
+                # Straight to stderr, not errors.note: errors asks this module
+                # where its once-notes go (said_before). Never replayed anyway:
+                # without a cache there is no warm run.
+                import sys
 
-                note(f"not using the cache in {folder}: it belongs to uid {st.st_uid}, or others can write to "
-                     "it, or it is not a folder (set XDG_CACHE_HOME to a folder of your own)")
+                print(f"gobt: not using the cache in {folder}: it belongs to uid {st.st_uid}, or others can "
+                      "write to it, or it is not a folder (set XDG_CACHE_HOME to a folder of your own)",
+                      file=sys.stderr)
                 _warned = True
             return None
     return folder

@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from conftest import GOBT_CMD, gobt, no_traceback
+from gobt.run.messages import _memlock_is_moot
 from toolchains import ROOT
 
 GOS = ["go1.15", "go1.19", "newest"]
@@ -244,3 +245,28 @@ def test_example_runs_through_its_shebang(go_build, bpf, tmp_path):
     m = re.search(r"^validated \d+ names: (\d+) nil, (\d+) errors$", proc.stdout, re.M)
     assert m, proc.stdout
     assert counts(proc.stdout, "") == {"nil": int(m.group(1)), "error": int(m.group(2))}, proc.stdout
+
+
+def test_example_says_little_before_attaching_and_once(go_build, bpf, tmp_path):
+    # A newcomer's plain run of an example: at most one gobt line before
+    # bpftrace's, and no bpftrace line about a limit the kernel ignores.
+    # Notes about the bpftrace or the binary are said once: a second run
+    # starts with bpftrace's own lines; GOBT_NOTES=all says them again.
+    binary = go_build("go1.19", "examples/httpserver")
+    shutil.copy(binary, tmp_path / "httpserver")
+    shutil.copy(os.path.join(EXAMPLES, "httpserver", "httpserver.gbt"), tmp_path / "httpserver.gbt")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run(**more):
+        proc = gobt("httpserver.gbt", "-c", "./httpserver 2", cwd=tmp_path, timeout=60, env={**env, **more})
+        no_traceback(proc)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert hists(proc.stdout, "us"), proc.stdout
+        assert "RLIMIT_MEMLOCK" not in proc.stderr or not _memlock_is_moot(), proc.stderr
+        return [line for line in proc.stderr.splitlines() if line.startswith("gobt:")
+                and "detaching in the background" not in line]
+
+    first = run()
+    assert len(first) <= 1, first
+    assert run() == [], "a note said on the first run was said again"
+    assert run(GOBT_NOTES="all") == first
