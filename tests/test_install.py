@@ -10,8 +10,10 @@ pass): whichever bpftrace a pass picks, the installation is the same.
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -105,29 +107,31 @@ def as_nobody(*cmd, cwd="/", **env):
                           timeout=120)
 
 
-def test_a_user_without_root_runs_gobt(go_build, tmp_path):
-    # Whatever the checkout's permissions (a clone in /root is 0700).
+def test_a_user_without_root_runs_gobt(go_build):
+    # Whatever the checkout's permissions (a clone in /root is 0700). The
+    # files go where nobody can read them (pytest's tmp_path is 0700).
     installed()
     binary = go_build("go1.19", "tests/programs/multiret")
-    shared = tmp_path / "shared"
-    shared.mkdir()
-    os.chmod(tmp_path, 0o755)
-    os.chmod(shared, 0o755)
-    app = shared / "app"
-    with open(binary, "rb") as f:
-        app.write_bytes(f.read())
-    os.chmod(app, 0o755)
-    script = shared / "ret.gbt"
-    script.write_text(f"goret:{app}:main.classify {{ @[retval] = count(); }}\n")
-    os.chmod(script, 0o644)
-    for args in (["--help"], ["--emit", str(script)], ["-l", f"goret:{app}:main.classify"],
-                 ["-lv", f"goret:{app}:main.classify"]):
-        proc = as_nobody(COMMAND, *args, XDG_CACHE_HOME="/nonexistent")
-        no_traceback(proc)
-        assert proc.returncode == 0, (args, proc.stderr)
-        assert (proc.stdout if args[0] != "--help" else proc.stderr).strip(), args  # help: stderr, as bpftrace's
-    proc = as_nobody("man", "-P", "cat", "gobt", MANWIDTH="80")
-    assert proc.returncode == 0 and "goret" in proc.stdout, proc.stderr
+    shared = tempfile.mkdtemp(prefix="gobt-nobody-")
+    try:
+        os.chmod(shared, 0o755)
+        app = os.path.join(shared, "app")
+        shutil.copy(binary, app)
+        os.chmod(app, 0o755)
+        script = os.path.join(shared, "ret.gbt")
+        with open(script, "w") as f:
+            f.write(f"goret:{app}:main.classify {{ @[retval] = count(); }}\n")
+        os.chmod(script, 0o644)
+        for args in (["--help"], ["--emit", script], ["-l", f"goret:{app}:main.classify"],
+                     ["-lv", f"goret:{app}:main.classify"]):
+            proc = as_nobody(COMMAND, *args, XDG_CACHE_HOME="/nonexistent")
+            no_traceback(proc)
+            assert proc.returncode == 0, (args, proc.stderr)
+            assert (proc.stdout if args[0] != "--help" else proc.stderr).strip(), args  # help: stderr, as bpftrace's
+        proc = as_nobody("man", "-P", "cat", "gobt", MANWIDTH="80")
+        assert proc.returncode == 0 and "goret" in proc.stdout, proc.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_emit_with_sudos_path(tmp_path):
