@@ -79,11 +79,15 @@ def _open_folder(path, parent, name):
     if fd is not None:
         os.close(fd)
     if not _warned and not (isinstance(st, OSError) and st.errno in (errno.EACCES, errno.EROFS, errno.ENOENT)):
-        from .errors import note
+        # Straight to stderr, not errors.note: errors asks this module
+        # where its once-notes go (said_before). Never replayed anyway:
+        # without a cache there is no warm run.
+        import sys
 
         owner = f"it belongs to uid {st.st_uid}, or others can write to it" if fd is not None else \
             "it is not a folder"
-        note(f"not using the cache in {path}: {owner} (set XDG_CACHE_HOME to a folder of your own)")
+        print(f"gobt: not using the cache in {path}: {owner} (set XDG_CACHE_HOME to a folder of your own)",
+              file=sys.stderr)
         _warned = True
     return None
 
@@ -312,6 +316,30 @@ def touch_used(path):
     finally:
         if close:
             os.close(folder)
+
+
+def seen_or_add(path, token):
+    """Whether `token` is a line of the cache file `path`; adds it if not.
+    Through the folder's descriptor and O_NOFOLLOW, as every cache write."""
+    try:
+        folder, name, close = _at(path)
+    except OSError:
+        return False
+    try:
+        fd = os.open(name, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644,
+                     dir_fd=folder)
+        with os.fdopen(fd, "r+") as f:
+            if not _trusted(os.fstat(f.fileno())):
+                return False
+            if token in f.read().split():
+                return True
+            f.write(token + "\n")
+    except OSError:
+        pass
+    finally:
+        if close:
+            os.close(folder)
+    return False
 
 
 def remove(path):

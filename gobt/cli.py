@@ -9,11 +9,12 @@ import sys
 
 from . import __version__
 from . import cache
+from . import errors
 from .run.bpftrace import (DETACH_BACKGROUND_NOTE_PROBES, DETACH_SECONDS_PER_PROBE, DETACH_WARNING_PROBES,
                            UNSAFE_BUILTINS, argv0, capable_fallback, chosen_explicitly, exec_bpftrace, find_bpftrace,
                            probe_bpftrace, program_fd, start_probe, unreachable_hints)
 from .cmdline import parse_argv
-from .errors import DecoderUnusable, GobtError, UnreachableOffset, note
+from .errors import DecoderUnusable, GobtError, UnreachableOffset, note, once
 from .lang.precheck import as_bpftrace_sees_it, has_gobt_words, may_need_gobt
 from .lang.source import Source
 
@@ -136,6 +137,7 @@ def run(argv):
     program = done.program
 
     if inv.emit:
+        errors.flush_once()
         write_stdout(program)
         return 0
 
@@ -159,7 +161,11 @@ def run(argv):
     elif said:
         said[-1] += " (bpftrace's 'instruction boundary' warnings are expected: gobt checked each offset)"
     if said:
-        note("; ".join(said))
+        # What this bpftrace needs for these binaries: said once per binary
+        # and bpftrace (errors.once; GOBT_NOTES=all says it every time).
+        binaries = sorted({os.path.realpath(path) for path, _ in done.proven})
+        once("gobt: " + "; ".join(said), key=f"unsafe {done.bpftrace_version} {binaries or said}")
+    errors.flush_once()
     check_probe_count(done)
 
     fds = []

@@ -91,7 +91,11 @@ class held:
         lines, _held = _held, self._outer
         if not (exc_type is not None and issubclass(exc_type, self.dropped_on)):
             for line in lines:
-                _say(line)
+                if line.startswith(ONCE):
+                    key, _, text = line[len(ONCE):].partition("\0")
+                    once(text, key)
+                else:
+                    _say(line)
 
 
 def warn(message, location=None):
@@ -101,3 +105,69 @@ def warn(message, location=None):
 
 def note(message):
     _say(f"gobt: {message}")
+
+
+# Notes that matter once (what a bpftrace or a binary is like, not what is
+# wrong in a script): said the first time, then kept quiet, so that later
+# runs start with bpftrace's own lines. GOBT_NOTES=all says them every time
+# (man gobt, ENVIRONMENT). What was said is a file of keys in gobt's cache
+# folder; without one (unwritable HOME) every run says them.
+ONCE = "once\0"  # in `printed` (the warm path's replay): ONCE + key + NUL + line
+
+
+def said_before(key):
+    """Whether a note with this key was said on an earlier run (and records it now)."""
+    import hashlib
+    import os
+
+    from .cache import cache_dir, seen_or_add
+
+    if os.environ.get("GOBT_NOTES") == "all":
+        return False
+    folder = cache_dir()
+    if folder is None:
+        return False
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+    return seen_or_add(os.path.join(folder, "said"), digest)
+
+
+_pending = []  # once-notes of this run, said together by flush_once()
+
+
+def once(line, key=None):
+    """Say `line` (whole, "gobt: ..." included) unless it was said before
+    under `key`: on one line with this run's other such notes (flush_once)."""
+    key = line if key is None else key
+    if _held is not None:
+        _held.append(ONCE + key + "\0" + line)
+        return
+    printed.append(ONCE + key + "\0" + line)
+    if not said_before(key):
+        _defer(line)
+
+
+def _defer(line):
+    if not _pending:
+        import atexit
+
+        atexit.register(flush_once)
+    _pending.append(line)
+
+
+def flush_once():
+    """This run's new once-notes, as one line: a run says at most one."""
+    if not _pending:
+        return
+    lines = [_pending[0]] + [line[len("gobt: "):] if line.startswith("gobt: ") else line for line in _pending[1:]]
+    _pending.clear()
+    print("; ".join(lines) + " (said once: GOBT_NOTES=all says it on every run)", file=sys.stderr)
+
+
+def replay(entry):
+    """Say again a line `printed` kept: a once-note only if never said."""
+    if entry.startswith(ONCE):
+        key, _, line = entry[len(ONCE):].partition("\0")
+        if not said_before(key):
+            _defer(line)
+        return
+    print(entry, file=sys.stderr)

@@ -48,8 +48,10 @@ class Rewritten:
 
     def say_again(self):
         """Print the warnings the run that made this printed."""
+        from .errors import replay
+
         for line in self.messages:
-            print(line, file=sys.stderr)
+            replay(line)
 
 
 def _well_formed(done):

@@ -23,7 +23,8 @@ def test_sym_offset_form_hits_every_ret(newer_bpftrace, go_build):
     assert all(re.fullmatch(r'uprobe:.*:"main\.classify"\+\d+', a) for a in attach), attach
     assert sorted(probe_vaddr(binary, a) for a in attach) == sorted(objdump_rets(binary, "main.classify"))
 
-    proc = gobt("--bpftrace", newer_bpftrace, "-e", program, "-c", f"{binary} 1000")
+    # GOBT_NOTES=all: an --unsafe note would be said once per binary only.
+    proc = gobt("--bpftrace", newer_bpftrace, "-e", program, "-c", f"{binary} 1000", env={"GOBT_NOTES": "all"})
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     assert "--unsafe" not in proc.stderr
@@ -37,7 +38,7 @@ def test_sym_offset_form_hits_every_ret(newer_bpftrace, go_build):
 def test_symbol_with_star_still_fires_at_the_ret(newer_bpftrace, go_build, matrix_src):
     binary = go_build("go1.19", matrix_src)
     program = f'goret:{binary}:main.(*T).PtrMethod {{ printf("B R (*T).PtrMethod ~r0=%ld\\n", retval); }}'
-    proc = gobt("--bpftrace", newer_bpftrace, "-e", program, "-c", binary)
+    proc = gobt("--bpftrace", newer_bpftrace, "-e", program, "-c", binary, env={"GOBT_NOTES": "all"})
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     assert "--unsafe" not in proc.stderr  # an address bpftrace maps and checks itself

@@ -12,11 +12,14 @@ each latency at least what the program slept.
 import glob
 import os
 import re
+import shlex
 import shutil
+import subprocess
 
 import pytest
 
-from conftest import ON_TRIXIE, gobt, no_traceback
+from conftest import GOBT_CMD, ON_TRIXIE, gobt, no_traceback
+from gobt.run.messages import _memlock_is_moot
 from toolchains import ROOT
 
 GOS = ["go1.15", "go1.19", "newest"]
@@ -237,3 +240,53 @@ def test_example_is_documented(example):
     # The scripts name the binary relative to the example folder.
     body = open(script).read()[len(head):]
     assert re.search(r":\./%s:" % example, body), f"{example}.gbt must probe ./{example}"
+    # `./X.gbt -c ./X` as the header's shebang promises: executable, run by env.
+    assert open(script).readline() == "#!/usr/bin/env gobt\n", f"{example}.gbt must start with #!/usr/bin/env gobt"
+    assert os.access(script, os.X_OK), f"{example}.gbt must be executable (git mode 755)"
+
+
+def test_example_runs_through_its_shebang(go_build, bpf, tmp_path):
+    # The script itself is the command: the kernel reads its shebang, env
+    # finds `gobt` on PATH. That gobt is this checkout's (the tests' gobt
+    # command), never whatever is installed in /usr/local/bin.
+    binary = go_build("go1.19", "examples/errors", gcflags="-l")
+    shutil.copy(binary, tmp_path / "errors")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    launcher = bindir / "gobt"
+    launcher.write_text("#!/bin/sh\nexec %s \"$@\"\n" % " ".join(shlex.quote(a) for a in GOBT_CMD))
+    launcher.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ['PATH']}",
+           "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([os.path.join(EXAMPLES, "errors", "errors.gbt"), "-c", "./errors 3"],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = re.search(r"^validated \d+ names: (\d+) nil, (\d+) errors$", proc.stdout, re.M)
+    assert m, proc.stdout
+    assert counts(proc.stdout, "") == {"nil": int(m.group(1)), "error": int(m.group(2))}, proc.stdout
+
+
+def test_example_says_little_before_attaching_and_once(go_build, bpf, tmp_path):
+    # A newcomer's plain run of an example: at most one gobt line before
+    # bpftrace's, and no bpftrace line about a limit the kernel ignores.
+    # Notes about the bpftrace or the binary are said once: a second run
+    # starts with bpftrace's own lines; GOBT_NOTES=all says them again.
+    binary = go_build("go1.19", "examples/httpserver")
+    shutil.copy(binary, tmp_path / "httpserver")
+    shutil.copy(os.path.join(EXAMPLES, "httpserver", "httpserver.gbt"), tmp_path / "httpserver.gbt")
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+
+    def run(**more):
+        proc = gobt("httpserver.gbt", "-c", "./httpserver 2", cwd=tmp_path, timeout=60, env={**env, **more})
+        no_traceback(proc)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert hists(proc.stdout, "us"), proc.stdout
+        assert "RLIMIT_MEMLOCK" not in proc.stderr or not _memlock_is_moot(), proc.stderr
+        return [line for line in proc.stderr.splitlines() if line.startswith("gobt:")
+                and "detaching in the background" not in line]
+
+    first = run()
+    assert len(first) <= 1, first
+    assert run() == [], "a note said on the first run was said again"
+    assert run(GOBT_NOTES="all") == first

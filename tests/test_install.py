@@ -10,8 +10,10 @@ pass): whichever bpftrace a pass picks, the installation is the same.
 
 import os
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -64,14 +66,72 @@ def test_venv_is_made_from_debians_python():
     assert proc.returncode != 0
 
 
-def test_installed_gobt_runs_this_checkout():
-    # scripts/test runs scripts/setup first, which installs gobt editable
-    # from the checkout it runs in: the tests then run the code under test.
+def test_installed_gobt_is_this_checkouts_code():
+    # scripts/test runs scripts/setup first, which installs a copy of the
+    # checkout's code whenever it differs: the tests run the code under test.
     installed()
     need(os.environ.get("GOBT_TEST_GOBT") == COMMAND, "GOBT_TEST_GOBT is not the installed gobt (run scripts/test)")
     proc = subprocess.run([os.path.join(VENV, "bin", "python"), "-c", "import gobt; print(gobt.__file__)"],
                           capture_output=True, text=True, env=sudo_env(), cwd="/", check=True)
-    assert os.path.realpath(proc.stdout.strip()).startswith(os.path.realpath(ROOT) + os.sep), proc.stdout
+    package = os.path.dirname(proc.stdout.strip())
+    assert package.startswith(VENV + os.sep), proc.stdout  # a copy, not the checkout
+    stale = []
+    for folder, _, files in os.walk(os.path.join(ROOT, "gobt")):
+        for name in files:
+            if name.endswith(".py"):
+                mine = os.path.join(folder, name)
+                theirs = os.path.join(package, os.path.relpath(mine, os.path.join(ROOT, "gobt")))
+                if not os.path.exists(theirs) or open(mine, "rb").read() != open(theirs, "rb").read():
+                    stale.append(os.path.relpath(mine, ROOT))
+    assert not stale, f"the installed gobt differs from the checkout in {stale} (run scripts/setup)"
+
+
+def test_installed_gobt_needs_no_checkout():
+    # The launcher and the venv name no checkout: moving or deleting the
+    # clone leaves /usr/local/bin/gobt working.
+    installed()
+    with open(os.path.realpath(COMMAND)) as f:
+        launcher = f.read()
+    assert os.path.realpath(ROOT) not in launcher, launcher
+    for folder, _, files in os.walk(VENV):
+        for name in files:
+            if name.endswith(".pth") or name.startswith("__editable__"):
+                with open(os.path.join(folder, name), errors="replace") as f:
+                    assert os.path.realpath(ROOT) not in f.read(), os.path.join(folder, name)
+
+
+def as_nobody(*cmd, cwd="/", **env):
+    need(os.geteuid() == 0, "running as another user needs root")
+    return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd],
+                          capture_output=True, text=True, env=sudo_env(HOME="/nonexistent", **env), cwd=cwd,
+                          timeout=120)
+
+
+def test_a_user_without_root_runs_gobt(go_build):
+    # Whatever the checkout's permissions (a clone in /root is 0700). The
+    # files go where nobody can read them (pytest's tmp_path is 0700).
+    installed()
+    binary = go_build("go1.19", "tests/programs/multiret")
+    shared = tempfile.mkdtemp(prefix="gobt-nobody-")
+    try:
+        os.chmod(shared, 0o755)
+        app = os.path.join(shared, "app")
+        shutil.copy(binary, app)
+        os.chmod(app, 0o755)
+        script = os.path.join(shared, "ret.gbt")
+        with open(script, "w") as f:
+            f.write(f"goret:{app}:main.classify {{ @[retval] = count(); }}\n")
+        os.chmod(script, 0o644)
+        for args in (["--help"], ["--emit", script], ["-l", f"goret:{app}:main.classify"],
+                     ["-lv", f"goret:{app}:main.classify"]):
+            proc = as_nobody(COMMAND, *args, XDG_CACHE_HOME="/nonexistent")
+            no_traceback(proc)
+            assert proc.returncode == 0, (args, proc.stderr)
+            assert (proc.stdout if args[0] != "--help" else proc.stderr).strip(), args  # help: stderr, as bpftrace's
+        proc = as_nobody("man", "-P", "cat", "gobt", MANWIDTH="80")
+        assert proc.returncode == 0 and "goret" in proc.stdout, proc.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_emit_with_sudos_path(tmp_path):

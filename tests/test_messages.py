@@ -83,3 +83,22 @@ def test_crlf_lines_are_counted_as_bpftrace_counts_them():
     f = MessageFilter("/proc/self/fd/3", "c.bt", program, user, SpanMap.from_edits(user, edits))
     out = f.feed(b"/proc/self/fd/3:5:7-10: ERROR: bad\n")[0]
     assert out.startswith(b"c.bt:3:7-13: ERROR: bad\n @x = retval; }\n      ~~~~~~\n")
+
+
+def test_bpftraces_memlock_line_is_dropped_where_the_kernel_ignores_the_limit():
+    # bpftrace 0.17 (ERROR) and 0.23 (WARNING) say this when setrlimit is
+    # refused; on 5.11+ BPF memory is charged to the cgroup and it loads anyway.
+    from gobt.run import messages
+
+    f = MessageFilter("/proc/self/fd/3", "my.bt", USER, USER, SpanMap.from_edits(USER, []))
+    lines = [b"ERROR: Unknown error -1: couldn't set RLIMIT_MEMLOCK for bpftrace. If your program is not loading,"
+             b' you can try "ulimit -l 8192" to fix the problem\n',
+             b"WARNING: Unknown error -1: couldn't set RLIMIT_MEMLOCK for bpftrace. If your program is not"
+             b' loading, you can try "ulimit -l 8192" to fix the problem\n']
+    out = feed(f, lines)
+    if messages._memlock_is_moot():
+        assert out == b""
+    else:
+        assert out == b"".join(lines)
+    assert messages._memlock_is_moot("6.1.0-18-amd64") and messages._memlock_is_moot("5.11.0")
+    assert not messages._memlock_is_moot("5.10.0-28-amd64")

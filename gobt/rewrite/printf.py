@@ -27,7 +27,7 @@ import os
 import re
 from ..record import dataclass
 
-from ..errors import warn
+from ..errors import once, warn
 
 # %[flags][width][.precision][length]conversion, as C's printf (and bpftrace's checker) reads it.
 _VERB = re.compile(r"%(?P<flags>[-+ #0]*)(?:\d+|\*)?(?:\.(?:\d+|\*))?(?P<length>hh|h|ll|l|j|z|t)?(?P<conv>[a-zA-Z%])")
@@ -234,8 +234,12 @@ def warn_string_cut(ctx, location):
     size = string_size()
     raise_it = (f"set BPFTRACE_STRLEN (at most {MAX_STRLEN}) in the environment to keep more"
                 if size < MAX_STRLEN else "that is bpftrace's largest string size")
-    warn(f"bpftrace keeps at most {size - 1} bytes of a string (BPFTRACE_STRLEN={size}): a longer Go "
-         f"string prints cut; {raise_it}", location)
+    # A fact about this bpftrace, not about the script: said once per
+    # bpftrace and size (errors.once), whatever script first meets it.
+    where = f"{location}: " if location else ""
+    once(f"gobt: {where}warning: bpftrace keeps at most {size - 1} bytes of a string "
+         f"(BPFTRACE_STRLEN={size}): a longer Go string prints cut; {raise_it}",
+         key=f"string size {ctx.bpftrace.version} {size}")
 
 
 def _spellings(func):

@@ -15,9 +15,12 @@ them); columns go back through the rewrite's span map.
 
 It also drops bpftrace 0.17's one-line warning that it cannot check an
 offset's instruction boundary, for the offsets gobt proved itself (cli.py
-says so once). Everything else passes through byte for byte.
+says so once), and bpftrace's line that it could not raise RLIMIT_MEMLOCK
+on a kernel (5.11+) that no longer counts BPF memory against that limit.
+Everything else passes through byte for byte.
 """
 
+import os
 import re
 
 _AT_LINE = re.compile(rb"(\d+):(\d+)-(\d+): ")
@@ -28,6 +31,17 @@ _UNCHECKED = re.compile(
     rb"WARNING: Could not determine instruction boundary for uprobe:(.*):(\d+) \(binary appears stripped\)\."
     rb" Misaligned probes can lead to tracee crashes!\n?\Z"
 )
+
+
+# bpftrace 0.17 (ERROR) and 0.23 (WARNING) when setrlimit is refused (a
+# container without CAP_SYS_RESOURCE): the program loads all the same on a
+# kernel that charges BPF maps to the memory cgroup instead (5.11+).
+_MEMLOCK = re.compile(rb"(?:ERROR|WARNING): .*couldn't set RLIMIT_MEMLOCK for bpftrace\b.*\n?\Z")
+
+
+def _memlock_is_moot(release=None):
+    m = re.match(r"(\d+)\.(\d+)", release if release is not None else os.uname().release)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (5, 11)
 
 
 def _bytes(text):
@@ -84,6 +98,8 @@ class MessageFilter:
                 self._expect.pop(0)
                 return []
             self._expect = []
+        if _MEMLOCK.match(line) and _memlock_is_moot():
+            return []
         m = _UNCHECKED.match(line)
         if m and (m.group(1), int(m.group(2))) in self.quiet:
             self.hidden += 1
