@@ -156,7 +156,8 @@ def test_lv_on_a_stripped_build_says_how_to_declare_and_shows_a_declaration(go, 
     proc = gobt("-lv", f"goret:{binary}:main.(*S).Get(s *main.S, key string, n int) (count int, err error)")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
-    rows = [line.split() for line in proc.stdout.splitlines()[2:]]
+    # The param rows (indented), after the header comments (how many: as the binary needs) and the probe.
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("    ")]
     assert [r[0] for r in rows] == ["s", "key", "n", "count", "err"], proc.stdout
     if go == "newest":
         assert rows[1][2] == "RBX,RCX" and rows[4][-3:] == ["RBX,RCX", "at", "return"], proc.stdout
