@@ -8,8 +8,8 @@ after Ctrl-C. The unregistration is done by whoever drops the *last*
 reference to the event, so while bpftrace runs the keeper takes a duplicate
 of each of its uprobe fds (pidfd_getfd). bpftrace's own closes then return at
 once and it prints and exits as it always does: its output is its own,
-byte for byte. A background process closes the duplicates, slowly,
-without holding the terminal.
+byte for byte. A background process closes the duplicates, from many
+threads at once (_close_all), without holding the terminal.
 
 The hand-off comes as soon as bpftrace closes its first uprobe (its exit
 has begun), not after it has exited: until a kept probe is closed its BPF
@@ -275,7 +275,42 @@ def _close_in_background(fds):
                     os.close(int(name))
                 except OSError:
                     pass
-        for fd in fds:
-            os.close(fd)  # each waits out the kernel's unregistration
+        _close_all(fds)
     finally:
         os._exit(0)
+
+
+CLOSING_THREADS = 32
+
+
+def _close_all(fds):
+    """Close every fd, each waiting out its uprobe's unregistration.
+
+    The kernel destroys a uprobe perf event under one global mutex
+    (event_mutex, held across the grace periods of perf_uprobe_destroy),
+    so closes from many threads mostly queue behind each other: measured
+    on 6.18 with 100 probes, 16.6 s one by one, 10.3 s from 50 threads
+    (the part outside the mutex overlaps). No number of threads or
+    processes makes 1,000 probes go in 2 s: bench/ shows what it costs."""
+    fds = list(fds)
+    threads = []
+    for i in range(min(CLOSING_THREADS, len(fds)) - 1):
+        share = fds[i + 1::CLOSING_THREADS]
+        thread = threading.Thread(target=_close_each, args=(share,), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no more threads: this one closes that share
+            _close_each(share)
+            continue
+        threads.append(thread)
+    _close_each(fds[0::CLOSING_THREADS])
+    for thread in threads:
+        thread.join()
+
+
+def _close_each(fds):
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass

@@ -15,8 +15,14 @@ bpftrace's:
   kernel sent to the whole process group (Ctrl-C or Ctrl-\\ at a terminal,
   a hang-up) has reached bpftrace too, which shares gobt's group, and is not
   sent again: bpftrace 0.17 takes a second SIGINT after its main loop as
-  "exit now" and would not print its maps.
+  "exit now" and would not print its maps. Nor is a kill(2) of the group
+  (`kill -INT -PGID`, `timeout -s INT`), told apart by _got_it_too.
 - The exit status is bpftrace's: its code, or death by the same signal.
+- bpftrace never outlives gobt: it is started with PR_SET_PDEATHSIG
+  (SIGKILL), so a gobt killed by SIGKILL takes bpftrace with it instead of
+  leaving it tracing for nobody. The flag survives the exec of trixie's
+  shell launcher and of the loader it execs, and belongs to the thread
+  that forked: start() runs in gobt's main thread, the last to end.
 - With keep_probes (the number of uprobes gobt made), a Keeper (keeper.py)
   holds bpftrace's uprobes open, so that its exit is not slowed by their
   detach; after bpftrace has exited, `background` is (pid, count, start)
@@ -38,7 +44,10 @@ import threading
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
 PARTIAL_LINE_WAIT = 0.05
+_PR_SET_PDEATHSIG = 1
 _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (tty, hang-up)
+_SI_USER = 0  # kill(2)
+REACTION_WAIT = 0.2
 
 
 class Supervisor:
@@ -71,7 +80,7 @@ class Supervisor:
             # internal signals ignored in it.)
             self._proc = subprocess.Popen([self.argv0 or self.argv[0], *self.argv[1:]], executable=self.argv[0],
                                           stderr=subprocess.PIPE, pass_fds=self.pass_fds,
-                                          restore_signals=True, preexec_fn=_unblock)
+                                          restore_signals=True, preexec_fn=_child_setup(os.getpid()))
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
             raise
@@ -104,14 +113,18 @@ class Supervisor:
     def _forward_signals(self):
         while True:
             info = signal.sigwaitinfo(FORWARDED)
+            fds = _fd_count(self.pid)  # first: bpftrace may be closing them already
             early = info.si_signo in self._early
             if self.keeper is not None and info.si_signo != signal.SIGUSR1:
                 # bpftrace may be on its way out: whatever it attached since
                 # the last poll must be kept before it starts closing.
                 self.keeper.sweep(signalled=info.si_signo in (signal.SIGINT, signal.SIGTERM))
             self._early.discard(info.si_signo)
-            if not early and info.si_code == _SI_KERNEL and os.getpgid(0) == _pgid(self.pid):
-                continue  # the terminal signalled the group: bpftrace has it
+            if not early and os.getpgid(0) == _pgid(self.pid):
+                if info.si_code == _SI_KERNEL:
+                    continue  # the terminal signalled the group: bpftrace has it
+                if info.si_code == _SI_USER and _got_it_too(self.pid, info.si_signo, fds):
+                    continue  # kill -INT -PGID, timeout -s INT: so did bpftrace
             try:
                 self.send(info.si_signo)
             except ProcessLookupError:
@@ -156,9 +169,78 @@ class Supervisor:
             return line
 
 
-def _unblock():
-    # In the child, between fork and exec: only async-signal-safe work.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+def _child_setup(parent):
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the child
+
+    def setup():
+        # In the child, between fork and exec: only async-signal-safe work.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # gobt died before the prctl
+            os._exit(128 + signal.SIGKILL)
+
+    return setup
+
+
+def _got_it_too(pid, sig, fds):
+    """Whether bpftrace got this kill(2)'s signal as well: it was sent to
+    the process group, which bpftrace shares (`kill -INT -PGID`, `timeout
+    -s INT`), and sending it again would make two (0.17 takes a second
+    SIGINT as "exit now", without its maps). fds: how many bpftrace had
+    when gobt's copy came.
+
+    siginfo does not say whether a kill was meant for a group. But the
+    kernel queues a group's signal to bpftrace before gobt (the newest
+    member first), so it is pending there or has been taken, and then
+    bpftrace is on its way out: it closes its fds, its probes first. A
+    signal sent to gobt alone leaves bpftrace as it was (asleep in its
+    loop, or attaching: more fds, not fewer); that is watched for at most
+    REACTION_WAIT, then the signal is sent on. A bpftrace 0.17 that goes on
+    attaching after a group's SIGINT gets a second one, as before."""
+    if sig not in (signal.SIGINT, signal.SIGTERM) or fds is None:
+        return False
+    import time
+
+    bit = 1 << (sig - 1)
+    deadline = time.monotonic() + REACTION_WAIT
+    while True:
+        pending = _pending(pid)
+        if pending is None or pending & bit:
+            return True  # gone, or it is queued there
+        now = _fd_count(pid)
+        if now is None or now < fds:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
+def _pending(pid):
+    """bpftrace's pending signals (its own and its threads'), or None once it
+    has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except OSError:
+        return None
+    mask = 0
+    state = None
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd"):
+            mask |= int(value.strip(), 16)
+        elif key == "State":
+            state = value.split()[0] if value.split() else None
+    return None if state in ("Z", "X") else mask
+
+
+def _fd_count(pid):
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
 
 
 def _pgid(pid):
