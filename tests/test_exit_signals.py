@@ -115,26 +115,10 @@ def test_sigkill_of_gobt_takes_bpftrace_along(stage, target):
         elif stage == "running":
             read_until(proc, READY.encode())
         proc.kill()
-        proc.communicate()
+        proc.wait()  # not its pipes: an orphaned bpftrace would hold them open
+        proc.stdout.close()
+        proc.stderr.close()
         assert gone_within(lambda: not alive(bpftrace), detach_allowance(100)), "bpftrace outlived gobt"
-        assert gone_within(lambda: not _attached_to(binary), detach_allowance(100)), _attached_to(binary)
-    finally:
-        cleanup(proc.pid, bpftrace)
-
-
-def test_sigkill_of_bpftrace_or_the_background_leaves_nothing(target):
-    binary, _ = target
-    proc = start(target, "main.F00*")
-    bpftrace = None
-    try:
-        read_until(proc, READY.encode())
-        bpftrace = bpftrace_of(proc)
-        os.kill(bpftrace, signal.SIGKILL)
-        _, err = proc.communicate(timeout=detach_allowance(100))
-        assert proc.returncode == -signal.SIGKILL, err
-        said = re.search(rb"probes are still detaching in the background \(pid (\d+)", err)
-        if said:  # gobt kept them: the process that detaches them dies too
-            os.kill(int(said.group(1)), signal.SIGKILL)
         assert gone_within(lambda: not _attached_to(binary), detach_allowance(100)), _attached_to(binary)
     finally:
         cleanup(proc.pid, bpftrace)
