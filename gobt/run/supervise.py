@@ -113,7 +113,7 @@ class Supervisor:
     def _forward_signals(self):
         while True:
             info = signal.sigwaitinfo(FORWARDED)
-            fds = _fd_count(self.pid)  # first: bpftrace may be closing them already
+            fds = _perf_events(self.pid)  # first: bpftrace may be closing them already
             early = info.si_signo in self._early
             if self.keeper is not None and info.si_signo != signal.SIGUSR1:
                 # bpftrace may be on its way out: whatever it attached since
@@ -188,15 +188,15 @@ def _got_it_too(pid, sig, fds):
     """Whether bpftrace got this kill(2)'s signal as well: it was sent to
     the process group, which bpftrace shares (`kill -INT -PGID`, `timeout
     -s INT`), and sending it again would make two (0.17 takes a second
-    SIGINT as "exit now", without its maps). fds: how many bpftrace had
-    when gobt's copy came.
+    SIGINT as "exit now", without its maps). fds: bpftrace's perf events
+    (its probes) when gobt's copy came.
 
     siginfo does not say whether a kill was meant for a group. But the
     kernel queues a group's signal to bpftrace before gobt (the newest
     member first), so it is pending there or has been taken, and then
-    bpftrace is on its way out: it closes its fds, its probes first. A
-    signal sent to gobt alone leaves bpftrace as it was (asleep in its
-    loop, or attaching: more fds, not fewer); that is watched for at most
+    bpftrace is on its way out: it closes its probes. A signal sent to
+    gobt alone leaves bpftrace as it was (asleep in its loop, or
+    attaching: more probes, none closed); that is watched for at most
     REACTION_WAIT, then the signal is sent on. A bpftrace 0.17 that goes on
     attaching after a group's SIGINT gets a second one, as before."""
     if sig not in (signal.SIGINT, signal.SIGTERM) or fds is None:
@@ -209,8 +209,8 @@ def _got_it_too(pid, sig, fds):
         pending = _pending(pid)
         if pending is None or pending & bit:
             return True  # gone, or it is queued there
-        now = _fd_count(pid)
-        if now is None or now < fds:
+        now = _fd_numbers(pid)
+        if now is None or not fds <= now:
             return True
         if time.monotonic() > deadline:
             return False
@@ -236,11 +236,26 @@ def _pending(pid):
     return None if state in ("Z", "X") else mask
 
 
-def _fd_count(pid):
+def _fd_numbers(pid):
     try:
-        return len(os.listdir(f"/proc/{pid}/fd"))
+        return set(os.listdir(f"/proc/{pid}/fd"))
     except OSError:
         return None
+
+
+def _perf_events(pid):
+    """The numbers of bpftrace's perf event fds (uprobes, output buffers)."""
+    names = _fd_numbers(pid)
+    if names is None:
+        return None
+    found = set()
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == "anon_inode:[perf_event]":
+                found.add(name)
+        except OSError:
+            pass
+    return found
 
 
 def _pgid(pid):
