@@ -83,7 +83,6 @@ class Keeper:
         self._buf = None
         self.background = None  # (pid, count, time.monotonic() at the start)
         self._stale = []  # ours of probes bpftrace closed while it started
-        self._links = set()  # fd numbers in kept that are BPF links
         self._signalled = False
 
     @classmethod
@@ -109,7 +108,7 @@ class Keeper:
             if self.sweep(full=sweeps % FULL_SWEEP_EVERY == 0) is None:
                 return  # bpftrace is gone or detaching, or the kernel cannot
             sweeps += 1
-            self._stop.wait(POLL_SECONDS if self._probes() < self.expected else WATCH_SECONDS)
+            self._stop.wait(POLL_SECONDS if len(self.kept) < self.expected else WATCH_SECONDS)
 
     def sweep(self, full=True, signalled=False):
         """Keep every uprobe fd bpftrace has now that is not kept yet: how
@@ -126,13 +125,12 @@ class Keeper:
                 return None
             listed = {int(name) for name in fds}
             gone = [fd for fd in self.kept if fd not in listed]
-            if gone and self._probes() < self.expected and not self._signalled:
+            if gone and len(self.kept) < self.expected and not self._signalled:
                 # Before all its probes are attached bpftrace closes only
                 # what it made to try the kernel's features (0.17 attaches
                 # a uprobe to see what works): not a detach. Ours are
                 # closed with the rest.
                 self._stale += [self.kept.pop(fd) for fd in gone]
-                self._links -= set(gone)
                 gone = []
             detaching = bool(gone)
             for name in fds:
@@ -147,9 +145,6 @@ class Keeper:
                 # fds. But while it starts, an fd number that was a file or
                 # a probing program comes back as a uprobe: every few
                 # sweeps, and on a signal, all are looked at again.
-                if target == "anon_inode:bpf_link":
-                    self._keep_link(fd)
-                    continue
                 if target != "anon_inode:[perf_event]":
                     self._other.add(fd)
                     continue
@@ -180,27 +175,6 @@ class Keeper:
                 return None
             return len(self.kept)
 
-    def _probes(self):
-        return len(self.kept) - len(self._links)
-
-    def _keep_link(self, fd):
-        """Keep a BPF link that holds a program on a uprobe (bpftrace >= 0.2x
-        attaches through libbpf's perf links). Closing the last reference to
-        one detaches its program, and the kernel waits a tasks-trace RCU
-        grace period for each under one mutex (~8 ms apiece on 6.18): 1,000
-        probes made bpftrace 0.23 print its maps 8 s after Ctrl-C, 2,000
-        after 34 s, with every uprobe kept. A link of any other kind is
-        left alone."""
-        dup = self._libc.syscall(self._sys_getfd, self._pidfd, fd, 0)
-        if dup < 0:
-            return
-        if _link_on_uprobe(self._libc, self._sys_bpf, dup):
-            self.kept[fd] = dup
-            self._links.add(fd)
-        else:
-            os.close(dup)  # bpftrace's is open: not the last reference
-            self._other.add(fd)
-
     def _fd_type(self, fd):
         # The kernel copies the probe's file name into buf: PATH_MAX fits it
         # (a short buf makes the call fail with ENOSPC).
@@ -227,7 +201,7 @@ class Keeper:
 
     def release(self):
         """bpftrace has exited: the background process that closes the kept
-        fds, one by one, as (pid, count, when it started), or None when
+        fds, as (pid, count, when it started), or None when
         nothing was kept or it is done already."""
         self.stop()
         with self._lock:
@@ -273,26 +247,6 @@ class Keeper:
             self.background = (pid, len(fds), time.monotonic())
 
 
-_BPF_OBJ_GET_INFO_BY_FD = 15
-_BPF_LINK_TYPE_PERF_EVENT = 7
-_BPF_PERF_EVENT_UPROBE = 1
-_BPF_PERF_EVENT_URETPROBE = 2
-_LINK_INFO = struct.Struct("<IIIIQ")  # type, id, prog_id, (pad), perf_event.type
-_INFO_ATTR = struct.Struct("<IIQ")  # bpf_fd, info_len, info
-
-
-def _link_on_uprobe(libc, sys_bpf, fd):
-    """Whether the BPF link fd attaches a program to a uprobe perf event
-    (the kernel names the perf event's kind since 6.6; older, no)."""
-    info = ctypes.create_string_buffer(128)
-    attr = ctypes.create_string_buffer(_INFO_ATTR.pack(fd, 128, ctypes.addressof(info)), 16)
-    if libc.syscall(sys_bpf, _BPF_OBJ_GET_INFO_BY_FD, attr, 16) < 0:
-        return False
-    kind, _, _, _, perf_kind = _LINK_INFO.unpack_from(info.raw)
-    return kind == _BPF_LINK_TYPE_PERF_EVENT and perf_kind & 0xffffffff in (_BPF_PERF_EVENT_UPROBE,
-                                                                            _BPF_PERF_EVENT_URETPROBE)
-
-
 def _more_fds(expected):
     # A duplicate per probe: 1000 probes do not fit the usual soft limit of
     # 1024 fds (bpftrace raises its own for the same reason).
@@ -300,7 +254,7 @@ def _more_fds(expected):
 
     try:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = 2 * expected + 256  # a perf event and a BPF link per probe, and the user's own uprobes
+        want = 2 * expected + 256  # and the user's own uprobes
         if soft != resource.RLIM_INFINITY and soft < want:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY else min(want, hard), hard))
     except (ValueError, OSError):
@@ -322,7 +276,7 @@ def _close_in_background(fds, bpftrace=None):
     # grace periods, and bpftrace's exit takes that mutex too: 0.23 reads
     # tracefs' dynamic_events, and a close that is the last after all
     # destroys a uprobe. Behind 32 closing threads it waited ~3 s for the
-    # mutex at 100 probes, ~20 s at 1,000, with the results not out. But a
+    # mutex at 100 probes, 8-20 s at 1,000, with the results not out. But a
     # bpftrace that reads its output until none comes (a probe that prints
     # on every hit of a busy process) would never exit while its probes
     # fire: past the wait, the probes go anyway.
@@ -348,7 +302,7 @@ def _close_in_background(fds, bpftrace=None):
         os._exit(0)
 
 
-CLOSING_THREADS = 32
+CLOSING_THREADS = 4
 
 
 def _close_all(fds):
@@ -356,10 +310,15 @@ def _close_all(fds):
 
     The kernel destroys a uprobe perf event under one global mutex
     (event_mutex, held across the grace periods of perf_uprobe_destroy),
-    so closes from many threads mostly queue behind each other: measured
-    on 6.18 with 100 probes, 16.6 s one by one, 10.3 s from 50 threads
-    (the part outside the mutex overlaps). No number of threads or
-    processes makes 1,000 probes go in 2 s: bench/ shows what it costs."""
+    so closes from many threads mostly queue behind each other; what
+    overlaps is the part outside it (the BPF program's detach waits its
+    own grace period, under another mutex). Measured on 6.18, 100 probes:
+    16.6 s one by one, 10.3 s from 50 threads on a quiet machine; beside
+    another detach, 41 s from 1 thread, 23 s from 3, 19 s from 8. No
+    number of threads or processes makes 1,000 probes go in 2 s (bench/).
+    And every thread queued on the mutex is one more wait for anybody
+    else's attach or detach (a perf uprobe's creation takes it too: a
+    user's next run would attach behind all of them), so only a few."""
     fds = list(fds)
     threads = []
     for i in range(min(CLOSING_THREADS, len(fds)) - 1):
