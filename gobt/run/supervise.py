@@ -47,6 +47,7 @@ PARTIAL_LINE_WAIT = 0.05
 _PR_SET_PDEATHSIG = 1
 _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (tty, hang-up)
 _SI_USER = 0  # kill(2)
+_STOPS = (signal.SIGINT, signal.SIGTERM)
 REACTION_WAIT = 0.2
 
 
@@ -113,7 +114,8 @@ class Supervisor:
     def _forward_signals(self):
         while True:
             info = signal.sigwaitinfo(FORWARDED)
-            fds = _perf_events(self.pid)  # first: bpftrace may be closing them already
+            # First: bpftrace may be closing them already.
+            fds = _perf_events(self.pid) if info.si_code == _SI_USER and info.si_signo in _STOPS else None
             early = info.si_signo in self._early
             if self.keeper is not None and info.si_signo != signal.SIGUSR1:
                 # bpftrace may be on its way out: whatever it attached since
@@ -199,7 +201,7 @@ def _got_it_too(pid, sig, fds):
     attaching: more probes, none closed); that is watched for at most
     REACTION_WAIT, then the signal is sent on. A bpftrace 0.17 that goes on
     attaching after a group's SIGINT gets a second one, as before."""
-    if sig not in (signal.SIGINT, signal.SIGTERM) or fds is None:
+    if sig not in _STOPS or fds is None:
         return False
     import time
 
