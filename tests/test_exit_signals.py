@@ -84,6 +84,24 @@ def alive(pid):
         return False
 
 
+def breakpoints(pid, binary):
+    """How many bytes of the program's code differ from its file: the int3s
+    of uprobes still attached. (A process that holds uprobes but is dying
+    shows no fds while the kernel still removes them: the code tells.)"""
+    count = 0
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb") as mem, open(binary, "rb") as f:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 6 or fields[5] != binary or "x" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            mem.seek(start)
+            f.seek(int(fields[2], 16))
+            live, disk = mem.read(end - start), f.read(end - start)
+            count += sum(1 for a, b in zip(live, disk) if a != b)
+    return count
+
+
 def gone_within(check, seconds):
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -126,6 +144,7 @@ def test_sigkill_of_gobt_takes_bpftrace_along(stage, target):
         proc.stderr.close()
         assert gone_within(lambda: not alive(bpftrace), detach_allowance(100)), "bpftrace outlived gobt"
         assert gone_within(lambda: not _attached_to(binary), detach_allowance(100)), _attached_to(binary)
+        assert gone_within(lambda: breakpoints(target[1], binary) == 0, detach_allowance(100))
     finally:
         cleanup(proc.pid, bpftrace)
 
