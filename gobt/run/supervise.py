@@ -49,6 +49,7 @@ _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (tty, hang-up)
 _SI_USER = 0  # kill(2)
 _STOPS = (signal.SIGINT, signal.SIGTERM)
 REACTION_WAIT = 0.2
+RESEND_AFTER = 1.0
 
 
 class Supervisor:
@@ -64,6 +65,7 @@ class Supervisor:
         self._status = None
         self._early = set()
         self._lock = threading.Lock()
+        self._watching = False
 
     def start(self):
         # Blocked here (and in every thread started after), the forwarded
@@ -115,7 +117,10 @@ class Supervisor:
         while True:
             info = signal.sigwaitinfo(FORWARDED)
             # First: bpftrace may be closing them already.
-            fds = _perf_events(self.pid) if info.si_code == _SI_USER and info.si_signo in _STOPS else None
+            fds = _perf_events(self.pid) if info.si_signo in _STOPS else None
+            if fds and not self._watching:
+                self._watching = True
+                threading.Thread(target=self._until_it_stops, args=(info.si_signo, fds), daemon=True).start()
             early = info.si_signo in self._early
             if self.keeper is not None and info.si_signo != signal.SIGUSR1:
                 # bpftrace may be on its way out: whatever it attached since
@@ -131,6 +136,29 @@ class Supervisor:
                 self.send(info.si_signo)
             except ProcessLookupError:
                 pass
+
+    def _until_it_stops(self, sig, fds):
+        """bpftrace 0.17 sees SIGINT or SIGTERM only as an EINTR of its
+        epoll_wait, which waits without end when no probe prints: one that
+        lands while it is awake (finishing its attach, reading output) is
+        lost, and the user's Ctrl-C does nothing, with every probe on. So
+        while bpftrace, told to stop, still sleeps there with all its
+        probes RESEND_AFTER later, it is told again: it never saw the
+        first, and it does not see this one as a second."""
+        import time
+
+        while True:
+            time.sleep(RESEND_AFTER)
+            now = _fd_numbers(self.pid)
+            pending = _pending(self.pid)
+            if now is None or pending is None or not fds <= now:
+                return  # gone, or on its way out
+            if pending & (1 << (sig - 1)) or _wchan(self.pid) != "do_epoll_wait":
+                continue  # it has not looked yet
+            try:
+                self.send(sig)
+            except ProcessLookupError:
+                return
 
     def _copy_stderr(self):
         fd = self._stderr
@@ -236,6 +264,14 @@ def _pending(pid):
         elif key == "State":
             state = value.split()[0] if value.split() else None
     return None if state in ("Z", "X") else mask
+
+
+def _wchan(pid):
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except OSError:
+        return None
 
 
 def _fd_numbers(pid):
