@@ -63,6 +63,10 @@ def main(argv=None):
                          "trixie's 0.23 that scripts/setup installs; the default when it exists) or 'none'")
     ap.add_argument("--no-profile", action="store_true", help="skip the cProfile / importtime run")
     ap.add_argument("--build-only", action="store_true", help="build (and check) the targets, then stop")
+    ap.add_argument("--only", choices=["probes-gone"],
+                    help="run one section alone: probes-gone (Ctrl-C on a busy program: results, and how soon "
+                         "its probes are gone), on both bpftraces")
+    ap.add_argument("--sizes", help="with --only probes-gone: probe counts, e.g. 100,1000,2000")
     args = ap.parse_args(argv)
 
     if os.geteuid() != 0:
@@ -80,6 +84,8 @@ def main(argv=None):
     traced_runs = 1 if args.quick else 2
 
     toolchains = find_toolchains()
+    if args.only:
+        return only_probes_gone(args, gobt, bpftrace, toolchains)
     targets, target_facts = build_targets(toolchains)
     if args.build_only:
         print(json.dumps(target_facts, indent=1, default=str)[:4000])
@@ -131,6 +137,28 @@ def main(argv=None):
         with open(p, "w") as f:
             json.dump(res, f, indent=1, default=str)
     print(f"\nwrote {os.path.relpath(path, ROOT)} and bench/results/latest.json", file=sys.stderr)
+    return 0
+
+
+def only_probes_gone(args, gobt, bpftrace, toolchains):
+    from exitrate import bench_probes_gone, build_manyfuncs, report_probes_gone
+    from report import fmt_s, table
+
+    binary = build_manyfuncs(toolchains["newest"])
+    sizes = [int(x) for x in (args.sizes or "100,1000").split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="gobt-bench-") as tmp, contextlib.ExitStack() as stack:
+        installed = bpftrace_facts(bpftrace)[0]
+        rows += bench_probes_gone(gobt, bpftrace, installed, binary, [n for n in sizes if n <= 1000], tmp)
+        second = second_bpftrace(args.second_bpftrace, stack, tmp)
+        if second:
+            rows += bench_probes_gone(gobt, second, bpftrace_facts(second)[0], binary, sizes, tmp)
+    text = report_probes_gone(rows, fmt_s, table)
+    print(text)
+    os.makedirs(RESULTS, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    with open(os.path.join(RESULTS, f"{stamp}-probes-gone.json"), "w") as f:
+        json.dump({"probes_gone": rows, "gobt": gobt, "loadavg": _loadavg(), "table": text}, f, indent=1, default=str)
     return 0
 
 

@@ -294,6 +294,9 @@ class LeanDwarf:
         return int.from_bytes(addrs[at : at + 8], "little")
 
 
+_FORWARDED = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGUSR1")
+
+
 def prefetch(binary, names=("info", "abbrev")):
     """Start decompressing these sections in a thread, for _section to join.
 
@@ -302,6 +305,7 @@ def prefetch(binary, names=("info", "abbrev")):
     binary and the first DWARF question (pclntab, disassembly, proofs).
     The bytes come from the same mapping gobt reads everything else from,
     so they are the bytes of the file gobt proves its offsets against."""
+    import signal
     import threading
 
     pending = binary.__dict__.setdefault("_dwarf_pending", {})
@@ -311,6 +315,11 @@ def prefetch(binary, names=("info", "abbrev")):
         box = {}
 
         def work(name=name, box=box):
+            # The signals the supervisor forwards (run/supervise.py) must
+            # wait for its sigwaitinfo, not land in a thread still inflating
+            # when bpftrace starts: there a Ctrl-C became a late
+            # KeyboardInterrupt in gobt, with bpftrace left attaching.
+            signal.pthread_sigmask(signal.SIG_BLOCK, [getattr(signal, n) for n in _FORWARDED])
             try:
                 box["data"] = _read_section(binary, name)
             except BaseException as e:  # re-raised where the bytes are asked for

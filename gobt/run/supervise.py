@@ -15,8 +15,14 @@ bpftrace's:
   kernel sent to the whole process group (Ctrl-C or Ctrl-\\ at a terminal,
   a hang-up) has reached bpftrace too, which shares gobt's group, and is not
   sent again: bpftrace 0.17 takes a second SIGINT after its main loop as
-  "exit now" and would not print its maps.
+  "exit now" and would not print its maps. Nor is a kill(2) of the group
+  (`kill -INT -PGID`, `timeout -s INT`), told apart by _got_it_too.
 - The exit status is bpftrace's: its code, or death by the same signal.
+- bpftrace never outlives gobt: it is started with PR_SET_PDEATHSIG
+  (SIGKILL), so a gobt killed by SIGKILL takes bpftrace with it instead of
+  leaving it tracing for nobody. The flag survives the exec of trixie's
+  shell launcher and of the loader it execs, and belongs to the thread
+  that forked: start() runs in gobt's main thread, the last to end.
 - With keep_probes (the number of uprobes gobt made), a Keeper (keeper.py)
   holds bpftrace's uprobes open, so that its exit is not slowed by their
   detach; after bpftrace has exited, `background` is (pid, count, start)
@@ -38,7 +44,12 @@ import threading
 
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1)
 PARTIAL_LINE_WAIT = 0.05
+_PR_SET_PDEATHSIG = 1
 _SI_KERNEL = 0x80  # si_code of a signal the kernel sent (tty, hang-up)
+_SI_USER = 0  # kill(2)
+_STOPS = (signal.SIGINT, signal.SIGTERM)
+REACTION_WAIT = 0.2
+RESEND_AFTER = 1.0
 
 
 class Supervisor:
@@ -54,6 +65,7 @@ class Supervisor:
         self._status = None
         self._early = set()
         self._lock = threading.Lock()
+        self._watching = False
 
     def start(self):
         # Blocked here (and in every thread started after), the forwarded
@@ -71,7 +83,7 @@ class Supervisor:
             # internal signals ignored in it.)
             self._proc = subprocess.Popen([self.argv0 or self.argv[0], *self.argv[1:]], executable=self.argv[0],
                                           stderr=subprocess.PIPE, pass_fds=self.pass_fds,
-                                          restore_signals=True, preexec_fn=_unblock)
+                                          restore_signals=True, preexec_fn=_child_setup(os.getpid()))
         except BaseException:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
             raise
@@ -104,18 +116,49 @@ class Supervisor:
     def _forward_signals(self):
         while True:
             info = signal.sigwaitinfo(FORWARDED)
+            # First: bpftrace may be closing them already.
+            fds = _perf_events(self.pid) if info.si_signo in _STOPS else None
+            if fds and not self._watching:
+                self._watching = True
+                threading.Thread(target=self._until_it_stops, args=(info.si_signo, fds), daemon=True).start()
             early = info.si_signo in self._early
             if self.keeper is not None and info.si_signo != signal.SIGUSR1:
                 # bpftrace may be on its way out: whatever it attached since
                 # the last poll must be kept before it starts closing.
                 self.keeper.sweep(signalled=info.si_signo in (signal.SIGINT, signal.SIGTERM))
             self._early.discard(info.si_signo)
-            if not early and info.si_code == _SI_KERNEL and os.getpgid(0) == _pgid(self.pid):
-                continue  # the terminal signalled the group: bpftrace has it
+            if not early and os.getpgid(0) == _pgid(self.pid):
+                if info.si_code == _SI_KERNEL:
+                    continue  # the terminal signalled the group: bpftrace has it
+                if info.si_code == _SI_USER and _got_it_too(self.pid, info.si_signo, fds):
+                    continue  # kill -INT -PGID, timeout -s INT: so did bpftrace
             try:
                 self.send(info.si_signo)
             except ProcessLookupError:
                 pass
+
+    def _until_it_stops(self, sig, fds):
+        """bpftrace 0.17 sees SIGINT or SIGTERM only as an EINTR of its
+        epoll_wait, which waits without end when no probe prints: one that
+        lands while it is awake (finishing its attach, reading output) is
+        lost, and the user's Ctrl-C does nothing, with every probe on. So
+        while bpftrace, told to stop, still sleeps there with all its
+        probes RESEND_AFTER later, it is told again: it never saw the
+        first, and it does not see this one as a second."""
+        import time
+
+        while True:
+            time.sleep(RESEND_AFTER)
+            now = _fd_numbers(self.pid)
+            pending = _pending(self.pid)
+            if now is None or pending is None or not fds <= now:
+                return  # gone, or on its way out
+            if pending & (1 << (sig - 1)) or _wchan(self.pid) != "do_epoll_wait":
+                continue  # it has not looked yet
+            try:
+                self.send(sig)
+            except ProcessLookupError:
+                return
 
     def _copy_stderr(self):
         fd = self._stderr
@@ -156,9 +199,101 @@ class Supervisor:
             return line
 
 
-def _unblock():
-    # In the child, between fork and exec: only async-signal-safe work.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+def _child_setup(parent):
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)  # loaded here, not in the child
+
+    def setup():
+        # In the child, between fork and exec: only async-signal-safe work.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        if os.getppid() != parent:  # gobt died before the prctl
+            os._exit(128 + signal.SIGKILL)
+
+    return setup
+
+
+def _got_it_too(pid, sig, fds):
+    """Whether bpftrace got this kill(2)'s signal as well: it was sent to
+    the process group, which bpftrace shares (`kill -INT -PGID`, `timeout
+    -s INT`), and sending it again would make two (0.17 takes a second
+    SIGINT as "exit now", without its maps). fds: bpftrace's perf events
+    (its probes) when gobt's copy came.
+
+    siginfo does not say whether a kill was meant for a group. But the
+    kernel queues a group's signal to bpftrace before gobt (the newest
+    member first), so it is pending there or has been taken, and then
+    bpftrace is on its way out: it closes its probes. A signal sent to
+    gobt alone leaves bpftrace as it was (asleep in its loop, or
+    attaching: more probes, none closed); that is watched for at most
+    REACTION_WAIT, then the signal is sent on. A bpftrace 0.17 that goes on
+    attaching after a group's SIGINT gets a second one, as before."""
+    if sig not in _STOPS or fds is None:
+        return False
+    import time
+
+    bit = 1 << (sig - 1)
+    deadline = time.monotonic() + REACTION_WAIT
+    while True:
+        pending = _pending(pid)
+        if pending is None or pending & bit:
+            return True  # gone, or it is queued there
+        now = _fd_numbers(pid)
+        if now is None or not fds <= now:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+
+
+def _pending(pid):
+    """bpftrace's pending signals (its own and its threads'), or None once it
+    has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            status = f.read()
+    except OSError:
+        return None
+    mask = 0
+    state = None
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("SigPnd", "ShdPnd"):
+            mask |= int(value.strip(), 16)
+        elif key == "State":
+            state = value.split()[0] if value.split() else None
+    return None if state in ("Z", "X") else mask
+
+
+def _wchan(pid):
+    try:
+        with open(f"/proc/{pid}/wchan") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _fd_numbers(pid):
+    try:
+        return set(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return None
+
+
+def _perf_events(pid):
+    """The numbers of bpftrace's perf event fds (uprobes, output buffers)."""
+    names = _fd_numbers(pid)
+    if names is None:
+        return None
+    found = set()
+    for name in names:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") == "anon_inode:[perf_event]":
+                found.add(name)
+        except OSError:
+            pass
+    return found
 
 
 def _pgid(pid):

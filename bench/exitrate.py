@@ -1,0 +1,181 @@
+"""Ctrl-C on a busy program: how soon the results come, and how soon the
+traced program runs at its untraced speed again, that is, how long its
+probes stay after the results (gobt detaches them in the background).
+
+The target is tests/manyfuncs.py's program, run with `rate`: it calls its
+2,000 one-RET functions round and round and prints its ns per call every
+20 ms. gobt (or bpftrace, on the program gobt emits) traces it with -p,
+100, 1,000 or 2,000 RET probes, all hit all the time; once every probe is
+attached and bpftrace sleeps, ^C is typed at its terminal."""
+
+import fcntl
+import hashlib
+import os
+import re
+import select
+import statistics
+import subprocess
+import tempfile
+import termios
+import threading
+import time
+
+import manyfuncs
+from common import BENCH_CACHE, READY, build, check, die, gobt_env, log, Run
+
+PATTERNS = {100: "main.F00*", 1000: "main.F0*", 2000: "main.F*"}
+BACK = 1.5  # "untraced again": ns per call within this factor of the untraced median
+
+
+def build_manyfuncs(toolchain):
+    files = manyfuncs.files()
+    key = hashlib.sha256("".join(files.values()).encode()).hexdigest()[:12]
+    src = os.path.join(BENCH_CACHE, "src", f"manyfuncs-{key}")
+    os.makedirs(src, exist_ok=True)
+    for name, text in files.items():
+        with open(os.path.join(src, name), "w") as f:
+            f.write(text)
+    return build(toolchain, src, BENCH_CACHE)
+
+
+class Target:
+    """The program, running, and every rate line it printed, with the
+    monotonic time it came."""
+
+    def __init__(self, binary):
+        self.proc = subprocess.Popen([binary, "rate"], stdout=subprocess.PIPE)
+        self.lines = []
+        if self.proc.stdout.readline() != b"ready\n":
+            die(f"{binary} did not start")
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            m = re.match(rb"rate \d+ ([\d.]+)", line)
+            if m:
+                self.lines.append((time.monotonic(), float(m.group(1))))
+
+    def ns_since(self, t):
+        return [ns for when, ns in self.lines if when >= t]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def bench_probes_gone(gobt, bpftrace, name, binary, sizes, tmp, bpftrace_sizes=(100,)):
+    out = []
+    for n in sizes:
+        script = f'goret:{binary}:{PATTERNS[n]} {{ @n = count(); }}\nBEGIN {{ printf("{READY}\\n"); }}\n'
+        path = os.path.join(tmp, f"gone-{n}.bt")
+        with open(path, "w") as f:
+            f.write(script)
+        env = {**gobt_env(os.path.join(tmp, "gone-cache")), "BPFTRACE_MAX_PROBES": str(n + 32)}
+        emitted = check(Run([gobt, "--bpftrace", bpftrace, "--emit", path], env=env), "gobt --emit").text("out")
+        plain = os.path.join(tmp, f"gone-{n}-emitted.bt")
+        with open(plain, "w") as f:
+            f.write(emitted + "\n")
+        unsafe = ["--unsafe"] if re.search(r"\buprobe:[^:\s]+:0x[0-9a-fA-F]+", emitted) else []
+        runs = [("gobt", lambda pid: [gobt, "--bpftrace", bpftrace, "-p", str(pid), path])]
+        if n in bpftrace_sizes:
+            runs.append(("bpftrace", lambda pid: [bpftrace, *unsafe, "-p", str(pid), plain]))
+        for tool, argv in runs:
+            log(f"probes gone after Ctrl-C on {name}: {tool}, {n} probes")
+            target = Target(binary)
+            try:
+                row = {"bpftrace": name, "tool": tool, "n": n, **_run(argv(target.proc.pid), env, target)}
+            finally:
+                target.stop()
+            out.append(row)
+    return out
+
+
+def _run(argv, env, target, timeout=1200):
+    time.sleep(1)
+    untraced = statistics.median(target.ns_since(time.monotonic() - 0.8) or [0]) or None
+    master, slave = os.openpty()
+
+    def own_terminal():
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(argv, env=env, stdin=slave, stdout=subprocess.PIPE, stderr=errors,
+                            start_new_session=True, preexec_fn=own_terminal, pass_fds=(slave,))
+    os.close(slave)
+    try:
+        _until(proc.stdout, READY.encode(), timeout)
+        time.sleep(0.5)
+        traced = statistics.median(target.ns_since(time.monotonic() - 0.4) or [0]) or None
+        _bpftrace_asleep(proc)
+        t0 = time.monotonic()
+        os.write(master, b"\x03")
+        _until(proc.stdout, b"@n:", timeout)
+        results = time.monotonic() - t0
+        proc.communicate(timeout=timeout)
+        end = time.monotonic() - t0
+        errors.seek(0)
+        err = errors.read()
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    finally:
+        os.close(master)
+    if proc.returncode != 0:
+        die(f"{argv[0]} failed (exit {proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
+    row = {"results_s": results, "end_s": end, "untraced_ns": untraced, "traced_ns": traced}
+    gone = end
+    m = re.search(rb"(\d+) probes are still detaching in the background \(pid (\d+)", err)
+    if m:
+        row["kept"] = int(m.group(1))
+        try:
+            pidfd = os.pidfd_open(int(m.group(2)))
+        except ProcessLookupError:
+            pidfd = None
+        if pidfd is not None:
+            select.select([pidfd], [], [], timeout)
+            os.close(pidfd)
+        gone = time.monotonic() - t0
+        row["background_s"] = gone
+    time.sleep(1)  # a few rate lines after the last probe went
+    row["probes_gone_s"] = gone
+    slow = [when for when, ns in target.lines if when >= t0 and untraced and ns > BACK * untraced]
+    row["rate_back_s"] = (max(slow) - t0) if slow else 0.0
+    return row
+
+
+def _until(stream, text, timeout):
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        ready, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(stream.fileno(), 65536) if ready else b""
+        if not chunk:
+            die(f"no {text!r} in {seen[-500:]!r}")
+        seen += chunk
+    return seen
+
+
+def _bpftrace_asleep(proc):
+    kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+    pid = int(kids[0]) if kids else proc.pid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/wchan") as f:
+            if f.read() == "do_epoll_wait":
+                return
+        time.sleep(0.005)
+
+
+def report_probes_gone(rows, fmt_s, table):
+    out = ["## Probes gone after Ctrl-C (tests/manyfuncs.py, busy, -p: N RET probes, all hit; ^C at a terminal)"]
+    body = []
+    for r in rows:
+        body.append([r["bpftrace"], r["tool"], r["n"], f"{r['untraced_ns']:.0f}" if r["untraced_ns"] else "-",
+                     f"{r['traced_ns']:.0f}" if r["traced_ns"] else "-", fmt_s(r["results_s"]), fmt_s(r["end_s"]),
+                     r.get("kept", "-"), fmt_s(r["probes_gone_s"]), fmt_s(r["rate_back_s"])])
+    out.append(table(["bpftrace", "run by", "probes", "ns/call untraced", "traced", "->maps", "->prompt", "kept",
+                      "->probes gone", "->rate back"], body, align=["<", "<"] + [">"] * 8))
+    out.append(f"->probes gone: ^C to the end of the process that held the last probe (gobt's background detach, or "
+               f"bpftrace); ->rate back: to the last 20 ms window slower than {BACK}x the untraced ns per call.")
+    return "\n".join(out)

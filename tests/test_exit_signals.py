@@ -1,0 +1,189 @@
+"""gobt's exit path under signals, on a busy Go program with many probes
+(tests/manyfuncs.py, traced with -p): bpftrace never outlives gobt, a
+signal sent to gobt's process group reaches bpftrace once, and whatever is
+killed when, no uprobe stays on the program once the processes that held
+them are gone. No timings: bench/ measures how soon."""
+
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+import conftest
+import manyfuncs
+from conftest import write_program
+from test_detach import _attached_to
+
+GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
+READY = "gobt-test-ready"
+
+
+@pytest.fixture(scope="module")
+def many_bin(go_build):
+    return go_build("newest", write_program("manyfuncs", manyfuncs.files()))
+
+
+@pytest.fixture
+def target(many_bin, bpf, tmp_path):
+    """A copy of its own (what stays attached is told by the file), running."""
+    binary = str(tmp_path / "many")
+    shutil.copy(many_bin, binary)
+    proc = subprocess.Popen([binary], stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    yield binary, proc.pid
+    proc.kill()
+    proc.wait()
+
+
+def start(target, pattern, **kwargs):
+    binary, pid = target
+    script = f'goret:{binary}:{pattern} {{ @n = count(); }} BEGIN {{ printf("{READY}\\n"); }}'
+    env = {**os.environ, "BPFTRACE_MAX_PROBES": "2100"}
+    return subprocess.Popen([*GOBT, "-p", str(pid), "-e", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True, env=env, **kwargs)
+
+
+def read_until(proc, text, timeout=300):
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no {text!r} in {seen[-2000:]!r}")
+        seen += chunk
+    return seen
+
+
+def bpftrace_of(proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for kid in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split():
+            try:
+                with open(f"/proc/{kid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")
+            except OSError:
+                continue
+            if b"--info" not in argv and b"--emit-elf" not in argv:  # gobt's own questions to bpftrace
+                return int(kid)
+        time.sleep(0.01)
+    raise AssertionError("gobt started no bpftrace")
+
+
+def alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def breakpoints(pid, binary):
+    """How many bytes of the program's code differ from its file: the int3s
+    of uprobes still attached. (A process that holds uprobes but is dying
+    shows no fds while the kernel still removes them: the code tells.)"""
+    count = 0
+    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb") as mem, open(binary, "rb") as f:
+        for line in maps:
+            fields = line.split()
+            if len(fields) < 6 or fields[5] != binary or "x" not in fields[1]:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            mem.seek(start)
+            f.seek(int(fields[2], 16))
+            live, disk = mem.read(end - start), f.read(end - start)
+            count += sum(1 for a, b in zip(live, disk) if a != b)
+    return count
+
+
+def gone_within(check, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.1)
+    return check()
+
+
+def cleanup(*pids):
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, TypeError):
+            pass
+
+
+# The kernel detaches uprobes one at a time, ~0.1-0.2 s each: what stays
+# attached is waited for that long (and more, on a busy machine).
+def detach_allowance(probes):
+    return 60 + 0.5 * probes
+
+
+@pytest.mark.parametrize("stage", ["starting", "attaching", "running"])
+def test_sigkill_of_gobt_takes_bpftrace_along(stage, target):
+    # 100 probes: bpftrace 0.17 takes a second or two to attach them here,
+    # long enough to be killed in the middle.
+    binary, _ = target
+    proc = start(target, "main.F00*")
+    bpftrace = None
+    try:
+        bpftrace = bpftrace_of(proc)
+        if stage == "attaching":
+            read_until(proc, b"Attaching")
+        elif stage == "running":
+            read_until(proc, READY.encode())
+        proc.kill()
+        proc.wait()  # not its pipes: an orphaned bpftrace would hold them open
+        proc.stdout.close()
+        proc.stderr.close()
+        assert gone_within(lambda: not alive(bpftrace), detach_allowance(100)), "bpftrace outlived gobt"
+        assert gone_within(lambda: not _attached_to(binary), detach_allowance(100)), _attached_to(binary)
+        assert gone_within(lambda: breakpoints(target[1], binary) == 0, detach_allowance(100))
+    finally:
+        cleanup(proc.pid, bpftrace)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT])  # SIGTERM came once on the old code too
+def test_a_signal_to_the_process_group_reaches_bpftrace_once(sig, target, bpf):
+    # `kill -INT -PGID` (or `timeout -s INT`) signals gobt and bpftrace
+    # alike: gobt must not send bpftrace a second one. A second bpftrace
+    # counts the signals the kernel queues for it.
+    binary, _ = target
+    proc = start(target, "main.F000*")
+    observer = None
+    try:
+        read_until(proc, READY.encode())
+        pid = bpftrace_of(proc)
+        observer = subprocess.Popen(
+            [shutil.which("bpftrace"), "-e",
+             f"tracepoint:signal:signal_generate /args->pid == {pid} && args->sig == {int(sig)} && args->result == 0/"
+             " { @signals = count(); } BEGIN { printf(\"watching\\n\"); }"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+        read_until(observer, b"watching")
+        settle(pid)
+        os.killpg(proc.pid, sig)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert b"@n: " in out, out
+        observer.send_signal(signal.SIGINT)
+        seen, _ = observer.communicate(timeout=60)
+        assert re.search(rb"^@signals: 1$", seen, re.M), seen
+    finally:
+        cleanup(proc.pid, observer and observer.pid)
+
+
+def settle(pid):
+    # bpftrace 0.17 notices SIGINT only while it sleeps in epoll_wait (see
+    # test_supervise.settle).
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/wchan") as f:
+            if f.read() == "do_epoll_wait":
+                return
+        time.sleep(0.005)
