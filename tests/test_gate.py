@@ -204,9 +204,27 @@ def test_one_begin_and_one_end_and_every_uprobe_gated(busy):
 @pytest.mark.parametrize("script, what", [
     ("BEGIN /1/ {{ }} goret:{bin}:main.f0001 {{ @l = hist(goelapsed); }}", "BEGIN has a predicate"),
     ("goret:{bin}:main.f0001 {{ @l = hist(goelapsed); }} END, interval:s:1 {{ }}", "END shares its block"),
+    ("BEGIN, END, interval:s:1 {{ }} goret:{bin}:main.f0001 {{ @l = hist(goelapsed); }}", "shares its block"),
 ])
 def test_begin_or_end_gobt_cannot_add_to(script, what, busy):
     proc = gobt("--emit", "-e", script.format(bin=busy))
     no_traceback(proc)
     assert proc.returncode != 0
     assert re.search(r"-e:1:\d+: error", proc.stderr) and what in proc.stderr, proc.stderr
+
+
+def test_a_block_shared_by_begin_and_end_opens_and_closes_the_gate(busy):
+    """bpftrace's corpus has `BEGIN,END { ... }`: one block that runs at both
+    ends. gobt cannot add a second BEGIN or END, so the gate toggles there:
+    closed before BEGIN, so the first run opens it and the second closes it."""
+    script = (f"BEGIN,END {{ printf(\"edge %d\\n\", @n); }}\n"
+              f"goret:{busy}:main.f0001 {{ @n++; if (@n == 2000) {{ exit(); }} }}\n")
+    proc = gobt("-e", script, "-c", busy, timeout=300)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    edges = re.findall(r"^edge (\d+)$", proc.stdout, re.M)
+    printed = re.findall(r"^@n: (\d+)$", proc.stdout, re.M)
+    # BEGIN saw nothing yet; END saw what the map printed after it, and no
+    # gobt map printed.
+    assert edges[0] == "0" and len(edges) == 2 and printed == [edges[1]], proc.stdout
+    assert int(edges[1]) >= 2000 and "@__gobt" not in proc.stdout, proc.stdout

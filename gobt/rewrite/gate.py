@@ -79,6 +79,12 @@ def begin_end(script, empties, edit):
     opened = f"{GATE} = 1;"
     closed = " ".join([f"delete({GATE});"] + [f"clear({m});" for m in empties])
     edits, tail = [], []
+    both = _begin_and_end(script)
+    if both is not None:
+        # `BEGIN,END { ... }`: one block runs at both ends. The gate is
+        # closed (0) only before BEGIN, so it tells the two runs apart.
+        text = f"if ({GATE}) {{ {closed} }} else {{ {opened} }}"
+        return [edit(both.block.start + 1, both.block.start + 1, f" {text}")], ""
     for name, text in (("BEGIN", opened), ("END", closed)):
         probe = _special(script, name)
         if probe is None:
@@ -86,6 +92,14 @@ def begin_end(script, empties, edit):
         else:
             edits.append(edit(probe.block.start + 1, probe.block.start + 1, f" {text}"))
     return edits, " ".join(tail)
+
+
+def _begin_and_end(script):
+    """The user's probe whose attach points are exactly BEGIN and END, if any."""
+    for probe in script.probes:
+        if sorted(ap.provider for ap in probe.attach_points) == ["BEGIN", "END"] and probe.predicate is None:
+            return probe
+    return None
 
 
 def _special(script, name):
