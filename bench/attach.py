@@ -10,7 +10,8 @@ import tempfile
 import termios
 import time
 
-from common import BIG_PKG, READY, Run, check, die, gobt_env, log, median, memoized_bpftrace, uprobe_count
+from common import (BIG_PKG, READY, Run, bpftrace_asleep, check, die, gobt_env, log, median, memoized_bpftrace,
+                    output_until, uprobe_count)
 
 
 def attach_form(program):
@@ -100,11 +101,11 @@ def _ctrl_c_run(argv, env, timeout=1200):
                             start_new_session=True, preexec_fn=own_terminal, pass_fds=(slave,))
     os.close(slave)
     try:
-        _until(proc.stdout, READY.encode(), timeout)
-        _bpftrace_asleep(proc)
+        output_until(proc.stdout, READY.encode(), timeout)
+        bpftrace_asleep(proc)
         t0 = time.perf_counter()
         os.write(master, b"\x03")
-        seen = _until(proc.stdout, b"@n:", timeout)
+        seen = output_until(proc.stdout, b"@n:", timeout)
         results = time.perf_counter() - t0
         proc.communicate(timeout=timeout)
         end = time.perf_counter() - t0
@@ -131,27 +132,3 @@ def _ctrl_c_run(argv, env, timeout=1200):
             os.close(pidfd)
         row["background_s"] = time.perf_counter() - t0
     return row
-
-
-def _until(stream, text, timeout):
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        ready, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
-        chunk = os.read(stream.fileno(), 65536) if ready else b""
-        if not chunk:
-            die(f"no {text!r} in {seen[-500:]!r}")
-        seen += chunk
-    return seen
-
-
-def _bpftrace_asleep(proc):
-    # bpftrace 0.17 notices SIGINT only as an EINTR of its epoll_wait.
-    kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-    pid = int(kids[0]) if kids else proc.pid
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/wchan") as f:
-            if f.read() == "do_epoll_wait":
-                return
-        time.sleep(0.005)

@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import re
+import select
 import shutil
 import signal
 import statistics
@@ -457,3 +458,27 @@ def second_bpftrace(choice, stack, tmp):
     if not path:
         die(f"cannot find the second bpftrace ({choice})")
     return path
+
+
+def output_until(stream, text, timeout):
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        ready, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(stream.fileno(), 65536) if ready else b""
+        if not chunk:
+            die(f"no {text!r} in {seen[-500:]!r}")
+        seen += chunk
+    return seen
+
+
+def bpftrace_asleep(proc):
+    # bpftrace 0.17 notices SIGINT only as an EINTR of its epoll_wait.
+    kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
+    pid = int(kids[0]) if kids else proc.pid
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/wchan") as f:
+            if f.read() == "do_epoll_wait":
+                return
+        time.sleep(0.005)

@@ -21,7 +21,7 @@ import threading
 import time
 
 import manyfuncs
-from common import BENCH_CACHE, READY, build, check, die, gobt_env, log, Run
+from common import BENCH_CACHE, READY, bpftrace_asleep, build, check, die, gobt_env, log, output_until, Run
 
 PATTERNS = {100: "main.F00*", 1000: "main.F0*", 2000: "main.F*"}
 BACK = 1.5  # "untraced again": ns per call within this factor of the untraced median
@@ -103,13 +103,13 @@ def _run(argv, env, target, timeout=1200):
                             start_new_session=True, preexec_fn=own_terminal, pass_fds=(slave,))
     os.close(slave)
     try:
-        _until(proc.stdout, READY.encode(), timeout)
+        output_until(proc.stdout, READY.encode(), timeout)
         time.sleep(0.5)
         traced = statistics.median(target.ns_since(time.monotonic() - 0.4) or [0]) or None
-        _bpftrace_asleep(proc)
+        bpftrace_asleep(proc)
         t0 = time.monotonic()
         os.write(master, b"\x03")
-        _until(proc.stdout, b"@n:", timeout)
+        output_until(proc.stdout, b"@n:", timeout)
         results = time.monotonic() - t0
         proc.communicate(timeout=timeout)
         end = time.monotonic() - t0
@@ -142,29 +142,6 @@ def _run(argv, env, target, timeout=1200):
     slow = [when for when, ns in target.lines if when >= t0 and untraced and ns > BACK * untraced]
     row["rate_back_s"] = (max(slow) - t0) if slow else 0.0
     return row
-
-
-def _until(stream, text, timeout):
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        ready, _, _ = select.select([stream], [], [], max(0, deadline - time.monotonic()))
-        chunk = os.read(stream.fileno(), 65536) if ready else b""
-        if not chunk:
-            die(f"no {text!r} in {seen[-500:]!r}")
-        seen += chunk
-    return seen
-
-
-def _bpftrace_asleep(proc):
-    kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-    pid = int(kids[0]) if kids else proc.pid
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/wchan") as f:
-            if f.read() == "do_epoll_wait":
-                return
-        time.sleep(0.005)
 
 
 def report_probes_gone(rows, fmt_s, table):
