@@ -47,6 +47,9 @@ STACK_STRINGS = 11
 
 KINDS = ("goerr", "gotype")
 BIAS = "$__gobt_b"
+# gotrace's spelling of gotype(PATH) as %v shows it: a nil interface prints
+# <nil> there (gotype's own nil is "", as %T's is).
+NIL_VERB = "%v"
 
 
 def read_value(rewriter, use):
@@ -73,6 +76,7 @@ class GoValues:
     def __init__(self, rewriter):
         self.rw = rewriter
         self.renders = []  # (Use, _Render)
+        self.as_v = set()  # the spans of gotype uses that print nil as <nil>
 
     def use(self, use):
         rw = self.rw
@@ -82,6 +86,10 @@ class GoValues:
             raise GobtError(f"{use.kind} needs all of the probe's functions in one binary", loc)
         binary = next(iter(binaries.values()))
         path = use.path.strip()
+        as_v = path.endswith(" " + NIL_VERB) and use.kind == "gotype"
+        if as_v:
+            path = path[: -len(NIL_VERB)].strip()
+            self.as_v.add((use.span.start, use.span.end))
         if not path:
             raise GobtError(f"{use.kind} needs an interface value: {use.kind}(err), {use.kind}(~r0)", loc)
         if path == "retval":
@@ -89,6 +97,7 @@ class GoValues:
         for _, seen in self.renders:
             if seen.path == path:  # one set of statements per value read
                 seen.type_only = seen.type_only and use.kind == "gotype"
+                seen.nil_as_v = seen.nil_as_v or as_v
                 self.renders.append((use, seen))
                 return (seen.str(f"{seen.v}np", f"{seen.v}nl") if use.kind == "gotype" else seen.single()), None
         first, eface = self._first_word(use, path)
@@ -96,6 +105,7 @@ class GoValues:
         render = _Render(len({id(r) for _, r in self.renders}), binary, first, data, eface,
                          rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype")
         render.path = path
+        render.nil_as_v = as_v
         self.renders.append((use, render))
         string_read(rw.ctx, rw.id, loc)
         return (render.str(f"{render.v}np", f"{render.v}nl") if use.kind == "gotype" else render.single()), None
@@ -137,7 +147,8 @@ class GoValues:
                 done.add(id(render))
                 prelude += render.statements()
         out = [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
-        by_span = {(u.span.start, u.span.end): (u.kind, r) for u, r in self.renders}
+        by_span = {(u.span.start, u.span.end): (u.kind + (NIL_VERB if (u.span.start, u.span.end) in self.as_v
+                                                            else ""), r) for u, r in self.renders}
         for call in printf_calls(text, block.start, block.end):
             # One goerr or gotype per printf prints whole: a goerr first.
             hit = sorted(((i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span),
@@ -185,7 +196,7 @@ class _Render:
         if not self.eface:
             out.append(f"if ({v}t != 0) {{ {v}t = {_word(f'{v}t + 8')}; }}")
         if self.type_only:
-            return out + self._name(v, f"{v}t")
+            return out + self._name(v, f"{v}t") + self._nil_as_v()
         composite = self.composite()
         if composite:
             out += _select([f"{v}it", f"{v}id"], [(f"{v}t == {t}", [_word(f"{v}d + {off['Err']}"),
@@ -193,7 +204,7 @@ class _Render:
                                                 for t, _, off in composite])
             out.append(f"if ({v}it != 0) {{ {v}it = {_word(f'{v}it + 8')}; }}")
             out += self._name(v, f"{v}it", f"{v}i")
-        out += self._name(v, f"{v}t")
+        out += self._name(v, f"{v}t") + self._nil_as_v()
         errno = self.errno()
         if errno:
             cases = [(f"{v}t == {errno}", [_word(f"{v}d")])]
@@ -214,6 +225,15 @@ class _Render:
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
         out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + inner, [f"{v}np", f"{v}nl"])
         return out
+
+    def _nil_as_v(self):
+        """The name's string reads <nil> for nil where %v's is wanted (the
+        read-only data's own bytes of it; without them, "")."""
+        nil = self.types.bytes_address(errortypes.NIL_TEXT) if self.nil_as_v else None
+        if not nil:
+            return []
+        v = self.v
+        return [f"if ({v}t == 0) {{ {v}np = {self.addr(nil)}; {v}nl = {len(errortypes.NIL_TEXT)}; }}"]
 
     def _name(self, v, t, to=None):
         """The dynamic type's name: {to}np, {to}nl (length 0 for nil)."""
@@ -315,9 +335,10 @@ class _Render:
         static = f"{v}t - {BIAS}" if self.pie else f"{v}t"
         return (f"{v}t != 0 && {v}nl == 0 && {also}", "?0x%lx", [static])
 
-    def type_branches(self):
+    def type_branches(self, nil_as_v=False):
         v = self.v
-        return [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
+        nil = [(f"{v}t == 0", errortypes.NIL_TEXT, [])] if nil_as_v else []
+        return nil + [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
 
 
 def _select(names, cases, defaults=None):
@@ -399,7 +420,8 @@ def _fold_printf(text, call, hit, edits, block, edit_type, budget):
         return edits  # bpftrace will say the format is short
     verb = verbs[index]
     branches = []
-    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr" else render.type_branches()):
+    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr"
+                                    else render.type_branches(kind.endswith(NIL_VERB))):
         f = fmt[:verb.start()] + piece + fmt[verb.end():]
         a = args[:index] + piece_args + args[index + 1:]
         stmt = f"printf({', '.join([f] + a)});"
