@@ -27,6 +27,8 @@ address in a position-independent binary is the static one plus the load
 bias, which the block computes from the address the probe fired at.
 """
 
+from functools import cached_property
+
 from ..binary.gotypes import GoTypes, errno_table
 from ..binary.inlined import is_position_independent
 from ..errors import GobtError
@@ -34,6 +36,7 @@ from ..lang.script import Span, Use
 from . import errortypes
 from .errnotext import ERRNO_TEXTS
 from .inlined import IP, site_address
+from .neterrors import NetErrors
 from .printf import _VERB, printf_calls, string_read
 
 # bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
@@ -103,7 +106,8 @@ class GoValues:
         first, eface = self._first_word(use, path)
         data, _ = rw._read_value(Use("goarg", use.span, path=path + ".data", path_offset=use.path_offset))
         render = _Render(len({id(r) for _, r in self.renders}), binary, first, data, eface,
-                         rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype")
+                         rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype",
+                         not rw.ctx.bpftrace.strings_on_stack)
         render.path = path
         render.nil_as_v = as_v
         self.renders.append((use, render))
@@ -167,7 +171,7 @@ class GoValues:
 class _Render:
     """What one goerr/gotype use computes."""
 
-    def __init__(self, index, binary, first, data, eface, nul, type_only):
+    def __init__(self, index, binary, first, data, eface, nul, type_only, rich=False):
         self.binary = binary
         self.types = GoTypes.of(binary)
         self.v = f"$__gobt_e{index}_"
@@ -175,6 +179,11 @@ class _Render:
         self.nul = nul
         self.type_only = type_only
         self.pie = is_position_independent(binary)
+        self.rich = rich  # strings off the BPF stack (0.23): room for the net errors' printfs
+
+    @cached_property
+    def net(self):
+        return NetErrors(self)
 
     def addr(self, static):
         return f"(0x{static:x} + {BIAS})" if self.pie else f"0x{static:x}"
@@ -204,12 +213,14 @@ class _Render:
                                                 for t, _, off in composite])
             out.append(f"if ({v}it != 0) {{ {v}it = {_word(f'{v}it + 8')}; }}")
             out += self._name(v, f"{v}it", f"{v}i")
+            out += self.net.inner_statements()
         out += self._name(v, f"{v}t") + self._nil_as_v()
         errno = self.errno()
         if errno:
             cases = [(f"{v}t == {errno}", [_word(f"{v}d")])]
             if composite:
                 cases.append((f"{v}it == {errno}", [_word(f"{v}id")]))
+                cases += self.net.errno_cases(errno)
             out += _select([f"{v}en"], cases)
             out += [f"{v}ep = (uint64)0; {v}el = (uint64)0;"]
             table = errno_table(self.binary, ERRNO_TEXTS)
@@ -223,8 +234,9 @@ class _Render:
         if composite:
             out += _select([f"{v}ip", f"{v}il"], self._one_piece(f"{v}it", f"{v}id"), [f"{v}inp", f"{v}inl"])
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
-        out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + inner, [f"{v}np", f"{v}nl"])
-        return out
+        out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + self.net.top_pieces() + inner,
+                       [f"{v}np", f"{v}nl"])
+        return out + self.net.address_statements()
 
     def _nil_as_v(self):
         """The name's string reads <nil> for nil where %v's is wanted (the
@@ -281,7 +293,11 @@ class _Render:
         return self._present(errortypes.WHOLE)
 
     def composite(self):
-        return self._present(errortypes.COMPOSITE)
+        """Their Err's text follows their fields': the inner error read ({v}it, {v}id)."""
+        found = self._present(errortypes.COMPOSITE)
+        if self.net.op:
+            found.append((self.net.op[0], None, self.net.op[1]))
+        return found
 
     def _present(self, rows):
         out = []
@@ -303,6 +319,8 @@ class _Render:
         v = self.v
         out = []
         for addr, pieces, off in self.composite():
+            if pieces is None:
+                continue  # spelled by neterrors
             strings = sum(kind != "text" for kind, _ in pieces)
             if budget is not None:
                 if strings > budget:
@@ -320,6 +338,7 @@ class _Render:
                     o = off[value]
                     args.append(self.str(f"*(uint64 *)uptr({v}d + {o})", f"*(uint64 *)uptr({v}d + {o + 8})"))
             out.append((f"{v}t == {addr}", "".join(fmt), args))
+        out += self.net.branches(self.rich)
         errno = self.errno()
         if errno:
             out.append((f"{v}t == {errno} && {v}el == 0", "errno %lu", [f"{v}en"]))
