@@ -159,6 +159,9 @@ def test_lv_on_a_stripped_build_says_how_to_declare_and_shows_a_declaration(go, 
     words = "3 words of params (register ABI" if go == "newest" else "6 words of params and results (stack ABI"
     assert f"bytes of args for main.tick: {words}" in proc.stdout, proc.stdout
     assert f"goret:{binary}:main.tick(...)" in proc.stdout and "(name string" not in proc.stdout, proc.stdout
+    proc = gobt("-lv", f"gotrace:{binary}:main.tick")
+    assert proc.returncode == 0 and f"bytes of args for main.tick: {words}" in proc.stdout, proc.stdout
+    assert "(n int) error" not in proc.stdout, proc.stdout
     proc = gobt("-lv", f"goret:{binary}:main.(*S).Get(s *main.S, key string, n int) (count int, err error)")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr

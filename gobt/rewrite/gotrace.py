@@ -72,8 +72,10 @@ def _probes_for(ap, source, ctx):
             continue
         sub = declared or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
         if sub is None:
+            recorded = binary.args_size(fn)
+            size = "" if recorded is None else f", {recorded // 8} words of args as the runtime records them"
             raise GobtError(f"gotrace: {binary.display_path} has no DWARF: declare {fn.name}'s signature "
-                            f"(gotrace:BIN:{fn.name}(n int, s string) error)",
+                            f"(gotrace:BIN:{fn.name}(...) ...{size}; gobt -lv shows them)",
                             source.location(ap.span.start, len(ap.text)))
         fmt, args = line_for(sub, kept_bytes(ctx))
         target = ap.text.split(":", 2)[1]
@@ -92,7 +94,7 @@ def describe(binary, fn, ap, source):
 
     sub = declared_for(ap, binary, [fn], source) or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
     if sub is None:
-        return f"nothing without DWARF: declare the signature (gotrace:BIN:{fn.name}(n int) error)"
+        return "nothing without DWARF: declare a signature of the args the runtime records (above)"
     fmt, args = line_for(sub)
     out, pos, values = [], 0, iter(args)
     for m in _VERB.finditer(fmt):
