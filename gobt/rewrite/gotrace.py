@@ -108,9 +108,12 @@ def describe(binary, fn, ap, source):
 def kept_bytes(ctx):
     """How many bytes of a Go string bpftrace keeps, where gobt marks a cut
     string with `…` itself: 0.17 cuts with no mark at BPFTRACE_STRLEN - 1;
-    0.23 marks a cut string itself (a trailing ..), at its own limit."""
-    if ctx.bpftrace.version >= (0, 23):
-        return None
+    0.23 marks a cut string itself (a trailing ..), at its own limit. On
+    0.17 a param's mark carries its length from the entry: where that does
+    not fit the BPF stack, cli rewrites the lines without marks."""
+    if ctx.bpftrace.version >= (0, 23) or getattr(ctx, "cut_marks", False) is None:
+        return None  # (None: cli found the marks cost too much of 0.17's BPF stack)
+    ctx.cut_marks = True
     return string_size() - 1
 
 
