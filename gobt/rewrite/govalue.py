@@ -18,7 +18,8 @@ fixed-size buffers, so goerr has two forms:
   itself for errors whose Error() is one string (errors.New, fmt.Errorf,
   io.EOF, context.Canceled, syscall.Errno, context.DeadlineExceeded,
   <nil>); for the composite ones (*fs.PathError, ...) the text of the error
-  they wrap; for any other type its name (`*main.tooLongError`).
+  they wrap (a *net.DNSError's Err, a *net.OpError's errno: neterrors.py);
+  for any other type its name (`*main.tooLongError`).
   `@[gotype(e), goerr(e)]` keys by both.
 
 Each use computes its words and pieces in statements at the start of the
