@@ -54,8 +54,8 @@ SYSCALL_ERROR = "*os.SyscallError"
 # The net package's errors (neterrors.py spells them): (%T name, DWARF name, offsets without DWARF).
 OP_ERROR = ("*net.OpError", "net.OpError", {"Op": 0, "Net": 16, "Source": 32, "Addr": 48, "Err": 64})
 DNS_ERROR = ("*net.DNSError", "net.DNSError", {"Err": 0, "Name": 16, "Server": 32})
-IP_ADDRS = [("*net.TCPAddr", "net.TCPAddr", {"IP": 0, "Port": 24}),
-            ("*net.UDPAddr", "net.UDPAddr", {"IP": 0, "Port": 24})]
+IP_ADDRS = [("*net.TCPAddr", "net.TCPAddr", {"IP": 0, "Port": 24, "Zone": 32}),
+            ("*net.UDPAddr", "net.UDPAddr", {"IP": 0, "Port": 24, "Zone": 32})]
 # Layouts that changed: (DWARF name, from Go version, offsets).
 SINCE = [("net.DNSError", (1, 23), {"Err": 16, "Name": 32, "Server": 48})]  # UnwrapErr first
 

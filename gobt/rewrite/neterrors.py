@@ -5,9 +5,9 @@
 
 (the same in Go 1.15 to 1.27; DNSError gained UnwrapErr before its fields
 in 1.23: errortypes.offsets_for). An address is rendered where it is an
-IPv4 *net.TCPAddr or *net.UDPAddr (4 bytes, or 16 of the v4-in-v6 form):
-"127.0.0.1:80", as Addr.String() spells it; any other address shows as
-"?". The wrapped error is spelled when it is an *os.SyscallError of an
+IPv4 *net.TCPAddr or *net.UDPAddr (4 bytes, or 16 of the v4-in-v6 form)
+without a zone: "127.0.0.1:80", as Addr.String() spells it; any other
+address shows as "?". The wrapped error is spelled when it is an *os.SyscallError of an
 errno (dial's "connect: connection refused"), an *net.DNSError, or a type
 whose text is one string (errortypes.WHOLE, errno, constants); any other
 shows by its type name.
@@ -85,8 +85,11 @@ class NetErrors:
             for addr, ip in self.ip_types:
                 length, bytes_at = _word(f"{v}w + {ip['IP'] + 8}"), _word(f"{v}w + {ip['IP']}")
                 port, prefix = _word(f"{v}w + {ip['Port']}"), _word(f"{v}h")
+                zone = _word(f"{v}w + {ip['Zone'] + 8}")
+                # A zone (ip%zone:port) is left to "?": with one, the IP is not set as v4.
                 inner.append(
                     f"if ({v}q == {addr}) {{ {v}n = {length}; {v}h = {bytes_at}; "
+                    f"if ({zone} != 0) {{ {v}n = 0; }} "
                     f"if ({v}n == 4) {{ {k} = 1; {b} = {v}h; }} "
                     f"if ({v}n == 16 && {prefix} == 0 && *(uint32 *)uptr({v}h + 8) == 0xffff0000) "
                     f"{{ {k} = 1; {b} = {v}h + 12; }} "
