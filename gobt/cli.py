@@ -310,17 +310,30 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     try:
         with errors.held(dropped_on=UnreachableOffset):  # a second rewrite says them again
             other = not chosen_explicitly(inv.bpftrace) and capable_fallback(found.path) is not None
+            parsed = script
             ctx = Context(found, pid=inv.pid, other_bpftrace_can=other)
-            script = expand_gotrace(script, ctx)
+            script = expand_gotrace(parsed, ctx)
             program = rewrite(script, ctx)
     except UnreachableOffset as e:
         found = _capable_instead(inv, found, e)
         ctx = Context(found, pid=inv.pid)
+        script = expand_gotrace(parsed, ctx)
         program = rewrite(script, ctx)
     if program == source.text and not ctx.needs_unsafe:
         return None  # nothing of gobt's after all (a uprobe on a Go name): bpftrace's, as it is
     if ctx.string_reads and found.strings_on_stack:
-        _check_stack(ctx, program, found.path, inv.unsafe)
+        try:
+            _check_stack(ctx, program, found.path, inv.unsafe)
+        except GobtError:
+            if not getattr(ctx, "cut_marks", False):
+                raise
+            # gotrace's … after a cut string costs each string's length carried to
+            # the return: on 0.17's 512-byte stack, the lines go without it first.
+            ctx = Context(found, pid=inv.pid)
+            ctx.cut_marks = None
+            script = expand_gotrace(parsed, ctx)
+            program = rewrite(script, ctx)
+            _check_stack(ctx, program, found.path, inv.unsafe)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
                      errors.printed[first_message:], found.version_text, found.max_probes, found.path,

@@ -229,16 +229,28 @@ def _params(binary, fn, ap, provider, source):
 
 
 def _how_to_declare(binary, fn, provider, target):
-    """What to write for goarg without DWARF: a signature in the probe."""
+    """What the binary says of fn's args without DWARF, and how to declare them.
+
+    pclntab's _func records the args size; no example signature is shown,
+    as one not made of the function's own types is refused by that very size."""
     recorded = binary.args_size(fn)
-    size = f" (the runtime records {recorded} bytes of args)" if recorded is not None else ""
-    params = "" if recorded == 0 else "name string, n int"
+    receiver = ""
     if "(*" in fn.name and "[" not in fn.name:
         pkg = fn.name.rsplit(".(", 1)[0]
-        receiver = f"r *{pkg}.{fn.name.split('(*', 1)[1].split(')', 1)[0]}"
-        params = receiver + (", " + params if params else "")
-    return [f"(to read params by name, declare the signature{size}: "
-            f"{provider}:{target}:{fn.name}({params}) (int, error))"]
+        receiver = f" (its receiver first: r *{pkg}.{fn.name.split('(*', 1)[1].split(')', 1)[0]})"
+    shapes = "a word each for int, pointer, map, chan and func; 2 for a string or interface; 3 for a slice"
+    if recorded is None:
+        return [f"(the runtime records no args size for {fn.name}: declare its signature{receiver}, "
+                f"e.g. {provider}:{target}:{fn.name}(n int) error)"]
+    words = recorded // 8
+    if binary.register_abi:
+        held = (f"{words} word{'s' if words != 1 else ''} of params (register ABI: a spill slot per "
+                "register param, params past the registers, results past them; results in registers take none)")
+    else:
+        held = f"{words} word{'s' if words != 1 else ''} of params and results (stack ABI: every one of them)"
+    return [f"(the runtime records {recorded} bytes of args for {fn.name}: {held})",
+            f"(to read params by name, declare a signature of these words{receiver} ({shapes}): "
+            f"{provider}:{target}:{fn.name}(...) ...)"]
 
 
 def _param_rows(binary, fn, sub=None):

@@ -105,6 +105,8 @@ def test_with_dwarf_an_agreeing_declaration_reads_as_dwarf_does_and_names_unname
     ("main.tick(n integer, label string)", "integer", "unknown type 'integer' in the signature"),
     ("main.tick(n int, label S)", "S)", "unknown type 'S'"),
     ("main.tick(s main.S)", "main.S", "main.S is passed by value: without DWARF gobt knows nothing of its layout"),
+    # A named interface is declared as any: the refusal says so (on restic, os.FileInfo got a struct's advice).
+    ("main.tick(n int, fi os.FileInfo)", "os.FileInfo", "os.FileInfo is an interface: declare it as any"),
     ("main.tick(n int, label str$ing)", "$", "syntax error in the signature: unexpected '$'"),
     ("main.tick(n int,, label string)", ", label", "unexpected ','"),
     ("main.tick(n int, string)", "string)", "mixed named and unnamed params"),
@@ -152,7 +154,14 @@ def test_lv_on_a_stripped_build_says_how_to_declare_and_shows_a_declaration(go, 
     proc = gobt("-lv", f"goret:{binary}:main.tick")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
-    assert "declare the signature" in proc.stdout and f"goret:{binary}:main.tick(" in proc.stdout, proc.stdout
+    # What pclntab records of main.tick(n int, label string) (int, string), and no example signature
+    # that this size would refuse.
+    words = "3 words of params (register ABI" if go == "newest" else "6 words of params and results (stack ABI"
+    assert f"bytes of args for main.tick: {words}" in proc.stdout, proc.stdout
+    assert f"goret:{binary}:main.tick(...)" in proc.stdout and "(name string" not in proc.stdout, proc.stdout
+    proc = gobt("-lv", f"gotrace:{binary}:main.tick")
+    assert proc.returncode == 0 and f"bytes of args for main.tick: {words}" in proc.stdout, proc.stdout
+    assert "(n int) error" not in proc.stdout, proc.stdout
     proc = gobt("-lv", f"goret:{binary}:main.(*S).Get(s *main.S, key string, n int) (count int, err error)")
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr

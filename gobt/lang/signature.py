@@ -233,6 +233,19 @@ def _type(tree, base):
     return t
 
 
+# The standard library's commonest interfaces, by the names a declaration
+# spells them with: a declaration cannot name an interface (its two words
+# are any, error or interface{...}), and these are never structs.
+KNOWN_INTERFACES = {
+    "io.Reader", "io.Writer", "io.Closer", "io.ReadCloser", "io.WriteCloser", "io.ReadWriter",
+    "io.ReadWriteCloser", "io.ReaderAt", "io.WriterTo", "io.ReaderFrom", "io.Seeker", "io.ReadSeeker",
+    "os.FileInfo", "fs.FileInfo", "io/fs.FileInfo", "os.DirEntry", "fs.DirEntry", "io/fs.DirEntry", "fs.File",
+    "io/fs.File", "fs.FS", "io/fs.FS", "os.Signal", "context.Context", "fmt.Stringer", "net.Conn",
+    "net.Listener", "net.Addr", "net.PacketConn", "net.Error", "http.Handler", "net/http.Handler",
+    "http.ResponseWriter", "net/http.ResponseWriter", "http.RoundTripper", "net/http.RoundTripper",
+    "sort.Interface", "hash.Hash", "reflect.Type", "driver.Value", "database/sql/driver.Value",
+}
+
 _HOW = ["  Go's basic types, string, error, any, interface{}, unsafe.Pointer, and built of them",
         "  *T, []T, [N]T, map[K]V, chan T and func(...); T in *T may be any named type (*main.S)"]
 
@@ -246,9 +259,14 @@ def _check_value(t, source, by_value=True):
                             [f"  if '{t.text}' names a param, give it a type: ({t.text} int)",
                              "  a named type is written with its package: main.S, net/http.Request"] + _HOW)
         if by_value:
+            if t.text in KNOWN_INTERFACES:
+                raise GobtError(f"{t.text} is an interface: declare it as any (or error, interface{{}}), "
+                                "whose two words gotype and goerr read", loc,
+                                ["  an interface param is any, error or interface{} in a declaration"])
             raise GobtError(
                 f"{t.text} is passed by value: without DWARF gobt knows nothing of its layout", loc,
-                ["  if it is a struct, read its words with reg() as -lv shows, or probe a function taking *" + t.text,
+                ["  if it is an interface (io.Reader, os.FileInfo), declare it as any, error or interface{}",
+                 "  if it is a struct, read its words with reg() as -lv shows, or probe a function taking *" + t.text,
                  "  if it is a defined basic type (time.Duration), declare what it is defined as (int64)"])
         return
     if t.form == "struct":

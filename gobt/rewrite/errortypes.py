@@ -18,6 +18,8 @@ Error() as the standard library writes it:
   url.Error           fmt.Sprintf("%s %q: %s", Op, URL, Err)
   syscall.Errno       the errno's text (errnotext.py), else "errno N"
   context.deadlineExceededError  "context deadline exceeded"
+  poll.DeadlineExceededError     "i/o timeout"
+  net.OpError, net.DNSError      neterrors.py
 """
 
 # (%T name, DWARF name, pieces, offsets without DWARF)
@@ -45,5 +47,23 @@ COMPOSITE = [  # Error() joins fields and a wrapped error's text
      {"Op": 0, "Old": 16, "New": 32, "Err": 48}),
 ]
 ERRNO = "syscall.Errno"
-CONSTANT = [("context.deadlineExceededError", "context deadline exceeded")]
+CONSTANT = [("context.deadlineExceededError", "context deadline exceeded"),
+            ("*poll.DeadlineExceededError", "i/o timeout")]  # os.ErrDeadlineExceeded
+SYSCALL_ERROR = "*os.SyscallError"
+
+# The net package's errors (neterrors.py spells them): (%T name, DWARF name, offsets without DWARF).
+OP_ERROR = ("*net.OpError", "net.OpError", {"Op": 0, "Net": 16, "Source": 32, "Addr": 48, "Err": 64})
+DNS_ERROR = ("*net.DNSError", "net.DNSError", {"Err": 0, "Name": 16, "Server": 32})
+IP_ADDRS = [("*net.TCPAddr", "net.TCPAddr", {"IP": 0, "Port": 24, "Zone": 32}),
+            ("*net.UDPAddr", "net.UDPAddr", {"IP": 0, "Port": 24, "Zone": 32})]
+# Layouts that changed: (DWARF name, from Go version, offsets).
+SINCE = [("net.DNSError", (1, 23), {"Err": 16, "Name": 32, "Server": 48})]  # UnwrapErr first
+
+
+def offsets_for(dwarf_name, table, go_version):
+    """The offsets without DWARF of a type in the given Go version."""
+    for name, since, later in SINCE:
+        if name == dwarf_name and go_version is not None and go_version >= since:
+            return later
+    return table
 NIL_TEXT = "<nil>"

@@ -13,7 +13,8 @@ then parsed again and rewritten as if the user had written them.
 
 What a value shows, by its Go kind (what gobt can read at a return):
 integers and bools as numbers; strings quoted, cut at bpftrace's string
-size; errors as goerr; other interfaces as gotype; pointers, maps,
+size (ending in … where gobt knows the cut: kept_bytes); errors as goerr;
+other interfaces as gotype, nil as <nil>; pointers, maps,
 channels and funcs as 0x...; slices as []T(len=N); structs and arrays by
 their type; floats and complex numbers as `?` (BPF cannot read SSE
 registers).
@@ -23,7 +24,8 @@ from ..binary.dwarf import ADDRESS_KINDS
 from ..errors import GobtError
 from ..lang.script import parse
 from ..lang.source import Source
-from .printf import _VERB
+from .govalue import NIL_VERB
+from .printf import _VERB, string_size
 
 PROVIDER = "gotrace"
 
@@ -70,10 +72,12 @@ def _probes_for(ap, source, ctx):
             continue
         sub = declared or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
         if sub is None:
+            recorded = binary.args_size(fn)
+            size = "" if recorded is None else f", {recorded // 8} words of args as the runtime records them"
             raise GobtError(f"gotrace: {binary.display_path} has no DWARF: declare {fn.name}'s signature "
-                            f"(gotrace:BIN:{fn.name}(n int, s string) error)",
+                            f"(gotrace:BIN:{fn.name}(...) ...{size}; gobt -lv shows them)",
                             source.location(ap.span.start, len(ap.text)))
-        fmt, args = line_for(sub)
+        fmt, args = line_for(sub, kept_bytes(ctx))
         target = ap.text.split(":", 2)[1]
         sig = ap.text[ap.func_offset + len(ap.func) + (2 if ap.func_quoted else 0):] if declared else ""
         quoted = '"' + fn.name.replace('"', '\\"') + '"'
@@ -90,32 +94,45 @@ def describe(binary, fn, ap, source):
 
     sub = declared_for(ap, binary, [fn], source) or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
     if sub is None:
-        return f"nothing without DWARF: declare the signature (gotrace:BIN:{fn.name}(n int) error)"
+        return "nothing without DWARF: declare a signature of the args the runtime records (above)"
     fmt, args = line_for(sub)
     out, pos, values = [], 0, iter(args)
     for m in _VERB.finditer(fmt):
         out.append(fmt[pos:m.start()])
-        out.append("%" if m.group("conv") == "%" else "{" + next(values) + "}")
+        out.append("%" if m.group("conv") == "%" else "{" + next(values).replace(f" {NIL_VERB})", ")") + "}")
         pos = m.end()
     out.append(fmt[pos:])
     return "".join(out).replace('\\"', '"')
 
 
-def line_for(sub):
-    """(printf format, args) of one call's line."""
+def kept_bytes(ctx):
+    """How many bytes of a Go string bpftrace keeps, where gobt marks a cut
+    string with `…` itself: 0.17 cuts with no mark at BPFTRACE_STRLEN - 1;
+    0.23 marks a cut string itself (a trailing ..), at its own limit. On
+    0.17 a param's mark carries its length from the entry: where that does
+    not fit the BPF stack, cli rewrites the lines without marks."""
+    if ctx.bpftrace.version >= (0, 23) or getattr(ctx, "cut_marks", False) is None:
+        return None  # (None: cli found the marks cost too much of 0.17's BPF stack)
+    ctx.cut_marks = True
+    return string_size() - 1
+
+
+def line_for(sub, kept=None):
+    """(printf format, args) of one call's line; a string longer than
+    `kept` bytes ends in `…`."""
     params = [p for p in sub.params if not p.is_result]
     results = [p for p in sub.params if p.is_result]
     fmt = ["%d> ", _escape(sub.name), "("]
     args = ["goid"]
     for i, p in enumerate(params):
-        f, a = value(p, p.name) if p.name and p.name != "_" else ("_", [])
+        f, a = value(p, p.name, kept) if p.name and p.name != "_" else ("_", [])
         fmt += [", " if i else "", _escape(p.name), "=", f]
         args += a
     fmt.append(")")
     if results:
         fmt.append(" => (")
         for i, p in enumerate(results):
-            f, a = value(p, f"~r{p.index}")
+            f, a = value(p, f"~r{p.index}", kept)
             fmt += [", " if i else "", f]
             args += a
         fmt.append(")")
@@ -124,18 +141,22 @@ def line_for(sub):
     return "".join(fmt), args
 
 
-def value(param, path):
+def value(param, path, kept=None):
     """(format piece, args) for one value, as %v would show it."""
     t = param.type
     kind = t.kind
     if kind in ("int", "uint", "bool"):
         return "%d", [f"goarg({path})"]
     if kind == "string":
-        return '\\"%s\\"', [f"goarg({path})"]
+        if kept is None:
+            return '\\"%s\\"', [f"goarg({path})"]
+        # A literal in a ternary: on 0.17 it costs its few bytes of stack, not a string's.
+        return '\\"%s%s\\"', [f"goarg({path})", f'(goarg({path}.len) > {kept} ? "…" : "")']
     if kind in ADDRESS_KINDS:
         return "0x%x", [f"goarg({path})"]
     if kind == "interface":
-        return ("%s", [f"goerr({path})"]) if t.name == "error" else ("%s", [f"gotype({path})"])
+        # %v of a nil interface is <nil>; gotype's own nil is "" (the NIL_VERB use).
+        return ("%s", [f"goerr({path})"]) if t.name == "error" else ("%s", [f"gotype({path} {NIL_VERB})"])
     if kind == "slice":
         return _escape(t.name) + "(len=%d)", [f"goarg({path}.len)"]
     return _escape(t.name) if kind in ("struct", "array") else "?", []

@@ -18,7 +18,8 @@ fixed-size buffers, so goerr has two forms:
   itself for errors whose Error() is one string (errors.New, fmt.Errorf,
   io.EOF, context.Canceled, syscall.Errno, context.DeadlineExceeded,
   <nil>); for the composite ones (*fs.PathError, ...) the text of the error
-  they wrap; for any other type its name (`*main.tooLongError`).
+  they wrap (a *net.DNSError's Err, a *net.OpError's errno: neterrors.py);
+  for any other type its name (`*main.tooLongError`).
   `@[gotype(e), goerr(e)]` keys by both.
 
 Each use computes its words and pieces in statements at the start of the
@@ -27,6 +28,8 @@ address in a position-independent binary is the static one plus the load
 bias, which the block computes from the address the probe fired at.
 """
 
+from functools import cached_property
+
 from ..binary.gotypes import GoTypes, errno_table
 from ..binary.inlined import is_position_independent
 from ..errors import GobtError
@@ -34,6 +37,7 @@ from ..lang.script import Span, Use
 from . import errortypes
 from .errnotext import ERRNO_TEXTS
 from .inlined import IP, site_address
+from .neterrors import NetErrors
 from .printf import _VERB, printf_calls, string_read
 
 # bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
@@ -47,6 +51,9 @@ STACK_STRINGS = 11
 
 KINDS = ("goerr", "gotype")
 BIAS = "$__gobt_b"
+# gotrace's spelling of gotype(PATH) as %v shows it: a nil interface prints
+# <nil> there (gotype's own nil is "", as %T's is).
+NIL_VERB = "%v"
 
 
 def read_value(rewriter, use):
@@ -73,6 +80,7 @@ class GoValues:
     def __init__(self, rewriter):
         self.rw = rewriter
         self.renders = []  # (Use, _Render)
+        self.as_v = set()  # the spans of gotype uses that print nil as <nil>
 
     def use(self, use):
         rw = self.rw
@@ -82,6 +90,10 @@ class GoValues:
             raise GobtError(f"{use.kind} needs all of the probe's functions in one binary", loc)
         binary = next(iter(binaries.values()))
         path = use.path.strip()
+        as_v = path.endswith(" " + NIL_VERB) and use.kind == "gotype"
+        if as_v:
+            path = path[: -len(NIL_VERB)].strip()
+            self.as_v.add((use.span.start, use.span.end))
         if not path:
             raise GobtError(f"{use.kind} needs an interface value: {use.kind}(err), {use.kind}(~r0)", loc)
         if path == "retval":
@@ -89,13 +101,16 @@ class GoValues:
         for _, seen in self.renders:
             if seen.path == path:  # one set of statements per value read
                 seen.type_only = seen.type_only and use.kind == "gotype"
+                seen.nil_as_v = seen.nil_as_v or as_v
                 self.renders.append((use, seen))
                 return (seen.str(f"{seen.v}np", f"{seen.v}nl") if use.kind == "gotype" else seen.single()), None
         first, eface = self._first_word(use, path)
         data, _ = rw._read_value(Use("goarg", use.span, path=path + ".data", path_offset=use.path_offset))
         render = _Render(len({id(r) for _, r in self.renders}), binary, first, data, eface,
-                         rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype")
+                         rw.ctx.bpftrace.str_size_counts_nul, use.kind == "gotype",
+                         not rw.ctx.bpftrace.strings_on_stack)
         render.path = path
+        render.nil_as_v = as_v
         self.renders.append((use, render))
         string_read(rw.ctx, rw.id, loc)
         return (render.str(f"{render.v}np", f"{render.v}nl") if use.kind == "gotype" else render.single()), None
@@ -137,7 +152,8 @@ class GoValues:
                 done.add(id(render))
                 prelude += render.statements()
         out = [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
-        by_span = {(u.span.start, u.span.end): (u.kind, r) for u, r in self.renders}
+        by_span = {(u.span.start, u.span.end): (u.kind + (NIL_VERB if (u.span.start, u.span.end) in self.as_v
+                                                            else ""), r) for u, r in self.renders}
         for call in printf_calls(text, block.start, block.end):
             # One goerr or gotype per printf prints whole: a goerr first.
             hit = sorted(((i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span),
@@ -156,7 +172,7 @@ class GoValues:
 class _Render:
     """What one goerr/gotype use computes."""
 
-    def __init__(self, index, binary, first, data, eface, nul, type_only):
+    def __init__(self, index, binary, first, data, eface, nul, type_only, rich=False):
         self.binary = binary
         self.types = GoTypes.of(binary)
         self.v = f"$__gobt_e{index}_"
@@ -164,6 +180,11 @@ class _Render:
         self.nul = nul
         self.type_only = type_only
         self.pie = is_position_independent(binary)
+        self.rich = rich  # strings off the BPF stack (0.23): room for the net errors' printfs
+
+    @cached_property
+    def net(self):
+        return NetErrors(self)
 
     def addr(self, static):
         return f"(0x{static:x} + {BIAS})" if self.pie else f"0x{static:x}"
@@ -185,7 +206,7 @@ class _Render:
         if not self.eface:
             out.append(f"if ({v}t != 0) {{ {v}t = {_word(f'{v}t + 8')}; }}")
         if self.type_only:
-            return out + self._name(v, f"{v}t")
+            return out + self._name(v, f"{v}t") + self._nil_as_v()
         composite = self.composite()
         if composite:
             out += _select([f"{v}it", f"{v}id"], [(f"{v}t == {t}", [_word(f"{v}d + {off['Err']}"),
@@ -193,12 +214,14 @@ class _Render:
                                                 for t, _, off in composite])
             out.append(f"if ({v}it != 0) {{ {v}it = {_word(f'{v}it + 8')}; }}")
             out += self._name(v, f"{v}it", f"{v}i")
-        out += self._name(v, f"{v}t")
+            out += self.net.inner_statements()
+        out += self._name(v, f"{v}t") + self._nil_as_v()
         errno = self.errno()
         if errno:
             cases = [(f"{v}t == {errno}", [_word(f"{v}d")])]
             if composite:
                 cases.append((f"{v}it == {errno}", [_word(f"{v}id")]))
+                cases += self.net.errno_cases(errno)
             out += _select([f"{v}en"], cases)
             out += [f"{v}ep = (uint64)0; {v}el = (uint64)0;"]
             table = errno_table(self.binary, ERRNO_TEXTS)
@@ -212,8 +235,18 @@ class _Render:
         if composite:
             out += _select([f"{v}ip", f"{v}il"], self._one_piece(f"{v}it", f"{v}id"), [f"{v}inp", f"{v}inl"])
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
-        out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + inner, [f"{v}np", f"{v}nl"])
-        return out
+        out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + self.net.top_pieces() + inner,
+                       [f"{v}np", f"{v}nl"])
+        return out + self.net.address_statements()
+
+    def _nil_as_v(self):
+        """The name's string reads <nil> for nil where %v's is wanted (the
+        read-only data's own bytes of it; without them, "")."""
+        nil = self.types.bytes_address(errortypes.NIL_TEXT) if self.nil_as_v else None
+        if not nil:
+            return []
+        v = self.v
+        return [f"if ({v}t == 0) {{ {v}np = {self.addr(nil)}; {v}nl = {len(errortypes.NIL_TEXT)}; }}"]
 
     def _name(self, v, t, to=None):
         """The dynamic type's name: {to}np, {to}nl (length 0 for nil)."""
@@ -261,7 +294,11 @@ class _Render:
         return self._present(errortypes.WHOLE)
 
     def composite(self):
-        return self._present(errortypes.COMPOSITE)
+        """Their Err's text follows their fields': the inner error read ({v}it, {v}id)."""
+        found = self._present(errortypes.COMPOSITE)
+        if self.net.op:
+            found.append((self.net.op[0], None, self.net.op[1]))
+        return found
 
     def _present(self, rows):
         out = []
@@ -283,6 +320,8 @@ class _Render:
         v = self.v
         out = []
         for addr, pieces, off in self.composite():
+            if pieces is None:
+                continue  # spelled by neterrors
             strings = sum(kind != "text" for kind, _ in pieces)
             if budget is not None:
                 if strings > budget:
@@ -300,6 +339,7 @@ class _Render:
                     o = off[value]
                     args.append(self.str(f"*(uint64 *)uptr({v}d + {o})", f"*(uint64 *)uptr({v}d + {o + 8})"))
             out.append((f"{v}t == {addr}", "".join(fmt), args))
+        out += self.net.branches(self.rich)
         errno = self.errno()
         if errno:
             out.append((f"{v}t == {errno} && {v}el == 0", "errno %lu", [f"{v}en"]))
@@ -315,9 +355,10 @@ class _Render:
         static = f"{v}t - {BIAS}" if self.pie else f"{v}t"
         return (f"{v}t != 0 && {v}nl == 0 && {also}", "?0x%lx", [static])
 
-    def type_branches(self):
+    def type_branches(self, nil_as_v=False):
         v = self.v
-        return [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
+        nil = [(f"{v}t == 0", errortypes.NIL_TEXT, [])] if nil_as_v else []
+        return nil + [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
 
 
 def _select(names, cases, defaults=None):
@@ -399,7 +440,8 @@ def _fold_printf(text, call, hit, edits, block, edit_type, budget):
         return edits  # bpftrace will say the format is short
     verb = verbs[index]
     branches = []
-    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr" else render.type_branches()):
+    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr"
+                                    else render.type_branches(kind.endswith(NIL_VERB))):
         f = fmt[:verb.start()] + piece + fmt[verb.end():]
         a = args[:index] + piece_args + args[index + 1:]
         stmt = f"printf({', '.join([f] + a)});"

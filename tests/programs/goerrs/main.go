@@ -56,6 +56,15 @@ func init() {
 		fmt.Errorf("outer: %w", fmt.Errorf("middle: %w", openErr)),
 		fmt.Errorf("no wrap %d", 7),
 		&os.PathError{Op: "stat", Path: "/tmp/y", Err: errors.New("custom inner")},
+		&net.OpError{Op: "read", Net: "tcp", Source: &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 5},
+			Addr: &net.TCPAddr{IP: net.IPv4(192, 168, 1, 2).To4(), Port: 443},
+			Err:  os.NewSyscallError("read", syscall.ECONNRESET)},
+		&net.OpError{Op: "dial", Net: "tcp",
+			Err: &net.DNSError{Err: "no such host", Name: "example.invalid", Server: "127.0.0.53:53"}},
+		&net.DNSError{Err: "server misbehaving", Name: "nowhere.invalid"},
+		&net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: "/tmp/s", Net: "unix"},
+			Err: errors.New("custom")},
+		os.ErrDeadlineExceeded,
 	}
 	made = append(made, more()...)
 	// BPF cannot fault a page in: a type's name, which the runtime reads
