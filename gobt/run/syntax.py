@@ -16,6 +16,7 @@ import re
 import subprocess
 
 from .bpftrace import argv0
+from .messages import _MEMLOCK, _memlock_is_moot
 
 SENTINEL = "\n)}\n"
 _HEAD = re.compile(r"^(?P<name>.*?):(?P<line>\d+)(?P<columns>:\d+-\d+)?(?:-\d+)?: (?P<kind>ERROR|WARNING): ")
@@ -46,10 +47,14 @@ def bpftrace_syntax_errors(bpftrace, stand_in, user_text, display_name):
 
 def _messages(stderr, sentinel_line, user_text, display_name):
     user_lines = user_text.split("\n")
-    # Lines before the first message (0.17's RLIMIT_MEMLOCK line) are
-    # bpftrace's to print, as it would.
+    # Lines before the first message are bpftrace's to print, as it would,
+    # but for 0.17's RLIMIT_MEMLOCK line, which a program gobt rewrites
+    # never shows where the kernel no longer counts BPF memory there
+    # (messages.py): a syntax error must not bring it back.
     shown, errors, keep, source_next, source = [], 0, True, False, None
     for raw in stderr.splitlines(keepends=True):
+        if _MEMLOCK.match(raw.encode("utf-8", "surrogateescape")) and _memlock_is_moot():
+            continue
         head = _HEAD.match(raw)
         if head:
             line = int(head.group("line"))
