@@ -15,7 +15,7 @@ import pytest
 
 from conftest import gobt, no_traceback
 from gobt import cache
-from gobt.cli import run
+from gobt.cli import BpftraceSaid, run
 from gobt.errors import GobtError
 
 SEED = 20261125
@@ -63,6 +63,8 @@ def emit(argv):
         code = run(["--emit", *argv])
     except GobtError as e:
         e.render()
+        return "error"
+    except BpftraceSaid:  # bpftrace's own syntax error, passed on as it said it
         return "error"
     except SystemExit as e:  # exec'd nothing: --emit returns before exec
         raise AssertionError(f"unexpected exit {e.code} for {argv!r}")

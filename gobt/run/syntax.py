@@ -19,6 +19,9 @@ from .bpftrace import argv0
 from .messages import _MEMLOCK, _memlock_is_moot
 
 SENTINEL = "\n)}\n"
+# How bpftrace's lexer and parser begin their messages; anything else comes
+# from its later passes, which run only on a script it parsed.
+_PARSE_ERRORS = ("syntax error", "invalid character", "unterminated", "Invalid escape", "missing")
 _HEAD = re.compile(r"^(?P<name>.*?):(?P<line>\d+)(?P<columns>:\d+-\d+)?(?:-\d+)?: (?P<kind>ERROR|WARNING): ")
 
 
@@ -59,6 +62,11 @@ def _messages(stderr, sentinel_line, user_text, display_name):
         if head:
             line = int(head.group("line"))
             keep = head.group("name") == "stdin" and (sentinel_line is None or line < sentinel_line)
+            if keep and head.group("kind") == "ERROR" and not raw[head.end():].startswith(_PARSE_ERRORS):
+                # bpftrace parsed the script and went on to its meaning: its
+                # complaint is about gobt's words (Unknown function: goarg),
+                # so the syntax error is gobt's grammar's to report.
+                return None
             if keep:
                 errors += head.group("kind") == "ERROR"
                 shown.append(display_name + raw[len("stdin"):])
