@@ -178,6 +178,21 @@ def test_too_many_probes_stop_before_bpftrace(matrix):
     assert f"BPFTRACE_MAX_PROBES={m.group(1)}" in proc.stderr
 
 
+def test_probe_limit_counts_the_gates_begin_and_end(matrix):
+    # bpftrace counts BEGIN and END against BPFTRACE_MAX_PROBES: with a limit
+    # of one more than gobt's uprobes, the program (uprobes + the gate's
+    # BEGIN and END) is over it, and gobt must say so, not bpftrace.
+    script = f"goret:{matrix}:main.* {{ @n = count(); }}"
+    emitted = gobt("--emit", "-e", script)
+    uprobes = emitted.stdout.count("uprobe:")
+    assert uprobes > 10 and "BEGIN" in emitted.stdout and "END" in emitted.stdout, emitted.stdout
+    proc = gobt("-e", script, "-c", "/nonexistent/gobt-test", env={"BPFTRACE_MAX_PROBES": str(uprobes + 1)})
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert f"expands to {uprobes + 2} probes; bpftrace" in proc.stderr, proc.stderr
+    assert "Can't attach" not in proc.stderr
+
+
 def test_many_probes_say_how_long_the_exit_will_take(matrix, bpf):
     # bpftrace (0.17 and 0.23 alike) detaches each uprobe at an offset on
     # its own, ~0.1 s apiece. gobt keeps them open past bpftrace's exit and
