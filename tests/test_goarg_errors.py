@@ -154,7 +154,7 @@ def test_pid_filter_with_goarg_in_the_predicate(matrix):
         no_traceback(proc)
         assert proc.returncode == 0, proc.stderr
         # (and gobt's gate, rewrite/gate.py)
-        assert '/pid == 1 && @__gobt_on && ((int8)reg("ax") < 0)/' in proc.stdout
+        assert '/pid == 1 && @__gobt_t[-1, (uint64)0, (uint64)0] && ((int8)reg("ax") < 0)/' in proc.stdout
 
 
 def test_not_a_go_binary(tmp_path):

@@ -19,7 +19,7 @@ from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
-from .gate import GATE, gate_and_filters
+from .gate import GATE, TIME_MAP, gate_and_filters
 from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
@@ -127,8 +127,8 @@ class Site:
 
 # Maps shared by all probes for values carried from a call's entry to its
 # return. One per value type keeps the empty maps bpftrace prints at exit
-# to a few lines.
-CAPTURE_MAPS = {"time": "@__gobt_t", "int": "@__gobt_i", "str": "@__gobt_s"}
+# (a blank line each) to a few lines; the time map holds the gate too.
+CAPTURE_MAPS = {"time": TIME_MAP, "int": "@__gobt_i", "str": "@__gobt_s"}
 
 
 def _apply(text, edits, base=0):
