@@ -27,7 +27,7 @@ from conftest import gobt, no_traceback
 
 GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
 # The gate's cell in gobt's time map (rewrite/gate.py), as the emitted program spells it.
-GATE = "@__gobt_t[-1, (uint64)0, (uint64)0]"
+GATE = "@__gobt_t[-1, -1, (uint64)0, (uint64)0]"
 ENDINGS = ["sigint", "exit", "-c", "-p"]
 RUNS = 2  # per ending; ~2-5 s each
 
@@ -193,8 +193,8 @@ def _blank_lines_before_maps(out):
 @pytest.mark.parametrize("script, extra", [
     # goelapsed: gobt's time map, which holds the gate too (one blank line)
     ("goret:{bin}:main.f0001 {{ @s = count(); @l = hist(goelapsed); }}\n", 1),
-    # goid at the return, a param captured at the entry: the int map as well
-    ("goret:{bin}:main.f0001 {{ @s = count(); @l = hist(goid % 8); @p[(uint64)goarg(i) % 2] = count(); }}\n", 2),
+    # goid at the return, a param captured at the entry: in the time map too
+    ("goret:{bin}:main.f0001 {{ @s = count(); @l = hist(goid % 8); @p[(uint64)goarg(i) % 2] = count(); }}\n", 1),
 ])
 def test_exit_prints_a_blank_line_per_internal_map_only(script, extra, busy, bpf, tmp_path):
     # bpftrace (0.17 and 0.23) prints every map of a program at exit, an
@@ -229,7 +229,7 @@ def test_one_begin_and_one_end_and_every_uprobe_gated(busy):
     lines = proc.stdout.splitlines()
     assert len(lines) == 5  # nothing added: gobt's work is in the user's BEGIN and END
     assert lines[0].startswith(f"BEGIN {{ {GATE} = nsecs; printf(")
-    assert lines[4].startswith(f"END {{ delete({GATE}); clear(@__gobt_i); clear(@__gobt_t); printf(")
+    assert lines[4].startswith(f"END {{ delete({GATE}); clear(@__gobt_t); printf(")
     # the entry and the return of main.f0001, and main.slow, all behind the gate
     assert lines[1].count(f"/pid == 1 && {GATE}/") == 2
     assert f"/{GATE}/ {{" in lines[2]

@@ -45,8 +45,9 @@ def test_param_at_return_is_captured_at_entry(matrix):
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     entry, ret = proc.stdout.split("} ", 1)
-    assert "@__gobt_i[0, 0, $__gobt_g, $__gobt_d] = (int8)reg(\"ax\")" in entry
-    assert "$__gobt_v0 = @__gobt_i[0, 0, $__gobt_g, $__gobt_d]" in ret
+    # (in gobt's time map, 64 bits wide, the sign cast back: rewrite/probes.py)
+    assert "@__gobt_t[0, 0, $__gobt_g, $__gobt_d] = (int64)((int8)reg(\"ax\"))" in entry
+    assert "$__gobt_v0 = (int64)@__gobt_t[0, 0, $__gobt_g, $__gobt_d]" in ret
     assert 'printf("%ld\\n", $__gobt_v0)' in ret  # an int8 Go value: %d widened
     lines = proc.stdout.splitlines()
     # the user's probe stays on its one line; only a line of BEGIN and END
@@ -154,7 +155,25 @@ def test_pid_filter_with_goarg_in_the_predicate(matrix):
         no_traceback(proc)
         assert proc.returncode == 0, proc.stderr
         # (and gobt's gate, rewrite/gate.py)
-        assert '/pid == 1 && @__gobt_t[-1, (uint64)0, (uint64)0] && ((int8)reg("ax") < 0)/' in proc.stdout
+        assert '/pid == 1 && @__gobt_t[-1, -1, (uint64)0, (uint64)0] && ((int8)reg("ax") < 0)/' in proc.stdout
+
+
+def test_params_carried_to_the_return_keep_their_value_at_every_width(matrix, bpf):
+    # One probe per integer width, signed and unsigned, in one program: each
+    # param read at the entry (goentry) and carried to the return (goret) in
+    # gobt's shared map must print the same. (A map of one value type for
+    # all of them printed a uint8 255 as 18446744073709551615 at the return.)
+    names = re.findall(r":(main\.Int\d\d_u?int\w*) ", gobt("-l", f"goret:{matrix}:main.Int*").stdout)
+    assert len(names) >= 10 and any("uint" in n for n in names) and any("_int" in n for n in names), names
+    script = "".join(f'goentry:{matrix}:{n} {{ printf("E {n} %d\\n", goarg(x)); }} '
+                     f'goret:{matrix}:{n} {{ printf("R {n} %d\\n", goarg(x)); }}\n' for n in names)
+    proc = gobt("-e", script, "-c", matrix)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    entry = dict(re.findall(r"^E (\S+) (-?\d+)$", proc.stdout, re.M))
+    ret = dict(re.findall(r"^R (\S+) (-?\d+)$", proc.stdout, re.M))
+    assert sorted(entry) == sorted(names), proc.stdout
+    assert ret == entry, proc.stdout
 
 
 def test_not_a_go_binary(tmp_path):

@@ -31,10 +31,10 @@ line (so no line of the user's moves).
 from ..errors import GobtError
 
 # The map of entry times (rewrite/probes.py's CAPTURE_MAPS["time"], keyed
-# [probe, g, depth]) and the gate's cell in it, of the same key and value
-# types (bpftrace 0.17 wants them equal).
+# [probe, slot, g, depth]) and the gate's cell in it, of the same key and
+# value types (bpftrace 0.17 wants them equal).
 TIME_MAP = "@__gobt_t"
-GATE = f"{TIME_MAP}[-1, (uint64)0, (uint64)0]"
+GATE = f"{TIME_MAP}[-1, -1, (uint64)0, (uint64)0]"
 
 # What attaches to a user-space program, which the keeper holds open past
 # bpftrace's END (uprobes, uretprobes, USDT, and gobt's own, which become
