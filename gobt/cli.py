@@ -380,7 +380,12 @@ def _check_stack(ctx, program, bpftrace, unsafe):
 
 def check_probe_count(done):
     """Stop before bpftrace refuses, and say what many probes will cost."""
-    count = done.probe_count
+    from .rewrite.gate import GATE
+
+    # bpftrace counts BEGIN and END against its limit too: a program with
+    # the gate has one of each (the user's or gobt's), which done.probe_count
+    # (the uprobes gobt made, which the keeper holds) leaves out.
+    count = done.probe_count + (2 if GATE in done.program else 0)
     try:
         limit = int(os.environ.get("BPFTRACE_MAX_PROBES", done.max_probes))
     except ValueError:

@@ -45,8 +45,9 @@ def test_param_at_return_is_captured_at_entry(matrix):
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     entry, ret = proc.stdout.split("} ", 1)
-    assert "@__gobt_i[0, 0, $__gobt_g, $__gobt_d] = (int8)reg(\"ax\")" in entry
-    assert "$__gobt_v0 = @__gobt_i[0, 0, $__gobt_g, $__gobt_d]" in ret
+    # (in gobt's time map, 64 bits wide, the sign cast back: rewrite/probes.py)
+    assert "@__gobt_t[0, 0, $__gobt_g, $__gobt_d] = (int64)((int8)reg(\"ax\"))" in entry
+    assert "$__gobt_v0 = (int64)@__gobt_t[0, 0, $__gobt_g, $__gobt_d]" in ret
     assert 'printf("%ld\\n", $__gobt_v0)' in ret  # an int8 Go value: %d widened
     lines = proc.stdout.splitlines()
     # the user's probe stays on its one line; only a line of BEGIN and END
@@ -154,7 +155,25 @@ def test_pid_filter_with_goarg_in_the_predicate(matrix):
         no_traceback(proc)
         assert proc.returncode == 0, proc.stderr
         # (and gobt's gate, rewrite/gate.py)
-        assert '/pid == 1 && @__gobt_on && ((int8)reg("ax") < 0)/' in proc.stdout
+        assert '/pid == 1 && @__gobt_t[-1, -1, (uint64)0, (uint64)0] && ((int8)reg("ax") < 0)/' in proc.stdout
+
+
+def test_params_carried_to_the_return_keep_their_value_at_every_width(matrix, bpf):
+    # One probe per integer width, signed and unsigned, in one program: each
+    # param read at the entry (goentry) and carried to the return (goret) in
+    # gobt's shared map must print the same. (A map of one value type for
+    # all of them printed a uint8 255 as 18446744073709551615 at the return.)
+    names = re.findall(r":(main\.Int\d\d_u?int\w*) ", gobt("-l", f"goret:{matrix}:main.Int*").stdout)
+    assert len(names) >= 10 and any("uint" in n for n in names) and any("_int" in n for n in names), names
+    script = "".join(f'goentry:{matrix}:{n} {{ printf("E {n} %d\\n", goarg(x)); }} '
+                     f'goret:{matrix}:{n} {{ printf("R {n} %d\\n", goarg(x)); }}\n' for n in names)
+    proc = gobt("-e", script, "-c", matrix)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    entry = dict(re.findall(r"^E (\S+) (-?\d+)$", proc.stdout, re.M))
+    ret = dict(re.findall(r"^R (\S+) (-?\d+)$", proc.stdout, re.M))
+    assert sorted(entry) == sorted(names), proc.stdout
+    assert ret == entry, proc.stdout
 
 
 def test_not_a_go_binary(tmp_path):
@@ -176,6 +195,21 @@ def test_too_many_probes_stop_before_bpftrace(matrix):
     m = re.search(r"expands to (\d+) probes; bpftrace [\d.]+ allows 10", proc.stderr)
     assert m and int(m.group(1)) > 10, proc.stderr
     assert f"BPFTRACE_MAX_PROBES={m.group(1)}" in proc.stderr
+
+
+def test_probe_limit_counts_the_gates_begin_and_end(matrix):
+    # bpftrace counts BEGIN and END against BPFTRACE_MAX_PROBES: with a limit
+    # of one more than gobt's uprobes, the program (uprobes + the gate's
+    # BEGIN and END) is over it, and gobt must say so, not bpftrace.
+    script = f"goret:{matrix}:main.* {{ @n = count(); }}"
+    emitted = gobt("--emit", "-e", script)
+    uprobes = emitted.stdout.count("uprobe:")
+    assert uprobes > 10 and "BEGIN" in emitted.stdout and "END" in emitted.stdout, emitted.stdout
+    proc = gobt("-e", script, "-c", "/nonexistent/gobt-test", env={"BPFTRACE_MAX_PROBES": str(uprobes + 1)})
+    no_traceback(proc)
+    assert proc.returncode == 1
+    assert f"expands to {uprobes + 2} probes; bpftrace" in proc.stderr, proc.stderr
+    assert "Can't attach" not in proc.stderr
 
 
 def test_many_probes_say_how_long_the_exit_will_take(matrix, bpf):

@@ -9,11 +9,14 @@ with the user's), and bpftrace 0.17's clear(), done by its user space
 while the probes delete keys, aborting ("Could not clear map").
 
 So in a program gobt rewrites, every probe that attaches to a user-space
-program (the ones the keeper holds) first checks the gate map, which
-BEGIN opens and END closes as its very first statement. The gate is a
-map's value, not a map's absence, so that closing it is a delete() that
-leaves the map empty: bpftrace prints an empty map as one blank line, as it
-does gobt's capture maps, never a value. delete(), not clear(): 0.17's
+program (the ones the keeper holds) first checks the gate, which BEGIN
+opens and END closes as its very first statement. The gate is a map's
+value, not a map's absence, so that closing it is a delete() that leaves
+the map empty. bpftrace (0.17 and 0.23) prints every map of the program at
+exit, an empty one as one blank line (print_maps skips only bpftrace's own
+internal maps): no map gobt adds can print nothing. So the gate is a cell
+of gobt's time map, the one goelapsed and every capture use (a key no call
+has: probe -1), not a map of its own: one blank line fewer. delete(), not clear(): 0.17's
 clear() only asks bpftrace's user space to clear the map later (which,
 with the gate closed, no probe races any more). A probe that read the
 gate open on another CPU just before END closed it still finishes its
@@ -27,7 +30,11 @@ line (so no line of the user's moves).
 
 from ..errors import GobtError
 
-GATE = "@__gobt_on"
+# The map of entry times (rewrite/probes.py's CAPTURE_MAPS["time"], keyed
+# [probe, slot, g, depth]) and the gate's cell in it, of the same key and
+# value types (bpftrace 0.17 wants them equal).
+TIME_MAP = "@__gobt_t"
+GATE = f"{TIME_MAP}[-1, -1, (uint64)0, (uint64)0]"
 
 # What attaches to a user-space program, which the keeper holds open past
 # bpftrace's END (uprobes, uretprobes, USDT, and gobt's own, which become
@@ -76,7 +83,7 @@ def predicate_edits(probe, conditions, moved, edit):
 def begin_end(script, empties, edit):
     """(edits, tail): the gate opened first in BEGIN, closed first in END,
     then gobt's maps emptied (empties: their names)."""
-    opened = f"{GATE} = 1;"
+    opened = f"{GATE} = nsecs;"  # a time, as the map's other values
     closed = " ".join([f"delete({GATE});"] + [f"clear({m});" for m in empties])
     edits, tail = [], []
     both = _begin_and_end(script)

@@ -73,6 +73,14 @@ def number_type(expr):
     return (not unsigned, int(bits) // 8)
 
 
+def carried_cast(exprs):
+    """The cast that carries an integer read at a call's entry whole through
+    gobt's time map (64-bit values, rewrite/probes.py) to the return: a
+    signed one sign-extended, and read back signed with the same cast."""
+    numbers = [number_type(e) for e in exprs]
+    return "(int64)" if any(n and n[0] for n in numbers) else "(uint64)"
+
+
 def _int_type(size, signed):
     bits = {1: 8, 2: 16, 4: 32, 8: 64}.get(size)
     if bits is None:

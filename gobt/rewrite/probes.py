@@ -16,10 +16,10 @@ from ..binary.disasm import analyze, is_instruction_boundary
 from ..binary.proof import Stale, for_program_cache, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
-from .goarg import GoargResolver, number_type, retval_without_dwarf
+from .goarg import GoargResolver, carried_cast, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
-from .gate import GATE, gate_and_filters
+from .gate import GATE, TIME_MAP, gate_and_filters
 from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
@@ -127,8 +127,11 @@ class Site:
 
 # Maps shared by all probes for values carried from a call's entry to its
 # return. One per value type keeps the empty maps bpftrace prints at exit
-# to a few lines.
-CAPTURE_MAPS = {"time": "@__gobt_t", "int": "@__gobt_i", "str": "@__gobt_s"}
+# (a blank line each) to a few lines: the time map holds the gate and the
+# integers too (goarg.carried_cast), keyed [probe, slot, g, depth], the time
+# in slot -1; only a string needs a map of its own.
+CAPTURE_MAPS = {"time": TIME_MAP, "int": TIME_MAP, "str": "@__gobt_s"}
+TIME_SLOT = -1
 
 
 def _apply(text, edits, base=0):
@@ -175,7 +178,7 @@ def _rewrite(script, ctx):
         edits.extend(rewriters[-1].edits())
     text = script.source.text
     more, tail = gate_and_filters(script, rewriters, bool(edits), ctx.pid,
-                                  [CAPTURE_MAPS[k] for k in sorted(ctx.maps_used)], Edit)
+                                  sorted({CAPTURE_MAPS[k] for k in ctx.maps_used}), Edit)
     edits += more
     if tail:
         # After the user's last line, so no line of theirs moves.
@@ -402,10 +405,13 @@ class _ProbeRewriter:
         for i, site in enumerate(self.sites):
             g = goroutine_of(site.binary)
             stores = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};",
-                      f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d] = nsecs;"]
+                      f"{CAPTURE_MAPS['time']}[{self.id}, {TIME_SLOT}, $__gobt_g, $__gobt_d] = nsecs;"]
             for slot, kind, entry_exprs in self.captures:
                 ctx.maps_used.add(kind)
-                stores.append(f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d] = {entry_exprs[i]};")
+                value = entry_exprs[i]
+                if kind == "int":
+                    value = f"{carried_cast(entry_exprs.values())}({value})"
+                stores.append(f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d] = {value};")
             body = " ".join(stores)
             code = site.code or analyze(site.binary, site.function)
             attach = uprobe_at(site.target, site.binary, site.function, code.entry_offset, ctx, None)
@@ -417,12 +423,13 @@ class _ProbeRewriter:
             raise GobtError("goelapsed and params in goret need all of the probe's functions in one binary",
                             self.loc(self.probe.span.start))
         g = keys.pop()
-        cell = f"{CAPTURE_MAPS['time']}[{self.id}, $__gobt_g, $__gobt_d]"
+        cell = f"{CAPTURE_MAPS['time']}[{self.id}, {TIME_SLOT}, $__gobt_g, $__gobt_d]"
         loads = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};", f"$__gobt_t = {cell};"]
         deletes = [f"delete({cell});"]
-        for slot, kind, _ in self.captures:
+        for slot, kind, entry_exprs in self.captures:
             cell = f"{CAPTURE_MAPS[kind]}[{self.id}, {slot}, $__gobt_g, $__gobt_d]"
-            loads.append(f"$__gobt_v{slot} = {cell};")
+            cast = "(int64)" if kind == "int" and carried_cast(entry_exprs.values()) == "(int64)" else ""
+            loads.append(f"$__gobt_v{slot} = {cast}{cell};")
             deletes.append(f"delete({cell});")
         # The entry stored all of them at once, or none.
         loads.append(f"if ($__gobt_t != 0) {{ {' '.join(deletes)} }}")

@@ -145,6 +145,16 @@ class MessageFilter:
         return b"".join([self.display, b"%d:%d-%d: " % (first + 1, u1, u2), message,
                          _shown(user), b"\n", caret, b"\n"])
 
+    def holds(self, partial):
+        """Whether a line bpftrace has begun must wait for its end: the
+        program line and caret of a message being rewritten, or what may be
+        the start of a message (NAME:..., ERROR:, WARNING:), which bpftrace
+        always ends with a newline."""
+        if self._expect:
+            return True
+        return any(head.startswith(partial) or partial.startswith(head)
+                   for head in (self.name, b"ERROR: ", b"WARNING: "))
+
     def end(self):
         self._expect = []
         return []

@@ -9,7 +9,8 @@ bpftrace's:
 - stdin and stdout are bpftrace's own (inherited): `-c`, `-p`, piping and
   the order and timing of output are untouched. Only stderr is a pipe,
   copied to gobt's stderr line by line as it comes (a partial line after
-  PARTIAL_LINE_WAIT seconds of silence).
+  PARTIAL_LINE_WAIT seconds of silence, unless the filter holds it: it
+  may be part of a message the filter rewrites or drops).
 - Signals: SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGUSR1 (bpftrace prints
   its maps on it) sent to gobt are sent on to bpftrace, once. A signal the
   kernel sent to the whole process group (Ctrl-C or Ctrl-\\ at a terminal,
@@ -34,7 +35,8 @@ Use:
     ...           child.send(signal.SIGUSR1) from another thread, if need be
     exit_like(child.wait())       # gobt ends as bpftrace ended
 
-`line_filter` has feed(line: bytes) -> [bytes] and end() -> [bytes].
+`line_filter` has feed(line: bytes) -> [bytes], end() -> [bytes] and
+holds(partial line: bytes) -> bool.
 """
 
 import os
@@ -165,7 +167,12 @@ class Supervisor:
         pending = b""
         while True:
             if pending:
-                ready, _, _ = select.select([fd], [], [], PARTIAL_LINE_WAIT)
+                # bpftrace writes a message a character at a time: on a busy
+                # machine it can pause mid-line, and a line shown as it is
+                # cannot then be rewritten or dropped (a caret of bpftrace's
+                # left without its newline, the next message on its line).
+                held = self.filter is not None and self.filter.holds(pending)
+                ready, _, _ = select.select([fd], [], [], None if held else PARTIAL_LINE_WAIT)
                 if not ready:  # a partial line, and silence: show it as it is
                     _write(self._filtered(pending, partial=True))
                     pending = b""
