@@ -115,11 +115,21 @@ def settle(proc):
         time.sleep(0.005)
 
 
+# bpftrace 0.23 on two CPUs can lose a first insert of a new key of a
+# user's count() (map_update_elem: EEXIST, retcode -17, as in
+# test_examples), and says so on stdout, with its copy of the program's
+# line (gobt filters stderr only). That warning is bpftrace's about the
+# user's map; gobt's maps printing is what must never happen.
+_LOST_INSERT = re.compile(r"^\S+:\d+:\d+-\d+: WARNING: File exists\nAdditional Info - helper: map_update_elem, "
+                          r"retcode: -17\n.*\n *~+\n", re.M)
+
+
 def _clean(out, err, status):
     assert "Traceback" not in err, err
     assert status == 0, err  # 0.17's abort in clear() is 134, with no maps
     assert "@" in out, (out, err)
-    assert "@__gobt" not in out, out
+    out = _LOST_INSERT.sub("", out)
+    assert not re.search(r"^@__gobt", out, re.M), out
     # about a line of the program, e.g. "Can't delete map element" at a
     # generated delete() (which names the user's script, messages.py)
     assert not re.search(r":\d+(?:-\d+)?:\d+(?:-\d+)?: WARNING", err), err
@@ -168,7 +178,7 @@ def test_plain_program_prints_what_bpftrace_prints(busy, bpf, tmp_path):
         ours = run(GOBT, script, "sigint", busy, tmp_path)
         theirs = run([bpf], script, "sigint", busy, tmp_path)
         assert ours[2] == theirs[2] == 0, (ours[1], theirs[1])
-        assert ours[0] == theirs[0]
+        assert _LOST_INSERT.sub("", ours[0]) == _LOST_INSERT.sub("", theirs[0])
 
 
 def test_a_return_without_its_entry_deletes_nothing(busy, tmp_path):
