@@ -330,8 +330,9 @@ def test_byte_flipped_examples_through_bpftrace(go_build, bpf, tmp_path):
                 blob[rng.randrange(code, len(blob))] = rng.choice((0xF8, 0xFF, 0xC3))
             script = folder / f"flipped{k}.gbt"
             script.write_bytes(bytes(blob))
+            # GOBT_NOTES=all: the string-size warning is said once per bpftrace otherwise.
             proc = subprocess.run([*GOBT_CMD, script.name, "-c", f"./{name} {args}"], cwd=folder,
-                                  capture_output=True, timeout=120)
+                                  capture_output=True, timeout=120, env={**os.environ, "GOBT_NOTES": "all"})
             err = proc.stderr.decode("utf-8", "replace")
             assert proc.returncode != 70 and "internal error" not in err and "Traceback" not in err, (
                 f"{name} {script.name}: {err[-2000:]}")
