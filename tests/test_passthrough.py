@@ -2,6 +2,7 @@
 
 import glob
 import os
+import re
 import subprocess
 
 import pytest
@@ -84,8 +85,13 @@ def test_uprobe_on_go_binary_counts_like_bpftrace(bpf, go_build):
     binary = go_build("go1.19", "tests/programs/multiret")
     program = "uprobe:%s:main.classify { @calls = count(); }" % binary
     ours, theirs = run_both(bpf, ["-e", program, "-c", f"{binary} 500"])
-    assert "@calls: 500" in theirs.stdout
-    assert (ours.returncode, ours.stdout) == (theirs.returncode, theirs.stdout)
+    # A uprobe at a Go function's entry sits before its stack check: a call
+    # that grows the stack runs the entry twice, under bpftrace alone too
+    # (500 or 501 here, run to run). Past that, the two outputs are equal.
+    same = re.compile(r"^@calls: 50[01]$", re.M)
+    assert same.search(theirs.stdout) and same.search(ours.stdout), (ours.stdout, theirs.stdout)
+    assert (ours.returncode, same.sub("", ours.stdout)) == (theirs.returncode, same.sub("", theirs.stdout))
+    assert gobt("--emit", "-e", program).stdout == program  # bpftrace runs the very same program
 
 
 @pytest.mark.parametrize("script", DISTRO_TOOLS[:3], ids=os.path.basename)
