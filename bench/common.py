@@ -406,8 +406,16 @@ def bpftrace_run(bpftrace, program, tmp, extra_args=(), label="prog"):
     exec -> "Attaching N probes" -> READY (every probe attached) -> end
     (exit, which includes detaching every probe)."""
     path = os.path.join(tmp, f"{label}.bt")
+    ready = f'printf("{READY}\\n"); exit();'
+    # bpftrace allows one BEGIN: a program gobt rewrote has its own (the
+    # gate's), which then prints READY too, after opening the gate.
+    begin = re.search(r"^BEGIN \{[^\n]*?;", program, re.M)
+    if begin:
+        program = program[:begin.end()] + f" {ready}" + program[begin.end():]
+    else:
+        program = program.rstrip() + f"\nBEGIN {{ {ready} }}\n"
     with open(path, "w") as f:
-        f.write(program.rstrip() + f'\nBEGIN {{ printf("{READY}\\n"); exit(); }}\n')
+        f.write(program)
     args = [bpftrace]
     if re.search(r"\buprobe:[^:\s]+:0x[0-9a-fA-F]+", program):
         args.append("--unsafe")  # what gobt adds on a bpftrace without bfd
