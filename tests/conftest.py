@@ -7,9 +7,11 @@ never pass by skipping the tests that matter.
 """
 
 import os
+import select
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -129,3 +131,32 @@ def trixie_bpftrace():
     """The launcher of trixie's bpftrace 0.23 that scripts/setup installs."""
     need(os.access(TRIXIE_BPFTRACE, os.X_OK), f"{TRIXIE_BPFTRACE} is missing (run scripts/setup)")
     return TRIXIE_BPFTRACE
+
+
+def asleep_in_epoll(pid, timeout=10):
+    """Wait until bpftrace (pid) sleeps in its poll loop.
+
+    bpftrace 0.17 (BPFtrace::poll_perf_events) notices SIGINT/SIGTERM only
+    as an EINTR of epoll_wait: one that lands while it is awake, between
+    two 100 ms waits (likely on a loaded machine), is lost and it runs on.
+    That is bpftrace's own, under gobt or not; the tests signal it asleep.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/wchan") as f:
+            if f.read() == "do_epoll_wait":
+                return
+        time.sleep(0.005)
+
+
+def read_until(proc, text, timeout=300):
+    """What proc wrote to its stdout pipe, up to and including text."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no {text!r} in {seen[-2000:]!r}")
+        seen += chunk
+    return seen

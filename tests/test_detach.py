@@ -20,12 +20,11 @@ import struct
 import subprocess
 import sys
 import termios
-import time
 
 import pytest
 
 import conftest
-from conftest import gobt, no_traceback
+from conftest import asleep_in_epoll, gobt, no_traceback, read_until
 
 GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
 CALLS = 234  # what tests/programs/detach makes: main says "done 234"
@@ -96,7 +95,7 @@ def run(cmd, ending, binary, timeout=300):
                             start_new_session=True, preexec_fn=own_terminal, pass_fds=(slave,))
     os.close(slave)
     try:
-        seen = _read_until(proc, b"done %d\n" % CALLS)
+        seen = read_until(proc, b"done %d\n" % CALLS, timeout=120)
         _asleep(proc)
         os.write(master, b"\x03")  # the terminal signals the whole group
         out, err = proc.communicate(timeout=timeout)
@@ -106,18 +105,6 @@ def run(cmd, ending, binary, timeout=300):
     finally:
         os.close(master)
     return seen + out, err, proc.returncode
-
-
-def _read_until(proc, text, timeout=120):
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
-        chunk = os.read(proc.stdout.fileno(), 4096) if ready else b""
-        if not chunk:
-            raise AssertionError(f"no {text!r} in {seen!r}")
-        seen += chunk
-    return seen
 
 
 def _bpftrace_pid(proc):
@@ -134,16 +121,8 @@ def _comm(pid):
 
 
 def _asleep(proc):
-    # bpftrace 0.17 notices SIGINT only as an EINTR of its epoll_wait (see
-    # test_supervise.settle): signal it while it sleeps there.
-    pid = _bpftrace_pid(proc)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/wchan") as f:
-            if f.read() == "do_epoll_wait":
-                return
-        time.sleep(0.005)
-
+    # Signal bpftrace while it sleeps in epoll_wait (conftest.asleep_in_epoll).
+    asleep_in_epoll(_bpftrace_pid(proc))
 
 def _kill_tree(proc):
     for pid in open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split():

@@ -6,7 +6,6 @@ them are gone. No timings: bench/ measures how soon."""
 
 import os
 import re
-import select
 import shutil
 import signal
 import subprocess
@@ -17,7 +16,7 @@ import pytest
 
 import conftest
 import manyfuncs
-from conftest import write_program
+from conftest import asleep_in_epoll, read_until, write_program
 from test_detach import _attached_to
 
 GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
@@ -47,18 +46,6 @@ def start(target, pattern, **kwargs):
     env = {**os.environ, "BPFTRACE_MAX_PROBES": "2100"}
     return subprocess.Popen([*GOBT, "-p", str(pid), "-e", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True, env=env, **kwargs)
-
-
-def read_until(proc, text, timeout=300):
-    seen = b""
-    deadline = time.monotonic() + timeout
-    while text not in seen:
-        ready, _, _ = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))
-        chunk = os.read(proc.stdout.fileno(), 65536) if ready else b""
-        if not chunk:
-            raise AssertionError(f"no {text!r} in {seen[-2000:]!r}")
-        seen += chunk
-    return seen
 
 
 def bpftrace_of(proc, timeout=120):
@@ -166,7 +153,7 @@ def test_a_signal_to_the_process_group_reaches_bpftrace_once(sig, target, bpf):
              " { @signals = count(); } BEGIN { printf(\"watching\\n\"); }"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
         read_until(observer, b"watching")
-        settle(pid)
+        asleep_in_epoll(pid)
         os.killpg(proc.pid, sig)
         out, err = proc.communicate(timeout=120)
         assert proc.returncode == 0, err
@@ -176,14 +163,3 @@ def test_a_signal_to_the_process_group_reaches_bpftrace_once(sig, target, bpf):
         assert re.search(rb"^@signals: 1$", seen, re.M), seen
     finally:
         cleanup(proc.pid, observer and observer.pid)
-
-
-def settle(pid):
-    # bpftrace 0.17 notices SIGINT only while it sleeps in epoll_wait (see
-    # test_supervise.settle).
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/wchan") as f:
-            if f.read() == "do_epoll_wait":
-                return
-        time.sleep(0.005)

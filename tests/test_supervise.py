@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import gobt, no_traceback
+from conftest import asleep_in_epoll, gobt, no_traceback
 
 GOBT = [sys.executable, "-m", "gobt"]
 
@@ -164,21 +164,9 @@ def finish(proc, timeout=60):
 
 
 def settle(proc):
-    """Wait until bpftrace sleeps in its poll loop.
-
-    bpftrace 0.17 (BPFtrace::poll_perf_events) notices SIGINT/SIGTERM only
-    as an EINTR of epoll_wait: one that lands while it is awake, between
-    two 100 ms waits (likely on a loaded machine), is lost and it runs on.
-    That is bpftrace's own, under gobt or not; the tests signal it asleep.
-    """
+    """Wait until bpftrace, supervised or exec'd, sleeps in its poll loop (conftest.asleep_in_epoll)."""
     kids = open(f"/proc/{proc.pid}/task/{proc.pid}/children").read().split()
-    pid = int(kids[0]) if kids else proc.pid  # supervised, or exec'd
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/wchan") as f:
-            if f.read() == "do_epoll_wait":
-                return
-        time.sleep(0.005)
+    asleep_in_epoll(int(kids[0]) if kids else proc.pid)
 
 
 def interrupt(proc):
