@@ -92,7 +92,7 @@ def _scripts():
 SIGNATURES = [
     "(n int, label string) (int, error)", "()", "(a, b int)", "(x map[string][]*T) error",
     "(f func(int) (bool, error), c <-chan int, d chan<- int)", "(s struct{ a int }) interface{}",
-    "(p *main.S, q [4]byte)", "(a int,)", "(a int) (r1 int, r2 string)", "(int, string) bool",
+    "(p *main.S, q [4]byte)", "(r interface{ Read([]byte) (int, error) }) (n int, err interface{ Error() string })", "(a int,)", "(a int) (r1 int, r2 string)", "(int, string) bool",
 ]
 
 

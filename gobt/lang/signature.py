@@ -227,7 +227,8 @@ def _type(tree, base):
     elif form == "func":
         t.text = "func(...)"  # one word, whatever it takes
     elif form == "interface":
-        t.text = "interface {}"
+        # Its methods are not read: only whether it has any (an itab or a type first).
+        t.text = "interface {...}" if kids else "interface {}"
     elif form == "struct":
         t.text = "struct {...}"
     return t
@@ -260,12 +261,12 @@ def _check_value(t, source, by_value=True):
                              "  a named type is written with its package: main.S, net/http.Request"] + _HOW)
         if by_value:
             if t.text in KNOWN_INTERFACES:
-                raise GobtError(f"{t.text} is an interface: declare it as any (or error, interface{{}}), "
+                raise GobtError(f"{t.text} is an interface: declare it as any (or error, or its methods: interface{{ M() }}), "
                                 "whose two words gotype and goerr read", loc,
-                                ["  an interface param is any, error or interface{} in a declaration"])
+                                ["  an interface param is any, error, interface{} or interface{ M() T } in a declaration"])
             raise GobtError(
                 f"{t.text} is passed by value: without DWARF gobt knows nothing of its layout", loc,
-                ["  if it is an interface (io.Reader, os.FileInfo), declare it as any, error or interface{}",
+                ["  if it is an interface (io.Reader, os.FileInfo), declare it as any, error or interface{ M() T }",
                  "  if it is a struct, read its words with reg() as -lv shows, or probe a function taking *" + t.text,
                  "  if it is a defined basic type (time.Duration), declare what it is defined as (int64)"])
         return

@@ -102,7 +102,7 @@ def declared_type(t):
     if form in ("map", "chan", "func"):
         return DeclaredType(t.text, form, 8)
     if form == "interface":
-        return _interface(t.text, True)
+        return _interface(t.text, t.text == "interface {}")
     raise GobtError(f"gobt cannot place a {t.text} without DWARF")  # lang refuses these first
 
 
