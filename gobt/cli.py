@@ -213,10 +213,14 @@ def supervise(argv, line_filter, fds, keep_probes=0):
     if child.background:
         import time
 
-        pid, count, started = child.background
+        pid, count, started, lifted = child.background
         seconds = count * DETACH_SECONDS_PER_PROBE - (time.monotonic() - started)
         if count >= DETACH_BACKGROUND_NOTE_PROBES or seconds > 1:
-            note(f"{count} probes are still detaching in the background (pid {pid}, about {max(1, round(seconds))} s)")
+            # The kernel's part takes its time; what the program feels, the
+            # breakpoints, is gone already where gobt could lift them.
+            gone = ("; their breakpoints are out of the program already" if lifted >= count else
+                    f"; {lifted} of their breakpoints are out of the program already" if lifted else "")
+            note(f"{count} probes are still detaching in the background (pid {pid}, about {max(1, round(seconds))} s){gone}")
     exit_like(status)
 
 

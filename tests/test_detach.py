@@ -148,7 +148,7 @@ def test_output_is_bpftraces_and_the_detach_goes_on_in_the_background(ending, fm
     err = err.decode(errors="replace")
     assert "Traceback" not in err, err
     assert code == 0, err
-    said = re.findall(r"^gobt: (\d+) probes are still detaching in the background \(pid (\d+), about \d+ s\)$",
+    said = re.findall(r"^gobt: (\d+) probes are still detaching in the background \(pid (\d+), about \d+ s\)(?:; .*)?$",
                       err, re.M)
     background = None
     # A -c command that ends within the keeper's first sweeps after the

@@ -6,6 +6,7 @@ them are gone. No timings: bench/ measures how soon."""
 
 import os
 import re
+import select
 import shutil
 import signal
 import subprocess
@@ -112,28 +113,64 @@ def detach_allowance(probes):
     return 60 + 0.5 * probes
 
 
-@pytest.mark.parametrize("stage", ["starting", "attaching", "running"])
-def test_sigkill_of_gobt_takes_bpftrace_along(stage, target):
-    # 100 probes: bpftrace 0.17 takes a second or two to attach them here,
-    # long enough to be killed in the middle.
+# 100 probes by default: bpftrace 0.17 takes a second or two to attach them
+# here, long enough to be killed in the middle. scripts/test-exit-full
+# runs 1,000 (GOBT_SIGKILL_PROBES).
+SIGKILL_PROBES = int(os.environ.get("GOBT_SIGKILL_PROBES", "100"))
+SIGKILL_PATTERN = "main.F00*" if SIGKILL_PROBES <= 100 else "main.F0*"
+
+
+def _background_of(proc, timeout=300):
+    """The pid gobt says detaches its probes in the background."""
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = re.search(rb"detaching in the background \(pid (\d+)", seen)
+        if found:
+            return int(found.group(1))
+        ready, _, _ = select.select([proc.stderr], [], [], max(0, deadline - time.monotonic()))
+        chunk = os.read(proc.stderr.fileno(), 65536) if ready else b""
+        if not chunk:
+            raise AssertionError(f"no background detach announced: {seen[-2000:]!r}")
+        seen += chunk
+
+
+@pytest.mark.parametrize("victim,stage", [
+    ("gobt", "starting"), ("gobt", "attaching"), ("gobt", "running"),
+    ("bpftrace", "attaching"), ("bpftrace", "running"),
+    ("the background detach", "detaching"),
+])
+def test_sigkill_at_any_moment_leaves_nothing_attached(victim, stage, target):
+    # SIGKILL cannot be caught: what holds is that bpftrace dies with gobt
+    # (PR_SET_PDEATHSIG), gobt ends when bpftrace does, and whichever dies,
+    # the kernel takes back every uprobe its fds held.
     binary, _ = target
-    proc = start(target, "main.F00*")
-    bpftrace = None
+    proc = start(target, SIGKILL_PATTERN)
+    bpftrace = background = None
     try:
         bpftrace = bpftrace_of(proc)
         if stage == "attaching":
             read_until(proc, b"Attaching")
-        elif stage == "running":
+        elif stage in ("running", "detaching"):
             read_until(proc, READY.encode())
-        proc.kill()
-        proc.wait()  # not its pipes: an orphaned bpftrace would hold them open
+        if victim == "gobt":
+            proc.kill()
+        elif victim == "bpftrace":
+            os.kill(bpftrace, signal.SIGKILL)
+        else:
+            asleep_in_epoll(bpftrace)
+            os.killpg(proc.pid, signal.SIGINT)
+            background = _background_of(proc)
+            os.kill(background, signal.SIGKILL)
+        proc.wait(timeout=detach_allowance(SIGKILL_PROBES))  # not its pipes: an orphan would hold them
         proc.stdout.close()
         proc.stderr.close()
-        assert gone_within(lambda: not alive(bpftrace), detach_allowance(100)), "bpftrace outlived gobt"
-        assert gone_within(lambda: not _attached_to(binary), detach_allowance(100)), _attached_to(binary)
-        assert gone_within(lambda: breakpoints(target[1], binary) == 0, detach_allowance(100))
+        allowance = detach_allowance(SIGKILL_PROBES)
+        assert gone_within(lambda: not alive(bpftrace), allowance), "bpftrace outlived gobt"
+        assert gone_within(lambda: not _attached_to(binary), allowance), _attached_to(binary)
+        assert gone_within(lambda: breakpoints(target[1], binary) == 0, allowance)
     finally:
-        cleanup(proc.pid, bpftrace)
+        cleanup(proc.pid, bpftrace, background)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT])  # SIGTERM came once on the old code too

@@ -8,8 +8,11 @@ after Ctrl-C. The unregistration is done by whoever drops the *last*
 reference to the event, so while bpftrace runs the keeper takes a duplicate
 of each of its uprobe fds (pidfd_getfd). bpftrace's own closes then return at
 once and it prints and exits as it always does: its output is its own,
-byte for byte. A background process closes the duplicates, from many
-threads at once (_close_all), without holding the terminal.
+byte for byte. A background process closes the duplicates, from a few
+threads (_close_all), without holding the terminal. Before that,
+breakpoints.py lifts the probes' breakpoints out of the traced programs:
+the closes still take the kernel ~0.1 s a probe, but the program no
+longer traps on them.
 
 The hand-off comes as soon as bpftrace closes its first uprobe (its exit
 has begun), not after it has exited: until a kept probe is closed its BPF
@@ -35,6 +38,8 @@ import errno
 import os
 import struct
 import threading
+
+from . import breakpoints
 
 _BPF_TASK_FD_QUERY = 20
 _BPF_FD_TYPE_UPROBE = 4
@@ -81,7 +86,7 @@ class Keeper:
         self._pidfd = None
         self._libc = None
         self._buf = None
-        self.background = None  # (pid, count, time.monotonic() at the start)
+        self.background = None  # (pid, count, time.monotonic() at the start, breakpoints lifted)
         self._stale = []  # ours of probes bpftrace closed while it started
         self._signalled = False
 
@@ -208,7 +213,7 @@ class Keeper:
             self._hand_off()
         if self.background is None:
             return None
-        pid, count, started = self.background
+        pid = self.background[0]
         try:
             done, _ = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
@@ -225,6 +230,10 @@ class Keeper:
         if not fds:
             return
         import time
+
+        # Out of the traced programs first (breakpoints.py): the closes
+        # take the kernel ~0.1 s a probe, and until then every call traps.
+        lifter, lifted = _lift(fds, (self.pid,))
         import warnings
 
         with warnings.catch_warnings():
@@ -236,7 +245,7 @@ class Keeper:
             except OSError:
                 pid = -1
         if pid == 0:
-            _close_in_background(fds, watch)
+            _close_in_background(fds, watch, lifter)
         # Our copies: not the last ones when the background process has them
         # (a failed fork makes gobt the one that waits, as bpftrace would have).
         for fd in fds:
@@ -244,7 +253,7 @@ class Keeper:
         if watch is not None:
             os.close(watch)
         if pid > 0:
-            self.background = (pid, len(fds), time.monotonic())
+            self.background = (pid, len(fds), time.monotonic(), lifted)
 
 
 def _more_fds(expected):
@@ -266,7 +275,7 @@ def _more_fds(expected):
 BPFTRACE_EXIT_WAIT = 2.0
 
 
-def _close_in_background(fds, bpftrace=None):
+def _close_in_background(fds, bpftrace=None, lifter=None):
     # In the forked child: nothing but system calls, then _exit. Its own
     # session, and no stdio, so that neither the terminal nor a pipe that
     # reads gobt's output waits for it.
@@ -297,15 +306,28 @@ def _close_in_background(fds, bpftrace=None):
 
             select.select([bpftrace], [], [], BPFTRACE_EXIT_WAIT)
             os.close(bpftrace)
-        _close_all(fds)
+        _close_all(fds, lifter)
     finally:
         os._exit(0)
 
 
+def _lift(fds, sharing):
+    """(the Lifter of the kept probes, how many breakpoints it lifted), or
+    (None, 0) where it cannot."""
+    if not breakpoints.supported():
+        return None, 0
+    try:
+        lifter = breakpoints.Lifter(fds, sharing)
+        return lifter, lifter.lift()
+    except Exception:  # never in the way of the detach itself
+        return None, 0
+
+
 CLOSING_THREADS = 4
+RELIFT_SECONDS = 1.0
 
 
-def _close_all(fds):
+def _close_all(fds, lifter=None):
     """Close every fd, each waiting out its uprobe's unregistration.
 
     The kernel destroys a uprobe perf event under one global mutex
@@ -320,23 +342,43 @@ def _close_all(fds):
     else's attach or detach (a perf uprobe's creation takes it too: a
     user's next run would attach behind all of them), so only a few."""
     fds = list(fds)
+    closed = set()
+    if lifter is not None:
+        # A process that maps the file while the probes close gets their
+        # breakpoints (system-wide probes): lifted there too, while their
+        # fds are open.
+        done = threading.Event()
+        threading.Thread(target=_relift, args=(lifter, fds, closed, done), daemon=True).start()
     threads = []
     for i in range(min(CLOSING_THREADS, len(fds)) - 1):
         share = fds[i + 1::CLOSING_THREADS]
-        thread = threading.Thread(target=_close_each, args=(share,), daemon=True)
+        thread = threading.Thread(target=_close_each, args=(share, closed), daemon=True)
         try:
             thread.start()
         except RuntimeError:  # no more threads: this one closes that share
-            _close_each(share)
+            _close_each(share, closed)
             continue
         threads.append(thread)
-    _close_each(fds[0::CLOSING_THREADS])
+    _close_each(fds[0::CLOSING_THREADS], closed)
     for thread in threads:
         thread.join()
+    if lifter is not None:
+        done.set()
 
 
-def _close_each(fds):
+def _relift(lifter, fds, closed, done):
+    while not done.wait(RELIFT_SECONDS):
+        try:
+            lifter.lift(open_fds=set(fds) - closed, new_only=True)
+        except Exception:
+            return
+
+
+def _close_each(fds, closed):
     for fd in fds:
+        # Marked before the close: once it begins, the kernel may take the
+        # uprobe away, and a breakpoint at that address may be somebody else's.
+        closed.add(fd)
         try:
             os.close(fd)
         except OSError:
