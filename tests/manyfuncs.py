@@ -44,3 +44,14 @@ func main() {
 
 def files():
     return {"main.go": go_source(), "go.mod": "module manyfuncs\n\ngo 1.21\n"}
+
+
+def attach_points(binary, probes):
+    """goret attach points on about `probes` of the functions F0000..: tens
+    of them up to 100, then 1,000 or all 2,000; and how many they are."""
+    if probes <= 100:
+        tens = max(1, -(-probes // 10))
+        return ", ".join(f"goret:{binary}:main.F00{k}*" for k in range(tens)), 10 * tens
+    if probes <= 1000:
+        return f"goret:{binary}:main.F0*", 1000
+    return f"goret:{binary}:main.F*", FUNCTIONS

@@ -31,7 +31,7 @@ import conftest
 import manyfuncs
 from conftest import write_program
 from test_detach import _attached_to
-from test_exit_signals import alive, breakpoints, detach_allowance, gone_within
+from test_exit_signals import alive, bpftrace_of, breakpoints, detach_allowance, gone_within
 
 GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
 PROBES = int(os.environ.get("GOBT_SIGNAL_PROBES", "30"))
@@ -57,17 +57,6 @@ MOMENTS = [
     ("running, twice", signal.SIGINT, "group"),
     ("exiting", signal.SIGINT, "group"),
 ]
-
-
-def attach_points(binary, probes):
-    """goret attach points on manyfuncs' F0000.. for about `probes` functions:
-    tens of them up to 100, then 1,000 or all 2,000. With their count."""
-    if probes <= 100:
-        tens = max(1, -(-probes // 10))
-        return ", ".join(f"goret:{binary}:main.F00{k}*" for k in range(tens)), 10 * tens
-    if probes <= 1000:
-        return f"goret:{binary}:main.F0*", 1000
-    return f"goret:{binary}:main.F*", manyfuncs.FUNCTIONS
 
 
 @pytest.fixture(scope="module")
@@ -138,23 +127,9 @@ class Run:
                     raise AssertionError(f"no {text!r} after {timeout} s: {self.text()}")
 
     def find_bpftrace(self, timeout=120):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                kids = open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read().split()
-            except OSError:
-                kids = []
-            for kid in kids:
-                try:
-                    with open(f"/proc/{kid}/cmdline", "rb") as f:
-                        argv = f.read().split(b"\0")
-                except OSError:
-                    continue
-                if b"--info" not in argv and b"--emit-elf" not in argv:  # gobt's own questions to bpftrace
-                    self.bpftrace = int(kid)
-                    return self.now()
-            time.sleep(0.002)
-        raise AssertionError(f"gobt started no bpftrace: {self.text()}")
+        """The time bpftrace was seen started."""
+        self.bpftrace = bpftrace_of(self.proc, timeout)
+        return self.now()
 
     def send(self, sig, to):
         if to == "group":
@@ -192,7 +167,7 @@ def _settled(binary):
 @pytest.mark.parametrize("moment,sig,to", MOMENTS, ids=[m for m, _, _ in MOMENTS])
 def test_a_signal_at_any_moment_ends_gobt_and_leaves_nothing_attached(moment, sig, to, target, timing):
     binary, target = target
-    probes, count = attach_points(binary, PROBES)
+    probes, count = manyfuncs.attach_points(binary, PROBES)
     run = Run(target.pid, probes)
     try:
         if moment != "ready" and "attach" not in timing:
@@ -233,7 +208,7 @@ def test_a_signal_at_any_moment_ends_gobt_and_leaves_nothing_attached(moment, si
         if run.bpftrace is None:
             try:
                 run.find_bpftrace(timeout=0.05)
-            except AssertionError:
+            except (AssertionError, OSError):
                 pass  # signalled before it started: there is none
         code, ended = run.ended()
         # What may be left once gobt has gone: the background detach it announced.
@@ -279,7 +254,7 @@ def test_the_results_come_at_once_and_the_detach_goes_on_in_the_background(probe
     # full form runs 1,000 and 2,000), as gobt keeps bpftrace's uprobes
     # and hands them to a background process that detaches them.
     binary, target = target
-    points, count = attach_points(binary, probes)
+    points, count = manyfuncs.attach_points(binary, probes)
     run = Run(target.pid, points)
     try:
         run.wait_for(READY)
