@@ -236,8 +236,10 @@ def test_a_signal_at_any_moment_ends_gobt_and_leaves_nothing_attached(moment, si
                 f"the background detach (pid {announced[0]}) did not end\n{run.text()}")
             assert gone_within(lambda: not _attached_to(binary), 5), _attached_to(binary)
         else:
-            # Nothing announced: nothing may stay attached once gobt is gone.
-            assert not _attached_to(binary), f"{_attached_to(binary)}\n{run.text()}"
+            # Nothing announced: at most a detach that gobt did not think
+            # worth a note (under ~1 s: a few probes kept as bpftrace
+            # began to detach) may stay, briefly.
+            assert gone_within(lambda: not _attached_to(binary), 5), f"{_attached_to(binary)}\n{run.text()}"
         assert gone_within(lambda: breakpoints(target.pid, binary) == 0, 5), (
             f"{breakpoints(target.pid, binary)} breakpoints left in the program\n{run.text()}")
     finally:
