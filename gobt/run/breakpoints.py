@@ -41,10 +41,9 @@ import struct
 UPROBE_BREAKPOINT = {"x86_64": b"\xcc"}  # the kernel's UPROBE_SWBP_INSN
 
 _BPF_TASK_FD_QUERY = 20
-_BPF_FD_TYPE_UPROBE = 4
-_BPF_FD_TYPE_URETPROBE = 5
+UPROBE = 4  # BPF_FD_TYPE_UPROBE
+URETPROBE = 5  # BPF_FD_TYPE_URETPROBE
 _QUERY = struct.Struct("<IIIIQIIQQ")  # pid, fd, flags, buf_len, buf -> prog_id, fd_type, offset, addr
-_SYS_BPF = {"x86_64": 321}
 _UNKNOWN = None  # an offset that stands for "some holder's offsets are unknown"
 
 
@@ -52,12 +51,16 @@ def supported():
     return os.uname().machine in UPROBE_BREAKPOINT
 
 
-class _Query:
-    """bpf(BPF_TASK_FD_QUERY): a perf event's probe as (fd type, file, offset)."""
+class TaskFdQuery:
+    """bpf(BPF_TASK_FD_QUERY): what a process's perf event fd probes, as
+    (fd type, file, offset), or None (not a probe, or no BPF program yet).
+    sys_bpf: the arch's bpf syscall number."""
 
-    def __init__(self):
+    def __init__(self, sys_bpf):
         self.libc = ctypes.CDLL(None, use_errno=True)
-        self.sys_bpf = _SYS_BPF[os.uname().machine]
+        self.sys_bpf = sys_bpf
+        # The kernel copies the probe's file name here: PATH_MAX fits it (a
+        # short buffer makes the call fail with ENOSPC).
         self.buf = ctypes.create_string_buffer(4096)
 
     def __call__(self, pid, fd):
@@ -79,16 +82,16 @@ def _inode(path):
 class Lifter:
     """The breakpoints of the uprobes our fds hold, and their lifting."""
 
-    def __init__(self, fds, sharing=()):
+    def __init__(self, fds, query, sharing=()):
         # sharing: the pids that hold the very same perf events (bpftrace;
         # gobt, and the background process it forks), not other holders.
         self.sharing = {os.getpid(), *sharing}
-        self.query = _Query()
+        self.query = query
         self.files = {}  # (dev, inode) -> path
         self.probes = {}  # fd -> ((dev, inode), file offset)
         for fd in fds:
             found = self.query(os.getpid(), fd)
-            if found is None or found[0] != _BPF_FD_TYPE_UPROBE:
+            if found is None or found[0] != UPROBE:
                 continue
             key = _inode(found[1])
             if key is not None:
@@ -190,7 +193,7 @@ class Lifter:
                     continue
                 if kind == "anon_inode:[perf_event]":
                     found = self.query(pid, int(fd))
-                    if found is not None and found[0] in (_BPF_FD_TYPE_UPROBE, _BPF_FD_TYPE_URETPROBE):
+                    if found is not None and found[0] in (UPROBE, URETPROBE):
                         note(found[1], found[2])
                 elif kind == "anon_inode:bpf_link":
                     multi = _uprobe_multi(pid, fd)

@@ -36,15 +36,10 @@ means nothing is kept: bpftrace detaches as it always has.
 import ctypes
 import errno
 import os
-import struct
 import threading
 
 from . import breakpoints
 
-_BPF_TASK_FD_QUERY = 20
-_BPF_FD_TYPE_UPROBE = 4
-_BPF_FD_TYPE_URETPROBE = 5
-_QUERY = struct.Struct("<IIIIQIIQQ")  # pid, fd, flags, buf_len, buf -> prog_id, fd_type, offset, addr
 
 POLL_SECONDS = 0.03  # while bpftrace attaches, until every probe is kept
 WATCH_SECONDS = 0.03  # after: for bpftrace's first close (and the user's own uprobes)
@@ -85,7 +80,7 @@ class Keeper:
         self._thread = None
         self._pidfd = None
         self._libc = None
-        self._buf = None
+        self._query = None
         self.background = None  # (pid, count, time.monotonic() at the start, breakpoints lifted)
         self._stale = []  # ours of probes bpftrace closed while it started
         self._signalled = False
@@ -101,7 +96,8 @@ class Keeper:
             keeper._pidfd = os.pidfd_open(pid)
         except (OSError, AttributeError):
             return None
-        keeper._sys_bpf, keeper._sys_getfd = _syscall_numbers()
+        sys_bpf, keeper._sys_getfd = _syscall_numbers()
+        keeper._query = breakpoints.TaskFdQuery(sys_bpf)
         _more_fds(expected)
         keeper._thread = threading.Thread(target=keeper._poll, daemon=True)
         keeper._thread.start()
@@ -156,7 +152,8 @@ class Keeper:
                 self._other.discard(fd)
                 # A perf event without its BPF program yet gives an error:
                 # looked at again on the next sweep.
-                if self._fd_type(fd) not in (_BPF_FD_TYPE_UPROBE, _BPF_FD_TYPE_URETPROBE):
+                found = self._query(self.pid, fd)
+                if found is None or found[0] not in (breakpoints.UPROBE, breakpoints.URETPROBE):
                     continue
                 dup = self._libc.syscall(self._sys_getfd, self._pidfd, fd, 0)
                 if dup < 0:
@@ -179,17 +176,6 @@ class Keeper:
                 self._hand_off()
                 return None
             return len(self.kept)
-
-    def _fd_type(self, fd):
-        # The kernel copies the probe's file name into buf: PATH_MAX fits it
-        # (a short buf makes the call fail with ENOSPC).
-        if self._buf is None:
-            self._buf = ctypes.create_string_buffer(4096)
-        attr = ctypes.create_string_buffer(_QUERY.pack(self.pid, fd, 0, 4096, ctypes.addressof(self._buf), 0, 0, 0, 0),
-                                           128)
-        if self._libc.syscall(self._sys_bpf, _BPF_TASK_FD_QUERY, attr, 128) < 0:
-            return None
-        return _QUERY.unpack_from(attr.raw)[6]
 
     def stop(self):
         """No more sweeps (bpftrace has exited)."""
@@ -233,7 +219,7 @@ class Keeper:
 
         # Out of the traced programs first (breakpoints.py): the closes
         # take the kernel ~0.1 s a probe, and until then every call traps.
-        lifter, lifted = _lift(fds, (self.pid,))
+        lifter, lifted = _lift(fds, self._query, (self.pid,))
         import warnings
 
         with warnings.catch_warnings():
@@ -311,13 +297,13 @@ def _close_in_background(fds, bpftrace=None, lifter=None):
         os._exit(0)
 
 
-def _lift(fds, sharing):
+def _lift(fds, query, sharing):
     """(the Lifter of the kept probes, how many breakpoints it lifted), or
     (None, 0) where it cannot."""
     if not breakpoints.supported():
         return None, 0
     try:
-        lifter = breakpoints.Lifter(fds, sharing)
+        lifter = breakpoints.Lifter(fds, query, sharing)
         return lifter, lifter.lift()
     except Exception:  # never in the way of the detach itself
         return None, 0
