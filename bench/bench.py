@@ -25,7 +25,7 @@ to bench/results/<timestamp>.json and bench/results/latest.json.
     sudo bench/run            # everything (~8 minutes; bpftrace 0.17's
                               # detach of 2 x 1000 probes is most of it)
     sudo bench/run --quick    # smoke run: fewer repeats, only 10-probe attach runs,
-                              # results after Ctrl-C for 100 probes only
+                              # results after Ctrl-C for 30 probes only
 """
 
 import argparse
@@ -78,7 +78,7 @@ def main(argv=None):
     runs = args.runs or (2 if args.quick else 5)
     calls = args.calls or (100_000 if args.quick else 1_000_000)
     sizes = [10] if args.quick else [10, 100, 1000]
-    exit_sizes = [100] if args.quick else [69, 100, 1000]
+    exit_sizes = [30] if args.quick else [69, 100, 1000]
     bpftrace_runs = 2 if args.quick else 3
     overhead_runs = 3 if args.quick else 5
     traced_runs = 1 if args.quick else 2

@@ -65,6 +65,50 @@ class Target:
         self.proc.wait()
 
 
+def breakpoints_in(pid, binary):
+    """How many uprobe breakpoints (int3, x86-64) the program's text holds:
+    the bytes of its executable mappings of `binary` that are 0xcc in its
+    memory and not in the file. The bench's own count, apart from gobt's
+    lifter, so the two do not share a mistake."""
+    with open(f"/proc/{pid}/maps") as f:
+        maps = [line.split() for line in f]
+    real = os.path.realpath(binary)
+    count = 0
+    with open(real, "rb") as file, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
+        for fields in maps:
+            if len(fields) < 6 or "x" not in fields[1] or fields[5] != real:
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            file.seek(int(fields[2], 16))
+            want = file.read(end - start)
+            mem.seek(start)
+            have = mem.read(len(want))
+            for page in range(0, len(want), 4096):  # equal pages compare at memcmp's speed
+                a, b = have[page:page + 4096], want[page:page + 4096]
+                if a != b:
+                    count += sum(1 for x, y in zip(a, b) if x == 0xCC and y != 0xCC)
+    return count
+
+
+class Watch:
+    """From start() on, the seconds until the program's text holds no
+    breakpoint, polled every 20 ms (a count reads the text, ~2 ms)."""
+
+    def __init__(self, pid, binary, timeout):
+        self.pid, self.binary, self.timeout = pid, binary, timeout
+        self.gone_s = None
+
+    def start(self, t0):
+        def poll():
+            while time.monotonic() - t0 < self.timeout:
+                if breakpoints_in(self.pid, self.binary) == 0:
+                    self.gone_s = time.monotonic() - t0
+                    return
+                time.sleep(0.02)
+        self.thread = threading.Thread(target=poll, daemon=True)
+        self.thread.start()
+
+
 def bench_probes_gone(gobt, bpftrace, name, binary, sizes, tmp, bpftrace_sizes=(100,)):
     out = []
     for n in sizes:
@@ -85,14 +129,14 @@ def bench_probes_gone(gobt, bpftrace, name, binary, sizes, tmp, bpftrace_sizes=(
             log(f"probes gone after Ctrl-C on {name}: {tool}, {n} probes")
             target = Target(binary)
             try:
-                row = {"bpftrace": name, "tool": tool, "n": n, **_run(argv(target.proc.pid), env, target)}
+                row = {"bpftrace": name, "tool": tool, "n": n, **_run(argv(target.proc.pid), env, target, binary)}
             finally:
                 target.stop()
             out.append(row)
     return out
 
 
-def _run(argv, env, target, timeout=1200):
+def _run(argv, env, target, binary, timeout=1200):
     time.sleep(1)
     untraced = statistics.median(target.ns_since(time.monotonic() - 0.8) or [0]) or None
     master, slave = os.openpty()
@@ -109,7 +153,10 @@ def _run(argv, env, target, timeout=1200):
         time.sleep(0.5)
         traced = statistics.median(target.ns_since(time.monotonic() - 0.4) or [0]) or None
         bpftrace_asleep(proc)
+        inserted = breakpoints_in(target.proc.pid, binary)
+        watch = Watch(target.proc.pid, binary, timeout)
         t0 = time.monotonic()
+        watch.start(t0)
         os.write(master, b"\x03")
         output_until(proc.stdout, b"@n:", timeout)
         results = time.monotonic() - t0
@@ -125,7 +172,9 @@ def _run(argv, env, target, timeout=1200):
         os.close(master)
     if proc.returncode != 0:
         die(f"{argv[0]} failed (exit {proc.returncode}):\n{err.decode(errors='replace')[-2000:]}")
-    row = {"results_s": results, "end_s": end, "untraced_ns": untraced, "traced_ns": traced}
+    watch.thread.join()
+    row = {"results_s": results, "end_s": end, "untraced_ns": untraced, "traced_ns": traced,
+           "inserted": inserted, "out_s": watch.gone_s}
     gone = end
     m = re.search(rb"(\d+) probes are still detaching in the background \(pid (\d+)", err)
     if m:
@@ -187,14 +236,16 @@ def report_probes_gone(rows, fmt_s, table):
     for r in rows:
         body.append([r["bpftrace"], r["tool"], r["n"], f"{r['untraced_ns']:.0f}" if r["untraced_ns"] else "-",
                      f"{r['traced_ns']:.0f}" if r["traced_ns"] else "-", fmt_s(r["results_s"]), fmt_s(r["end_s"]),
-                     r.get("kept", "-"), fmt_s(r["probes_gone_s"]),
+                     r.get("kept", "-"), r.get("inserted", "-"), fmt_s(r["out_s"]) if r.get("out_s") is not None else "-",
+                     fmt_s(r["probes_gone_s"]),
                      f"{r['detaching_ns']:.0f}" if r.get("detaching_ns") else "-", _fmt_blips(r),
                      fmt_s(r["rate_back_s"])])
     out.append(table(["bpftrace", "run by", "probes", "ns/call untraced", "traced", "->maps", "->prompt", "kept",
-                      "->probes gone", "ns/call meanwhile", "slow 100 ms meanwhile", "->rate back"], body,
-                    align=["<", "<"] + [">"] * 10))
-    out.append(f"->probes gone: ^C to the end of the process that held the last probe (gobt's background detach, or "
-               f"bpftrace); ns/call meanwhile: the median from 0.5 s after the maps to then; slow 100 ms meanwhile: of its 100 ms "
+                      "breakpoints", "->out of the program", "->kernel done", "ns/call meanwhile", "slow 100 ms meanwhile", "->rate back"], body,
+                    align=["<", "<"] + [">"] * 12))
+    out.append(f"breakpoints: in the program's text before ^C (bytes 0xcc in memory, not in the file); ->out of the "
+               f"program: ^C until it holds none; ->kernel done: to the end of the process that held the last probe "
+               f"(gobt's background detach, or bpftrace), when the kernel has removed every probe; ns/call meanwhile: the median from 0.5 s after the maps to then; slow 100 ms meanwhile: of its 100 ms "
                f"spans, those whose median is slower than {BACK}x the untraced ns per call, and the slowest one's median; "
                f"->rate back: to the end of the last {SPAN * 20} ms whose median is slower than {BACK}x the untraced "
                f"ns per call.")
