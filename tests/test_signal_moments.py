@@ -12,7 +12,8 @@ What must hold at every moment, on real bpftrace:
 - a run signalled once it was tracing prints its maps and exits 0.
 
 The probe count is GOBT_SIGNAL_PROBES (30 by default, the CI's small form;
-scripts/test-exit-full runs it with 1,000). Each run waits out the kernel's
+scripts/test-exit-full runs it with 1,000), and the hand-off's
+GOBT_HAND_OFF_PROBES (50; the full form 1,000 and 2,000). Each run waits out the kernel's
 detach of the one before it, which takes ~0.1 s a probe.
 """
 
@@ -247,7 +248,7 @@ def test_a_signal_at_any_moment_ends_gobt_and_leaves_nothing_attached(moment, si
         run.kill()
 
 
-HAND_OFF = [int(n) for n in os.environ.get("GOBT_HAND_OFF_PROBES", "100").split(",")]
+HAND_OFF = [int(n) for n in os.environ.get("GOBT_HAND_OFF_PROBES", "50").split(",")]
 
 
 @pytest.mark.parametrize("probes", HAND_OFF)
