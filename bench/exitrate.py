@@ -21,6 +21,7 @@ import threading
 import time
 
 import manyfuncs
+from textdiff import breakpoints as breakpoints_in
 from common import BENCH_CACHE, READY, bpftrace_asleep, build, check, die, gobt_env, log, output_until, Run
 
 PATTERNS = {100: "main.F00*", 1000: "main.F0*", 2000: "main.F*"}
@@ -65,34 +66,10 @@ class Target:
         self.proc.wait()
 
 
-def breakpoints_in(pid, binary):
-    """How many uprobe breakpoints (int3, x86-64) the program's text holds:
-    the bytes of its executable mappings of `binary` that are 0xcc in its
-    memory and not in the file. The bench's own count, apart from gobt's
-    lifter, so the two do not share a mistake."""
-    with open(f"/proc/{pid}/maps") as f:
-        maps = [line.split() for line in f]
-    real = os.path.realpath(binary)
-    count = 0
-    with open(real, "rb") as file, open(f"/proc/{pid}/mem", "rb", buffering=0) as mem:
-        for fields in maps:
-            if len(fields) < 6 or "x" not in fields[1] or fields[5] != real:
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            file.seek(int(fields[2], 16))
-            want = file.read(end - start)
-            mem.seek(start)
-            have = mem.read(len(want))
-            for page in range(0, len(want), 4096):  # equal pages compare at memcmp's speed
-                a, b = have[page:page + 4096], want[page:page + 4096]
-                if a != b:
-                    count += sum(1 for x, y in zip(a, b) if x == 0xCC and y != 0xCC)
-    return count
-
-
 class Watch:
     """From start() on, the seconds until the program's text holds no
-    breakpoint, polled every 20 ms (a count reads the text, ~2 ms)."""
+    breakpoint (tests/textdiff.py's count, apart from gobt's own lifter),
+    polled every 20 ms (a count reads the text, ~2 ms)."""
 
     def __init__(self, pid, binary, timeout):
         self.pid, self.binary, self.timeout = pid, binary, timeout

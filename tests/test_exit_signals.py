@@ -16,6 +16,7 @@ import time
 import pytest
 
 import conftest
+from textdiff import breakpoints  # noqa: F401 - the exit tests import it from here
 import manyfuncs
 from conftest import asleep_in_epoll, read_until, write_program
 from test_detach import _attached_to
@@ -72,24 +73,6 @@ def alive(pid):
             return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
     except OSError:
         return False
-
-
-def breakpoints(pid, binary):
-    """How many bytes of the program's code differ from its file: the int3s
-    of uprobes still attached. (A process that holds uprobes but is dying
-    shows no fds while the kernel still removes them: the code tells.)"""
-    count = 0
-    with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/mem", "rb") as mem, open(binary, "rb") as f:
-        for line in maps:
-            fields = line.split()
-            if len(fields) < 6 or fields[5] != binary or "x" not in fields[1]:
-                continue
-            start, end = (int(x, 16) for x in fields[0].split("-"))
-            mem.seek(start)
-            f.seek(int(fields[2], 16))
-            live, disk = mem.read(end - start), f.read(end - start)
-            count += sum(1 for a, b in zip(live, disk) if a != b)
-    return count
 
 
 def gone_within(check, seconds):

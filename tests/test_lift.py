@@ -86,3 +86,44 @@ def test_only_the_sessions_own_breakpoints_are_lifted(many_bin, bpf, tmp_path):
         assert breakpoints(target.pid, binary) == 0
         target.kill()
         target.wait()
+
+
+def test_a_debian_pie_package_is_lifted(bpf, tmp_path):
+    # Debian's age: stripped (its names from pclntab only), position
+    # independent (the breakpoints' addresses are the load bias plus the
+    # file offsets), built by nobody here. It waits on its stdin, inside
+    # its own code, while gobt's probes are in it.
+    age = shutil.which("age")
+    conftest.need(age is not None, "Debian's age is not installed (run scripts/setup)")
+    key = tmp_path / "key"
+    subprocess.run([shutil.which("age-keygen"), "-o", str(key)], check=True, capture_output=True)
+    recipient = re.search(r"age1[0-9a-z]+", key.read_text()).group(0)
+    target = subprocess.Popen([age, "-r", recipient], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    gobt = None
+    try:
+        script = f'goret:{age}:filippo.io/age.* {{ @n = count(); }} BEGIN {{ printf("{READY}\\n"); }}'
+        gobt = subprocess.Popen([*GOBT, "-p", str(target.pid), "-e", script], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        read_until(gobt, READY.encode())
+        placed = breakpoints(target.pid, age)
+        assert placed > 20, placed
+        time.sleep(0.5)  # the keeper's sweeps (30 ms apart) have taken every probe
+        os.killpg(gobt.pid, signal.SIGINT)
+        out, err = gobt.communicate(timeout=120)
+        assert gobt.returncode == 0, err
+        said = re.search(rb"(\d+) probes are still detaching in the background \(pid (\d+).*"
+                         rb"their breakpoints are out of the program already", err)
+        assert said and int(said.group(1)) == placed, err
+        assert breakpoints(target.pid, age) == 0
+        # The program goes on as if never traced: it encrypts what comes,
+        # and the key opens it.
+        sealed, _ = target.communicate(b"lifted\n", timeout=60)
+        assert target.returncode == 0
+        opened = subprocess.run([age, "-d", "-i", str(key)], input=sealed, capture_output=True, check=True)
+        assert opened.stdout == b"lifted\n"
+        assert gone_within(lambda: not alive(int(said.group(2))), detach_allowance(placed))
+    finally:
+        for proc in (gobt, target):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
