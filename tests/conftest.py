@@ -7,6 +7,7 @@ never pass by skipping the tests that matter.
 """
 
 import os
+import re
 import select
 import shutil
 import subprocess
@@ -44,7 +45,18 @@ def toolchains():
 ON_TRIXIE = os.environ.get("GOBT_TEST_BPFTRACE") == "trixie"
 # A hand-written str(ptr, len) reads len - 1 bytes on bpftrace >= 0.23,
 # which counts the NUL in the size (goarg takes care of it by itself).
-STR_LEN_EXTRA = " + 1" if ON_TRIXIE else ""
+def _counts_the_nul(bpftrace):
+    """Is this bpftrace 0.23 or later (Debian 13's own, for a pass that runs
+    the system's bpftrace without GOBT_TEST_BPFTRACE, as capstone-next does)."""
+    try:
+        said = subprocess.run([bpftrace, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    m = re.search(r"v(\d+)\.(\d+)", said)
+    return bool(m) and (int(m.group(1)), int(m.group(2))) >= (0, 23)
+
+
+STR_LEN_EXTRA = " + 1" if ON_TRIXIE or _counts_the_nul(shutil.which("bpftrace") or "bpftrace") else ""
 
 
 @pytest.fixture(scope="session")
