@@ -77,21 +77,25 @@ def binaries(go_build, matrix_src):
     return go_build("go1.19", "tests/programs/multiret"), go_build("go1.19", matrix_src)
 
 
+# Per pass (0.17's emission, then 0.23's): ~3 s a hundred. GOBT_FUZZ_CASES for more.
+CASES = int(os.environ.get("GOBT_FUZZ_CASES", "300"))
+
+
 def test_mutated_scripts(binaries, capsys):
     cache.disable()  # every case from scratch
     rng = random.Random(SEED)
     outcomes = {"ok": 0, "error": 0}
     bases = base_scripts(*binaries)
-    for n in range(600):
+    for n in range(CASES):
         text = mutate(rng, rng.choice(bases))
         try:
             outcomes[emit(["-e", text])] += 1
         except Exception as e:  # noqa: BLE001 - the point of the test
             raise AssertionError(f"case {n}: {type(e).__name__}: {e}\n--- script ---\n{text}") from e
         capsys.readouterr()
-    assert sum(outcomes.values()) == 600
+    assert sum(outcomes.values()) == CASES
     # The mutations must exercise both paths, or the test proves little.
-    assert outcomes["ok"] > 50 and outcomes["error"] > 200, outcomes
+    assert outcomes["ok"] > CASES // 12 and outcomes["error"] > CASES // 3, outcomes
 
 
 def broken_binaries(src, tmp):
