@@ -20,7 +20,7 @@ def test_sym_offset_form_hits_every_ret(newer_bpftrace, go_build):
     emitted = gobt("--bpftrace", newer_bpftrace, "--emit", "-e", program)
     assert emitted.returncode == 0, emitted.stderr
     # The attach points, up to the predicate (the END gate, gate.py) or the block.
-    attach = [a.strip() for a in re.split(r" /| \{", emitted.stdout, 1)[0].split(",")]
+    attach = [a.strip() for a in re.split(r" /| \{", emitted.stdout, maxsplit=1)[0].split(",")]
     assert all(re.fullmatch(r'uprobe:.*:"main\.classify"\+\d+', a) for a in attach), attach
     assert sorted(probe_vaddr(binary, a) for a in attach) == sorted(objdump_rets(binary, "main.classify"))
 
