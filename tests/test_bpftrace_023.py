@@ -44,7 +44,7 @@ def test_symbol_with_star_still_fires_at_the_ret(newer_bpftrace, go_build, matri
     assert proc.returncode == 0, proc.stderr
     assert "--unsafe" not in proc.stderr  # an address bpftrace maps and checks itself
     emitted = gobt("--bpftrace", newer_bpftrace, "--emit", "-e", program)
-    assert re.match(r"uprobe:[^ ]+:0x[0-9a-f]+ (/@__gobt_t\[-1, -1, \(uint64\)0, \(uint64\)0\]/ )?\{", emitted.stdout), emitted.stdout
+    assert re.match(r"uprobe:[^ ]+:0x[0-9a-f]+ (/@zz_gobt_t\[-1, -1, \(uint64\)0, \(uint64\)0\]/ )?\{", emitted.stdout), emitted.stdout
     truth = re.findall(r"^P (R \(\*T\)\.PtrMethod .*)$", proc.stdout, re.M)
     assert truth and re.findall(r"^B (R \(\*T\)\.PtrMethod .*)$", proc.stdout, re.M) == truth
 

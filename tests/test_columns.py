@@ -27,7 +27,7 @@ def test_an_error_in_a_goret_probe_points_at_the_users_column(script, go_build, 
     assert m, proc.stderr
     column = text.index("@x") + 1
     # bpftrace puts a predicate's first token at its '/' (0.17 and 0.23
-    # alike), but in a goret probe that token is gobt's gate (@__gobt_t[...] &&
+    # alike), but in a goret probe that token is gobt's gate (@zz_gobt_t[...] &&
     # (...)), so the user's @x gets its own column.
     assert int(m.group(1)) == column, proc.stderr
     lines = proc.stderr.splitlines()

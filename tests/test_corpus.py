@@ -67,14 +67,14 @@ def ticker(go_build):
 # What the END gate (gobt/rewrite/gate.py) adds to a user's line, in place:
 # a predicate, or a condition before the user's, on each uprobe; its
 # opening in BEGIN and its closing in END (or both, in a BEGIN,END block).
-_GATE = rb"@__gobt_t\[-1, -1, \(uint64\)0, \(uint64\)0\]"
+_GATE = rb"@zz_gobt_t\[-1, -1, \(uint64\)0, \(uint64\)0\]"
 _GATE_EDITS = [
-    (re.compile(rb" if \(" + _GATE + rb"\) \{ delete\(" + _GATE + rb"\);( clear\(@__gobt_\w+\);)* \} "
+    (re.compile(rb" if \(" + _GATE + rb"\) \{ delete\(" + _GATE + rb"\);( clear\(@zz_gobt_\w+\);)* \} "
                 rb"else \{ " + _GATE + rb" = nsecs; \}"), rb""),
     (re.compile(rb"/" + _GATE + rb"/ "), rb""),
     (re.compile(rb"/" + _GATE + rb" && \((.*)\)/"), rb"/\1/"),
     (re.compile(rb" " + _GATE + rb" = nsecs;"), rb""),
-    (re.compile(rb" delete\(" + _GATE + rb"\);( clear\(@__gobt_\w+\);)*"), rb""),
+    (re.compile(rb" delete\(" + _GATE + rb"\);( clear\(@zz_gobt_\w+\);)*"), rb""),
 ]
 
 

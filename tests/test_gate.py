@@ -27,14 +27,14 @@ from conftest import gobt, no_traceback
 
 GOBT = getattr(conftest, "GOBT_CMD", [sys.executable, "-m", "gobt"])
 # The gate's cell in gobt's time map (rewrite/gate.py), as the emitted program spells it.
-GATE = "@__gobt_t[-1, -1, (uint64)0, (uint64)0]"
+GATE = "@zz_gobt_t[-1, -1, (uint64)0, (uint64)0]"
 ENDINGS = ["sigint", "exit", "-c", "-p"]
 RUNS = 2  # per ending; ~2-5 s each
 
 # gobt's capture maps (goarg at a return, goelapsed), with ~200 calls of
 # main.slow under way at any time: 0.17 clears a map in its user space, a
 # key at a time, where a RET still running could delete one first (rc 134).
-# bpftrace prints its maps by name, capitals before "@__gobt": a big @Calls
+# bpftrace prints its maps by name, capitals before "@zz_gobt": a big @Calls
 # gives a probe that still runs the time to refill them before they print.
 CAPTURES = """\
 goret:{bin}:main.f0001 {{ @Calls[(uint64)goarg(i) % 4096] = count(); @n[(uint64)goarg(i) % 3] = count();
@@ -129,7 +129,7 @@ def _clean(out, err, status):
     assert status == 0, err  # 0.17's abort in clear() is 134, with no maps
     assert "@" in out, (out, err)
     out = _LOST_INSERT.sub("", out)
-    assert not re.search(r"^@__gobt", out, re.M), out
+    assert not re.search(r"^@zz_gobt", out, re.M), out
     # about a line of the program, e.g. "Can't delete map element" at a
     # generated delete() (which names the user's script, messages.py)
     assert not re.search(r":\d+(?:-\d+)?:\d+(?:-\d+)?: WARNING", err), err
@@ -192,12 +192,16 @@ def test_a_return_without_its_entry_deletes_nothing(busy, tmp_path):
         assert "@s: " in out, out
 
 
-def _blank_lines_before_maps(out):
+def _blank_lines(out):
+    """(blank lines before the first map, the maps' lines with numbers
+    masked, blank lines after the last)."""
     lines = out.split("\n")
     first = next(i for i, line in enumerate(lines) if line.startswith("@"))
-    before = lines[:first]
-    return len(before) - len("\n".join(before).rstrip("\n").split("\n")), [
-        re.sub(r"\d+", "N", line) for line in lines[first:] if line.startswith("@")]
+    last = max(i for i, line in enumerate(lines) if line.startswith("@") or line.startswith("["))
+    before, after = lines[:first], lines[last + 1:]
+    return (len(before) - len("\n".join(before).rstrip("\n").split("\n")),
+            [re.sub(r"\d+", "N", line) for line in lines[first:] if line.startswith("@")],
+            sum(1 for line in after if line == "") - 1)  # the last "" is the final newline's
 
 
 @pytest.mark.parametrize("script, extra", [
@@ -207,11 +211,12 @@ def _blank_lines_before_maps(out):
     ("goret:{bin}:main.f0001 {{ @s = count(); @l = hist(goid % 8); @p[(uint64)goarg(i) % 2] = count(); }}\n", 1),
 ])
 def test_exit_prints_a_blank_line_per_internal_map_only(script, extra, busy, bpf, tmp_path):
-    # bpftrace (0.17 and 0.23) prints every map of a program at exit, an
-    # empty one as one blank line (no setting or kind of map is left out,
-    # but bpftrace's own): gobt's maps can only be few. Against bpftrace
-    # on a plain program with the same user maps: the same maps in the same
-    # order, and `extra` blank lines more before them.
+    # bpftrace (0.17 and 0.23) prints every map of a program at exit, by
+    # name, an empty one as one blank line (no setting or kind of map is
+    # left out, but bpftrace's own): gobt's maps can only be few, and come
+    # last. Against bpftrace on a plain program with the same user maps:
+    # the same blank lines before them, the same maps in the same order,
+    # and `extra` blank lines more after them.
     plain = "uprobe:{bin}:main.f0001 {{ @s = count(); @l = hist(nsecs % 8); @p[reg(\"ax\") % 2] = count(); }}\n"
     if "goarg" not in script:
         plain = plain.replace(' @p[reg(\"ax\") % 2] = count();', "")
@@ -219,10 +224,11 @@ def test_exit_prints_a_blank_line_per_internal_map_only(script, extra, busy, bpf
     _clean(*ours)
     theirs = run([bpf], plain, "exit", busy, tmp_path)
     assert theirs[2] == 0, theirs[1]
-    blank_ours, maps_ours = _blank_lines_before_maps(ours[0])
-    blank_theirs, maps_theirs = _blank_lines_before_maps(theirs[0])
+    before_ours, maps_ours, after_ours = _blank_lines(ours[0])
+    before_theirs, maps_theirs, after_theirs = _blank_lines(theirs[0])
     assert maps_ours == maps_theirs, (ours[0], theirs[0])
-    assert blank_ours == blank_theirs + extra, (ours[0], theirs[0])
+    assert before_ours == before_theirs, (ours[0], theirs[0])
+    assert after_ours == after_theirs + extra, (ours[0], theirs[0])
 
 
 # -- the emitted program (no bpftrace) -----------------------------------------
@@ -239,11 +245,11 @@ def test_one_begin_and_one_end_and_every_uprobe_gated(busy):
     lines = proc.stdout.splitlines()
     assert len(lines) == 5  # nothing added: gobt's work is in the user's BEGIN and END
     assert lines[0].startswith(f"BEGIN {{ {GATE} = nsecs; printf(")
-    assert lines[4].startswith(f"END {{ delete({GATE}); clear(@__gobt_t); printf(")
+    assert lines[4].startswith(f"END {{ delete({GATE}); clear(@zz_gobt_t); printf(")
     # the entry and the return of main.f0001, and main.slow, all behind the gate
     assert lines[1].count(f"/pid == 1 && {GATE}/") == 2
     assert f"/{GATE}/ {{" in lines[2]
-    assert "__gobt" not in lines[3]  # bpftrace detaches an interval itself
+    assert "gobt_" not in lines[3]  # bpftrace detaches an interval itself
 
 
 @pytest.mark.parametrize("script, what", [
@@ -272,4 +278,4 @@ def test_a_block_shared_by_begin_and_end_opens_and_closes_the_gate(busy):
     # BEGIN saw nothing yet; END saw what the map printed after it, and no
     # gobt map printed.
     assert edges[0] == "0" and len(edges) == 2 and printed == [edges[1]], proc.stdout
-    assert int(edges[1]) >= 2000 and "@__gobt" not in proc.stdout, proc.stdout
+    assert int(edges[1]) >= 2000 and "@zz_gobt" not in proc.stdout, proc.stdout

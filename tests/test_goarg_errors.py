@@ -46,8 +46,8 @@ def test_param_at_return_is_captured_at_entry(matrix):
     assert proc.returncode == 0, proc.stderr
     entry, ret = proc.stdout.split("} ", 1)
     # (in gobt's time map, 64 bits wide, the sign cast back: rewrite/probes.py)
-    assert "@__gobt_t[0, 0, $__gobt_g, $__gobt_d] = (int64)((int8)reg(\"ax\"))" in entry
-    assert "$__gobt_v0 = (int64)@__gobt_t[0, 0, $__gobt_g, $__gobt_d]" in ret
+    assert "@zz_gobt_t[0, 0, $__gobt_g, $__gobt_d] = (int64)((int8)reg(\"ax\"))" in entry
+    assert "$__gobt_v0 = (int64)@zz_gobt_t[0, 0, $__gobt_g, $__gobt_d]" in ret
     assert 'printf("%ld\\n", $__gobt_v0)' in ret  # an int8 Go value: %d widened
     lines = proc.stdout.splitlines()
     # the user's probe stays on its one line; only a line of BEGIN and END
@@ -155,7 +155,7 @@ def test_pid_filter_with_goarg_in_the_predicate(matrix):
         no_traceback(proc)
         assert proc.returncode == 0, proc.stderr
         # (and gobt's gate, rewrite/gate.py)
-        assert '/pid == 1 && @__gobt_t[-1, -1, (uint64)0, (uint64)0] && ((int8)reg("ax") < 0)/' in proc.stdout
+        assert '/pid == 1 && @zz_gobt_t[-1, -1, (uint64)0, (uint64)0] && ((int8)reg("ax") < 0)/' in proc.stdout
 
 
 def test_params_carried_to_the_return_keep_their_value_at_every_width(matrix, bpf):

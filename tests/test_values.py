@@ -54,7 +54,7 @@ def test_printf_verbs_change_only_for_gobt_values(go_build, tmp_path):
     # %d of an unsigned value); %hd is the user's; 1 + 2 is the user's own.
     assert '"%ld %lx %u %5lu %hd %d %d\\n"' in lines[0], lines[0]
     # (gobt's gate opens first in the user's BEGIN, and END is gobt's own: rewrite/gate.py)
-    assert lines[1] == 'BEGIN { @__gobt_t[-1, -1, (uint64)0, (uint64)0] = nsecs; printf("%d\\n", 5); }', lines[1]
+    assert lines[1] == 'BEGIN { @zz_gobt_t[-1, -1, (uint64)0, (uint64)0] = nsecs; printf("%d\\n", 5); }', lines[1]
     assert len(lines) == 3 and lines[2].startswith("END {")
     # goarg(n) / 2 is an expression of the user's: warned of, not changed.
     assert re.search(r"verbs.gbt:1:\d+: warning: %d prints only the low 32 bits", proc.stderr), proc.stderr

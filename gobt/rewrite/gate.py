@@ -32,8 +32,12 @@ from ..errors import GobtError
 
 # The map of entry times (rewrite/probes.py's CAPTURE_MAPS["time"], keyed
 # [probe, slot, g, depth]) and the gate's cell in it, of the same key and
-# value types (bpftrace 0.17 wants them equal).
-TIME_MAP = "@__gobt_t"
+# value types (bpftrace 0.17 wants them equal). bpftrace prints every map
+# at exit, by name, an empty one as a blank line: gobt's maps are named to
+# come after the user's (a user's @zz... aside), so the lines before the
+# user's maps are bpftrace's own, and gobt's blank lines trail.
+INTERNAL = "@zz_gobt_"
+TIME_MAP = INTERNAL + "t"
 GATE = f"{TIME_MAP}[-1, -1, (uint64)0, (uint64)0]"
 
 # What attaches to a user-space program, which the keeper holds open past

@@ -19,7 +19,7 @@ from ..errors import GobtError, UnreachableOffset, note, warn
 from .goarg import GoargResolver, carried_cast, number_type, retval_without_dwarf
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
-from .gate import GATE, TIME_MAP, gate_and_filters
+from .gate import GATE, INTERNAL, TIME_MAP, gate_and_filters
 from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
@@ -130,7 +130,7 @@ class Site:
 # (a blank line each) to a few lines: the time map holds the gate and the
 # integers too (goarg.carried_cast), keyed [probe, slot, g, depth], the time
 # in slot -1; only a string needs a map of its own.
-CAPTURE_MAPS = {"time": TIME_MAP, "int": TIME_MAP, "str": "@__gobt_s"}
+CAPTURE_MAPS = {"time": TIME_MAP, "int": TIME_MAP, "str": INTERNAL + "s"}
 TIME_SLOT = -1
 
 
