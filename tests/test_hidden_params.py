@@ -30,7 +30,10 @@ def test_generic_dictionary_is_accounted_for(go, go_build, bpf, tmp_path):
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     program = sorted(re.findall(r"^P (Push.*|Pick.*)$", proc.stdout, re.M))
-    probes = sorted(re.findall(r"^B (.*)$", proc.stdout, re.M))
+    # A plain uprobe at a function's first instruction fires twice for a
+    # call that grows its stack (the runtime jumps back to the entry; man
+    # gobt, goentry): the same values twice, which a fresh Debian 12 saw.
+    probes = sorted(set(re.findall(r"^B (.*)$", proc.stdout, re.M)))
     assert len(program) == 3 and probes == program, proc.stdout
 
 
