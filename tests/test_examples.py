@@ -129,9 +129,12 @@ def test_errors(go, go_build, bpf, tmp_path):
     assert m, out
     names, nil, errors = map(int, m.groups())
     assert (names, nil, errors) == (9 * rounds, 5 * rounds, 4 * rounds), out
-    # Each error by its text, as the program's Error() spells it; its own type by name.
-    assert counts(out, "") == {"<nil>": nil, "empty name": rounds, "name too long: maximilian": rounds,
-                               "name too long: bartholomew": rounds, "*main.caseError": rounds}, out
+    # Each error by its type as %T spells it and its text as the program's
+    # Error() does; the program's own type by its name.
+    assert counts(out, "") == {"<nil>, <nil>": nil, "*errors.errorString, empty name": rounds,
+                               "*errors.errorString, name too long: maximilian": rounds,
+                               "*errors.errorString, name too long: bartholomew": rounds,
+                               "*main.caseError, *main.caseError": rounds}, out
 
 
 @pytest.mark.parametrize("go", GOS)
@@ -264,9 +267,9 @@ def test_example_runs_through_its_shebang(go_build, bpf, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = re.search(r"^validated \d+ names: (\d+) nil, (\d+) errors$", proc.stdout, re.M)
     assert m, proc.stdout
-    # errors.gbt counts the errors by their text (goerr): <nil>, and the rest.
+    # errors.gbt counts the errors by their type and text (goerr): <nil>, and the rest.
     seen = counts(proc.stdout, "")
-    assert seen.pop("<nil>") == int(m.group(1)) and sum(seen.values()) == int(m.group(2)), proc.stdout
+    assert seen.pop("<nil>, <nil>") == int(m.group(1)) and sum(seen.values()) == int(m.group(2)), proc.stdout
 
 
 def test_example_says_little_before_attaching_and_once(go_build, bpf, tmp_path):

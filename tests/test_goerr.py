@@ -4,12 +4,13 @@ itself prints it.
 tests/programs/goerrs makes one error of each type goerr spells out (and a
 few it does not), returns each from main.check, passes it to main.report,
 passes some other values to main.show(i, v interface{}), and prints
-"E i <err.Error()>" and "T i <%T>". gobt prints the same lines from its
+"E i <err.Error()>", "K i <the error's %T>" and "T i <%T>". gobt prints the same lines from its
 probes; each must be the program's own, except where goerr documents
 another value: a type it does not spell gives its name.
 """
 
 import re
+import subprocess
 
 import pytest
 
@@ -25,6 +26,7 @@ OP_ERRORS = {14, 18, 19, 21}
 DNS_ERROR = 20
 UNIX_ADDR = 21  # an address other than an IPv4 TCP/UDP one shows as "?"
 LINK_ERROR = 5  # *os.LinkError: past bpftrace 0.17's stack budget (govalue.STACK_STRINGS)
+LONG_PATH = 23  # a path longer than bpftrace's strings: printf cuts it
 
 SCRIPT = """
 goret:{bin}:main.check{check} {{ printf("e %d %s\\n", goarg(i), goerr(err)); @[goerr(err)] = count(); }}
@@ -46,10 +48,11 @@ def run(binary, declared=False):
     # The program's lines start with E and T, gobt's with e, r, q and t.
     seen = {}
     for line in lines:
-        m = re.match(r"^([ETetrq]) (\d+) ?(.*)$", line)
+        m = re.match(r"^([EKTetrq]) (\d+) ?(.*)$", line)
         if m:
             seen.setdefault((m.group(1), int(m.group(2))), []).append(m.group(3))
-    keys = dict(re.findall(r"^@\[(.*)\]: (\d+)$", proc.stdout, re.M))
+    # A goerr map key is two elements: the type as %T prints it, and one string.
+    keys = {tuple(k.split(", ", 1)): int(n) for k, n in re.findall(r"^@\[(.*)\]: (\d+)$", proc.stdout, re.M)}
     return seen, keys
 
 
@@ -74,6 +77,8 @@ def check(seen, keys, may_cut_link=False, rich=ON_TRIXIE):
         expected = expected_text(i, go, rich)
         if i == LINK_ERROR and may_cut_link and ours == "no such file or directory":
             expected = ours  # the one-string form: the error it wraps
+        if i == LONG_PATH:
+            expected = ours if go.startswith(ours.rstrip(".")[:60]) else go  # cut at the string size
         assert ours == expected, (i, ours, go)
         # At entry, on a param: the same text, and the dynamic type's name.
         assert seen["r", i] == [ours], (i, seen["r", i])
@@ -82,12 +87,25 @@ def check(seen, keys, may_cut_link=False, rich=ON_TRIXIE):
     for i in sorted(i for kind, i in seen if kind == "T"):
         (go,), (ours,) = seen["T", i], seen["t", i]
         assert ours == go, (i, ours, go)
-    # As a map key: one string, the innermost message.
-    for key in ("<nil>", "plain error", "wrapped: EOF", "EOF", "context canceled", "context deadline exceeded",
-                "address already in use", "invalid syntax", "*main.tooLongError", "i/o timeout",
-                "server misbehaving", "connection refused" if rich else "*net.OpError"):
+    # As a map key: the dynamic type as Go's %T prints it, and one string:
+    # the whole text of an error whose text is one string, else the
+    # innermost message (the end of the text), else the type's name.
+    assert sum(keys.values()) == len(errors), keys
+    for i in errors:
+        (go,), (gotype,) = seen["E", i], seen["K", i]
+        texts = [text for t, text in keys if t == gotype]
+        assert texts, (i, gotype, keys)
+        assert any(text == go or go.endswith(": " + text) or text == gotype or text.startswith("*")
+                   for text in texts), (i, go, texts)
+    # ENOENT alone, in an *fs.PathError and in an *os.LinkError: three keys.
+    enoent = {t for t, text in keys if text == "no such file or directory"}
+    assert len(enoent) == 3 and "syscall.Errno" in enoent, keys
+    for key in (("<nil>", "<nil>"), ("*os.SyscallError", "address already in use"), ("*errors.errorString", "plain error"), ("*fmt.wrapError", "wrapped: EOF"),
+                ("*errors.errorString", "EOF"), ("*errors.errorString", "context canceled"),
+                ("context.deadlineExceededError", "context deadline exceeded"),
+                ("*strconv.NumError", "invalid syntax"), ("*main.tooLongError", "*main.tooLongError"),
+                ("*poll.DeadlineExceededError", "i/o timeout")):
         assert key in keys, (key, keys)
-    assert int(keys["no such file or directory"]) >= 3, keys  # ENOENT, and *fs.PathError, *os.LinkError of it
 
 
 @pytest.mark.parametrize("go", GOS)
@@ -105,6 +123,37 @@ def test_pie_stripped_cgo(go_build, bpf):
     check(*run(stripped, declared=SPELLED), may_cut_link=not ON_TRIXIE)
     cgo = go_build("newest", PROGRAM, gcflags="-l", cgo=True, tag="-cgo")
     check(*run(cgo), may_cut_link=not ON_TRIXIE)
+
+
+def _literal(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+@pytest.mark.parametrize("go, pie", [("go1.15", False), ("newest", False), ("newest", True)])
+def test_compared_with_its_text(go, pie, go_build, bpf):
+    """goerr(e) == "..." holds where the text printf prints is that literal,
+    whole: its type and each of its pieces, a path past bpftrace's string
+    size included; the innermost message alone matches only the errno."""
+    binary = (go_build(go, PROGRAM, gcflags="-l", buildmode="pie", tag="-pie") if pie
+              else go_build(go, PROGRAM, gcflags="-l"))
+    own = subprocess.run([binary], capture_output=True, text=True, check=True).stdout
+    texts = {int(i): t for i, t in re.findall(r"^E (\d+) (.*)$", own, re.M)}
+    assert len(texts[LONG_PATH]) > 80, texts
+    shown = {i: expected_text(i, t, ON_TRIXIE) for i, t in texts.items()}
+    literals = sorted(set(shown.values())) + ["open /nonexistent/x", "no such file", ""]
+    body = " ".join(f'if (goerr(err) == {_literal(text)}) {{ printf("m %d {k}\\n", goarg(i)); }}'
+                    for k, text in enumerate(literals))
+    body += f' if ({_literal(shown[3])} != goerr(err)) {{ printf("n %d\\n", goarg(i)); }}'
+    proc = gobt("-e", f"goret:{binary}:main.check {{ {body} }}", "-c", binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    matched = {}
+    for i, k in re.findall(r"^m (\d+) (\d+)$", proc.stdout, re.M):
+        matched.setdefault(int(i), set()).add(int(k))
+    for i, text in shown.items():
+        assert matched.get(i) == {literals.index(text)}, (i, text, [literals[k] for k in matched.get(i, ())])
+    differ = {int(i) for i in re.findall(r"^n (\d+)$", proc.stdout, re.M)}
+    assert differ == set(shown) - {i for i in shown if shown[i] == shown[3]}, differ
 
 
 @pytest.mark.parametrize("go", GOS)

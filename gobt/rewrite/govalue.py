@@ -10,17 +10,21 @@ name, and nothing is guessed. goerr tells the standard library's error types
 the binary by name, and spells their Error() text from their fields.
 
 bpftrace has no string concatenation (0.17 nor 0.23) and its strings are
-fixed-size buffers, so goerr has two forms:
+fixed-size buffers, so goerr takes the form its place allows:
 - as a direct printf argument, the printf becomes one printf per error
   type, the type's constant text in the format and each Go string a %s: the
-  whole text, each piece cut at the string limit;
-- anywhere else (a map key, a comparison, print), one string: the text
-  itself for errors whose Error() is one string (errors.New, fmt.Errorf,
-  io.EOF, context.Canceled, syscall.Errno, context.DeadlineExceeded,
-  <nil>); for the composite ones (*fs.PathError, ...) the text of the error
-  they wrap (a *net.DNSError's Err, a *net.OpError's errno: neterrors.py);
-  for any other type its name (`*main.tooLongError`).
-  `@[gotype(e), goerr(e)]` keys by both.
+  whole text, each piece cut at the string limit; print(goerr(e)) is
+  printf("%s\n", goerr(e));
+- compared with a string literal, the literal is split along each of those
+  printfs at rewrite time (textmatch.py): the whole text is compared;
+- as a map key element, two elements: the dynamic type as %T prints it and
+  the one-string text below, so keys differ by type and by message;
+- anywhere else, one string: the text itself for errors whose Error() is
+  one string (errors.New, fmt.Errorf, io.EOF, context.Canceled,
+  syscall.Errno, context.DeadlineExceeded, <nil>); for the composite ones
+  (*fs.PathError, ...) the text of the error they wrap (a *net.DNSError's
+  Err, a *net.OpError's errno: neterrors.py); for any other type its name
+  (`*main.tooLongError`).
 
 Each use computes its words and pieces in statements at the start of the
 probe's block ($__gobt_eN_*); the use itself becomes a str() of them. An
@@ -28,6 +32,7 @@ address in a position-independent binary is the static one plus the load
 bias, which the block computes from the address the probe fired at.
 """
 
+import re
 from functools import cached_property
 
 from ..binary.gotypes import GoTypes, errno_table
@@ -38,7 +43,9 @@ from . import errortypes
 from .errnotext import ERRNO_TEXTS
 from .inlined import IP, site_address
 from .neterrors import NetErrors
-from .printf import _VERB, printf_calls, string_read
+from .printf import _VERB, _skip_space, _skip_string, map_key_elements, print_calls, printf_calls, string_read, \
+    string_size
+from .textmatch import condition, unquote
 
 # bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
 # measured with --emit-elf on Go 1.27, PIE, a goret carrying a param, a map
@@ -82,6 +89,12 @@ class GoValues:
         self.renders = []  # (Use, _Render)
         self.as_v = set()  # the spans of gotype uses that print nil as <nil>
 
+    @cached_property
+    def keys(self):
+        """The spans of the block's map key elements."""
+        block = self.rw.probe.block
+        return map_key_elements(self.rw.source.text, block.start, block.end)
+
     def use(self, use):
         rw = self.rw
         loc = rw.loc(use.span.start, use.span.end - use.span.start)
@@ -98,12 +111,14 @@ class GoValues:
             raise GobtError(f"{use.kind} needs an interface value: {use.kind}(err), {use.kind}(~r0)", loc)
         if path == "retval":
             path = "~r0"
+        key = use.kind == "goerr" and (use.span.start, use.span.end) in self.keys
         for _, seen in self.renders:
             if seen.path == path:  # one set of statements per value read
                 seen.type_only = seen.type_only and use.kind == "gotype"
                 seen.nil_as_v = seen.nil_as_v or as_v
+                seen.key = seen.key or key
                 self.renders.append((use, seen))
-                return (seen.str(f"{seen.v}np", f"{seen.v}nl") if use.kind == "gotype" else seen.single()), None
+                return self._expression(use, seen, key), None
         first, eface = self._first_word(use, path)
         data, _ = rw._read_value(Use("goarg", use.span, path=path + ".data", path_offset=use.path_offset))
         render = _Render(len({id(r) for _, r in self.renders}), binary, first, data, eface,
@@ -111,9 +126,18 @@ class GoValues:
                          not rw.ctx.bpftrace.strings_on_stack)
         render.path = path
         render.nil_as_v = as_v
+        render.key = key
         self.renders.append((use, render))
         string_read(rw.ctx, rw.id, loc)
-        return (render.str(f"{render.v}np", f"{render.v}nl") if use.kind == "gotype" else render.single()), None
+        return self._expression(use, render, key), None
+
+    @staticmethod
+    def _expression(use, render, key):
+        if use.kind == "gotype":
+            return render.str(f"{render.v}np", f"{render.v}nl")
+        # A map key: two elements, the dynamic type as %T prints it and the
+        # one-string text, since one string cannot hold both (no concatenation).
+        return f"{render.str(render.v + 'kp', render.v + 'kl')}, {render.single()}" if key else render.single()
 
     def _first_word(self, use, path):
         rw = self.rw
@@ -151,7 +175,6 @@ class GoValues:
             if id(render) not in done:
                 done.add(id(render))
                 prelude += render.statements()
-        out = [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
         by_span = {(u.span.start, u.span.end): (u.kind + (NIL_VERB if (u.span.start, u.span.end) in self.as_v
                                                             else ""), r) for u, r in self.renders}
         for call in printf_calls(text, block.start, block.end):
@@ -166,7 +189,21 @@ class GoValues:
                                  for a, b in call.args) - 1
                     budget = STACK_STRINGS if others <= 0 else 0
                 edits = _fold_printf(text, call, hit[0], edits, block, edit_type, budget)
-        return edits + out
+        for start, arg, close in print_calls(text, block.start, block.end):
+            kind, render = by_span.get(arg, (None, None))
+            if kind == "goerr":
+                budget = STACK_STRINGS if rw.ctx.bpftrace.strings_on_stack else None
+                edits = _fold_print(text, start, arg, close, render, edits, edit_type, budget)
+        for n, (use, render) in enumerate(self.renders):
+            found = _compared(text, block, use) if use.kind == "goerr" else None
+            if found:
+                # goerr(e) == "...": the whole text's, decided at the block's start.
+                start, end, op, quoted = found
+                var = f"{render.v}q{n}"
+                prelude += render.comparison(var, unquote(quoted), string_size() - 1, rw.loc(start, end - start))
+                edits = [e for e in edits if not (start <= e.start and e.end <= end)]
+                edits.append(edit_type(start, end, f"({var} {op} (uint64)1)"))
+        return edits + [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
 
 
 class _Render:
@@ -181,6 +218,9 @@ class _Render:
         self.type_only = type_only
         self.pie = is_position_independent(binary)
         self.rich = rich  # strings off the BPF stack (0.23): room for the net errors' printfs
+        self.key = False  # used as a map key element: its type name too ({v}k)
+        self.compared = False  # compared with a literal: {v}w is set
+        self.nil_as_v = False
 
     @cached_property
     def net(self):
@@ -237,6 +277,16 @@ class _Render:
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
         out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + self.net.top_pieces() + inner,
                        [f"{v}np", f"{v}nl"])
+        if self.key:
+            # %T's spelling: <nil> for nil, ? for a name BPF could not read
+            # (pointers to those bytes in the binary: a string variable would
+            # cost 0.17's BPF stack what a printf's string does).
+            out.append(f"{v}kp = {v}np; {v}kl = {v}nl;")
+            nil, unknown = (self.types.bytes_address(t) for t in (errortypes.NIL_TEXT, "?"))
+            if nil:
+                out.append(f"if ({v}t == 0) {{ {v}kp = {self.addr(nil)}; {v}kl = {len(errortypes.NIL_TEXT)}; }}")
+            if unknown:
+                out.append(f"if ({v}t != 0 && {v}nl == 0) {{ {v}kp = {self.addr(unknown)}; {v}kl = 1; }}")
         return out + self.net.address_statements()
 
     def _nil_as_v(self):
@@ -347,6 +397,32 @@ class _Render:
         out.append((None, "%s", [self.single()]))
         return out
 
+    def comparison(self, var, text, keep, where):
+        """Statements setting var to 1 where the whole text (as printf prints
+        it, branches()) is `text`, else 0.
+
+        Which branch prints is decided once ({v}w, with the first
+        comparison): after it the verifier knows {v}w in each of its paths,
+        so each comparison adds a path or two, not a chain's worth (chains
+        one after another multiply the paths it walks past its limit)."""
+        v = self.v
+        out = []
+        branches = self.branches()
+        if not self.compared:
+            chain = None
+            for k, (cond, _, _) in reversed(list(enumerate(branches))):
+                set_w = f"{v}w = (uint64){k};"
+                chain = set_w if cond is None else f"if ({cond}) {{ {set_w} }} else {{ {chain} }}"
+            out += [f"{v}w = (uint64)0;", chain]
+            self.compared = True
+        out.append(f"{var} = (uint64)0;")
+        for k, (_, fmt, args) in enumerate(branches):
+            holds = condition(fmt, args, text, keep, where)
+            if holds != "0":
+                # Typed literals only: 0.23 types a comparison, 0 and 1 unlike each other.
+                out.append(f"if ({v}w == (uint64){k}) {{ if ({holds}) {{ {var} = (uint64)1; }} }}")
+        return out
+
     def unreadable(self, also):
         """The branch for a type whose name could not be read: on a page the
         program has not touched yet, which BPF cannot fault in. Its static
@@ -359,6 +435,20 @@ class _Render:
         v = self.v
         nil = [(f"{v}t == 0", errortypes.NIL_TEXT, [])] if nil_as_v else []
         return nil + [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
+
+
+def _compared(text, block, use):
+    """(start, end, operator, literal) of `USE == "..."`, `"..." != USE`, or None."""
+    a, b = use.span.start, use.span.end
+    k = _skip_space(text, b, block.end)
+    if text.startswith(("==", "!="), k):
+        q = _skip_space(text, k + 2, block.end)
+        if q < block.end and text[q] == '"':
+            return a, _skip_string(text, q), text[k:k + 2], text[q:_skip_string(text, q)]
+    m = re.search(r'("(?:[^"\\]|\\.)*")\s*(==|!=)\s*$', text[block.start:a])
+    if m:
+        return block.start + m.start(1), b, m.group(2), m.group(1)
+    return None
 
 
 def _select(names, cases, defaults=None):
@@ -419,10 +509,19 @@ def _bias(binary, sites, loc):
 def _fold_printf(text, call, hit, edits, block, edit_type, budget):
     """Replace the printf `call`, whose argument hit[0] is a goerr, by one
     printf per error type; the other edits inside it are kept in each."""
-    index, (kind, render) = hit
     start = text.rfind("printf", block.start, call.format_start)
-    end = call.args[-1][1]
-    close = text.index(")", end)
+    close = text.index(")", call.args[-1][1])
+    return _fold(text, start, close, (call.format_start, call.format_end), call.args, hit, edits, edit_type, budget)
+
+
+def _fold_print(text, start, arg, close, render, edits, edit_type, budget):
+    """print(goerr(e)) prints its value and a newline: as printf("%s\\n")
+    does, so that it too prints the whole text."""
+    return _fold(text, start, close, '"%s\\n"', [arg], (0, ("goerr", render)), edits, edit_type, budget)
+
+
+def _fold(text, start, close, fmt, args, hit, edits, edit_type, budget):
+    index, (kind, render) = hit
     inside = [e for e in edits if start <= e.start and e.end <= close + 1]
     rest = [e for e in edits if e not in inside]
 
@@ -433,8 +532,8 @@ def _fold_printf(text, call, hit, edits, block, edit_type, budget):
             pos = e.end
         return "".join(out) + text[pos:b]
 
-    fmt = edited(call.format_start, call.format_end)
-    args = [edited(a, b) for a, b in call.args]
+    fmt = fmt if isinstance(fmt, str) else edited(*fmt)
+    args = [edited(a, b) for a, b in args]
     verbs = [m for m in _VERB.finditer(fmt) if m.group("conv") != "%"]
     if index >= len(verbs):
         return edits  # bpftrace will say the format is short

@@ -74,9 +74,44 @@ def _skip_space(text, i, end):
     return i
 
 
-def printf_calls(text, start, end):
-    """Every printf(...) call between start and end whose format is a literal."""
-    calls = []
+def _args(text, k, end):
+    """The spans of the comma-separated arguments from k, and the offset of
+    the bracket that closes them (or end)."""
+    args = []
+    first = True
+    while k < end:
+        arg_start = _skip_space(text, k if first else k + 1, end)
+        first = False
+        k, depth = arg_start, 0
+        while k < end:
+            ch = text[k]
+            if ch == '"':
+                k = _skip_string(text, k)
+                continue
+            if _skip_comment(text, k) != k:
+                k = _skip_comment(text, k)
+                continue
+            if ch in "([{":
+                depth += 1
+            elif ch in ")]}":
+                if depth == 0:
+                    break
+                depth -= 1
+            elif ch == "," and depth == 0:
+                break
+            k += 1
+        arg_end = k
+        while arg_end > arg_start and text[arg_end - 1].isspace():
+            arg_end -= 1
+        args.append((arg_start, arg_end))
+        if k >= end or text[k] != ",":
+            break
+    return args, k
+
+
+def _words(text, start, end):
+    """Each word (identifier, $var, @map) between start and end outside
+    strings and comments: its match."""
     i = start
     while i < end:
         c = text[i]
@@ -91,11 +126,18 @@ def printf_calls(text, start, end):
         if not m:
             i += 1
             continue
+        yield m
         i = m.end()
+
+
+def printf_calls(text, start, end):
+    """Every printf(...) call between start and end whose format is a literal."""
+    calls = []
+    for m in _words(text, start, end):
         before = text[m.start() - 1] if m.start() > 0 else ""
-        if m.group(0) != "printf" or before in ".>":
+        if m.group(0) != "printf" or before in (".", ">"):
             continue
-        k = _skip_space(text, i, end)
+        k = _skip_space(text, m.end(), end)
         if k >= end or text[k] != "(":
             continue
         k = _skip_space(text, k + 1, end)
@@ -104,33 +146,52 @@ def printf_calls(text, start, end):
         fmt_end = _skip_string(text, k)
         call = Call(k, fmt_end, [])
         k = _skip_space(text, fmt_end, end)
-        while k < end and text[k] == ",":
-            arg_start = _skip_space(text, k + 1, end)
-            k, depth = arg_start, 0
-            while k < end:
-                ch = text[k]
-                if ch == '"':
-                    k = _skip_string(text, k)
-                    continue
-                if _skip_comment(text, k) != k:
-                    k = _skip_comment(text, k)
-                    continue
-                if ch in "([{":
-                    depth += 1
-                elif ch in ")]}":
-                    if depth == 0:
-                        break
-                    depth -= 1
-                elif ch == "," and depth == 0:
-                    break
-                k += 1
-            arg_end = k
-            while arg_end > arg_start and text[arg_end - 1].isspace():
-                arg_end -= 1
-            call.args.append((arg_start, arg_end))
+        if k < end and text[k] == ",":
+            call.args, _ = _args(text, k + 1, end)
         calls.append(call)
-        i = fmt_end
     return calls
+
+
+def print_calls(text, start, end):
+    """Every print(VALUE) call between start and end with one argument:
+    (start of `print`, the argument's span, the offset of its `)`)."""
+    out = []
+    for m in _words(text, start, end):
+        before = text[m.start() - 1] if m.start() > 0 else ""
+        if m.group(0) != "print" or before in (".", ">"):
+            continue
+        k = _skip_space(text, m.end(), end)
+        if k >= end or text[k] != "(":
+            continue
+        args, close = _args(text, k + 1, end)
+        if len(args) == 1 and close < end and text[close] == ")":
+            out.append((m.start(), _bare(text, *args[0]), close))
+    return out
+
+
+def map_key_elements(text, start, end):
+    """The spans of the elements of every map key `@name[a, b]` between
+    start and end, each without parentheses around all of it."""
+    out = set()
+    i = start
+    while i < end:
+        c = text[i]
+        if c == '"':
+            i = _skip_string(text, i)
+            continue
+        j = _skip_comment(text, i)
+        if j != i:
+            i = j
+            continue
+        i += 1
+        if c != "@":
+            continue
+        m = re.compile(r"\w*").match(text, i)
+        k = _skip_space(text, m.end(), end)
+        if k < end and text[k] == "[":
+            args, _ = _args(text, k + 1, end)
+            out.update(_bare(text, a, b) for a, b in args)
+    return out
 
 
 def _bare(text, start, end):

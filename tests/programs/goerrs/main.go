@@ -65,6 +65,9 @@ func init() {
 		&net.OpError{Op: "listen", Net: "unix", Addr: &net.UnixAddr{Name: "/tmp/s", Net: "unix"},
 			Err: errors.New("custom")},
 		os.ErrDeadlineExceeded,
+		// A path longer than bpftrace's strings (63 bytes by default).
+		&os.PathError{Op: "open", Path: "/var/lib/a-rather-long-directory-name/with-a-longer-file-name-below-it.conf",
+			Err: syscall.ENOENT},
 	}
 	made = append(made, more()...)
 	// BPF cannot fault a page in: a type's name, which the runtime reads
@@ -98,6 +101,7 @@ func main() {
 		for i := range made {
 			err := check(i)
 			report(i, err)
+			fmt.Printf("K %d %T\n", i, err)
 			if err == nil {
 				fmt.Printf("E %d <nil>\n", i)
 			} else {
