@@ -141,10 +141,17 @@ def test_compared_with_its_text(go, pie, go_build, bpf):
     assert len(texts[LONG_PATH]) > 80, texts
     shown = {i: expected_text(i, t, ON_TRIXIE) for i, t in texts.items()}
     literals = sorted(set(shown.values())) + ["open /nonexistent/x", "no such file", ""]
-    body = " ".join(f'if (goerr(err) == {_literal(text)}) {{ printf("m %d {k}\\n", goarg(i)); }}'
-                    for k, text in enumerate(literals))
-    body += f' if ({_literal(shown[3])} != goerr(err)) {{ printf("n %d\\n", goarg(i)); }}'
-    proc = gobt("-e", f"goret:{binary}:main.check {{ {body} }}", "-c", binary)
+    # At main.report's entry, on its param: 7 texts a probe, as a user
+    # would compare a few (each is spelled along every error type's text).
+    probes = []
+    for first in range(0, len(literals), 7):
+        body = " ".join(f'if (goerr(e) == {_literal(text)}) {{ printf("m %d {k}\\n", goarg(i)); }}'
+                        for k, text in enumerate(literals[first:first + 7], first))
+        probes.append(f"goentry:{binary}:main.report {{ {body} }}")
+    # At main.check's return, on its result: != and print.
+    probes.append(f'goret:{binary}:main.check {{ if ({_literal(shown[3])} != goerr(err)) '
+                  f'{{ printf("n %d\\n", goarg(i)); }} print(goerr(err)); }}')
+    proc = gobt("-e", "\n".join(probes), "-c", binary)
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     matched = {}
@@ -154,6 +161,10 @@ def test_compared_with_its_text(go, pie, go_build, bpf):
         assert matched.get(i) == {literals.index(text)}, (i, text, [literals[k] for k in matched.get(i, ())])
     differ = {int(i) for i in re.findall(r"^n (\d+)$", proc.stdout, re.M)}
     assert differ == set(shown) - {i for i in shown if shown[i] == shown[3]}, differ
+    # print(goerr(e)): the whole text, as printf("%s\n") prints it.
+    lines = set(proc.stdout.splitlines())
+    printed = {i for i, text in shown.items() if text in lines} - {LONG_PATH}  # whole where strings hold it
+    assert printed == set(shown) - {LONG_PATH} - ({LINK_ERROR} if not ON_TRIXIE else set()), printed
 
 
 @pytest.mark.parametrize("go", GOS)

@@ -175,6 +175,15 @@ class GoValues:
             if id(render) not in done:
                 done.add(id(render))
                 prelude += render.statements()
+        for use, render in self.renders:
+            found = _compared(text, block, use) if use.kind == "goerr" else None
+            if found:
+                # goerr(e) == "...": which branch prints is decided at the block's start.
+                start, end, op, quoted = found
+                prelude += render.which_branch()
+                expr = render.comparison(unquote(quoted), string_size() - 1, rw.loc(start, end - start))
+                edits = [e for e in edits if not (start <= e.start and e.end <= end)]
+                edits.append(edit_type(start, end, f"({expr})" if op == "==" else f"!({expr})"))
         by_span = {(u.span.start, u.span.end): (u.kind + (NIL_VERB if (u.span.start, u.span.end) in self.as_v
                                                             else ""), r) for u, r in self.renders}
         for call in printf_calls(text, block.start, block.end):
@@ -194,15 +203,6 @@ class GoValues:
             if kind == "goerr":
                 budget = STACK_STRINGS if rw.ctx.bpftrace.strings_on_stack else None
                 edits = _fold_print(text, start, arg, close, render, edits, edit_type, budget)
-        for n, (use, render) in enumerate(self.renders):
-            found = _compared(text, block, use) if use.kind == "goerr" else None
-            if found:
-                # goerr(e) == "...": the whole text's, decided at the block's start.
-                start, end, op, quoted = found
-                var = f"{render.v}q{n}"
-                prelude += render.comparison(var, unquote(quoted), string_size() - 1, rw.loc(start, end - start))
-                edits = [e for e in edits if not (start <= e.start and e.end <= end)]
-                edits.append(edit_type(start, end, f"({var} {op} (uint64)1)"))
         return edits + [edit_type(block.start + 1, block.start + 1, " " + " ".join(prelude) + " ")]
 
 
@@ -397,31 +397,41 @@ class _Render:
         out.append((None, "%s", [self.single()]))
         return out
 
-    def comparison(self, var, text, keep, where):
-        """Statements setting var to 1 where the whole text (as printf prints
-        it, branches()) is `text`, else 0.
-
-        Which branch prints is decided once ({v}w, with the first
-        comparison): after it the verifier knows {v}w in each of its paths,
-        so each comparison adds a path or two, not a chain's worth (chains
-        one after another multiply the paths it walks past its limit)."""
+    def which_branch(self):
+        """Statements setting {v}w to the index of the branch that prints
+        (branches()), for comparisons: once, before any of them. After it
+        the verifier knows {v}w in each of its paths, so a comparison adds
+        a path or two, where each repeating the chain would multiply them."""
+        if self.compared:
+            return []
+        self.compared = True
         v = self.v
-        out = []
-        branches = self.branches()
+        chain = None
+        for k, (cond, _, _) in reversed(list(enumerate(self.branches()))):
+            # Typed literals: 0.23 types 0 and 1 unlike each other.
+            set_w = f"{v}w = (uint64){k};"
+            chain = set_w if cond is None else f"if ({cond}) {{ {set_w} }} else {{ {chain} }}"
+        return [f"{v}w = (uint64)0;", chain]
+
+    def decided(self, branches):
+        """Branches (some of branches()) whose conditions are {v}w where
+        which_branch() set it: each then costs the verifier one path."""
         if not self.compared:
-            chain = None
-            for k, (cond, _, _) in reversed(list(enumerate(branches))):
-                set_w = f"{v}w = (uint64){k};"
-                chain = set_w if cond is None else f"if ({cond}) {{ {set_w} }} else {{ {chain} }}"
-            out += [f"{v}w = (uint64)0;", chain]
-            self.compared = True
-        out.append(f"{var} = (uint64)0;")
-        for k, (_, fmt, args) in enumerate(branches):
+            return branches
+        index = {cond: k for k, (cond, _, _) in enumerate(self.branches()) if cond is not None}
+        return [(cond if cond is None else f"{self.v}w == (uint64){index[cond]}", fmt, args)
+                for cond, fmt, args in branches]
+
+    def comparison(self, text, keep, where):
+        """An expression true where the whole text (as printf prints it,
+        branches()) is `text`: in place, so no variable of it stays live
+        beside the others' (live ones multiply the verifier's paths)."""
+        alternatives = []
+        for k, (_, fmt, args) in enumerate(self.branches()):
             holds = condition(fmt, args, text, keep, where)
             if holds != "0":
-                # Typed literals only: 0.23 types a comparison, 0 and 1 unlike each other.
-                out.append(f"if ({v}w == (uint64){k}) {{ if ({holds}) {{ {var} = (uint64)1; }} }}")
-        return out
+                alternatives.append(f"({self.v}w == (uint64){k} && ({holds}))")
+        return " || ".join(alternatives) if alternatives else "(0 != 0)"
 
     def unreadable(self, also):
         """The branch for a type whose name could not be read: on a page the
@@ -539,7 +549,7 @@ def _fold(text, start, close, fmt, args, hit, edits, edit_type, budget):
         return edits  # bpftrace will say the format is short
     verb = verbs[index]
     branches = []
-    for cond, piece, piece_args in (render.branches(budget) if kind == "goerr"
+    for cond, piece, piece_args in (render.decided(render.branches(budget)) if kind == "goerr"
                                     else render.type_branches(kind.endswith(NIL_VERB))):
         f = fmt[:verb.start()] + piece + fmt[verb.end():]
         a = args[:index] + piece_args + args[index + 1:]

@@ -39,6 +39,15 @@ _UNCHECKED = re.compile(
 _MEMLOCK = re.compile(rb"(?:ERROR|WARNING): .*couldn't set RLIMIT_MEMLOCK for bpftrace\b.*\n?\Z")
 
 
+# LLVM (bpftrace aborts) or the verifier, at a probe whose program is
+# larger than BPF allows: a branch spans over 32767 instructions, or the
+# verifier walks past its million.
+_TOO_LARGE = re.compile(rb"LLVM ERROR: Branch target out of insn range|BPF program is too large")
+TOO_LARGE_HINT = (b"gobt: a probe's BPF program is larger than the kernel takes; gobt spells goerr per error type "
+                  b"in a printf and in each goerr(...) == \"...\" comparison: compare fewer texts in one probe, "
+                  b"or split the probe\n")
+
+
 def _memlock_is_moot(release=None):
     m = re.match(r"(\d+)\.(\d+)", release if release is not None else os.uname().release)
     return bool(m) and (int(m.group(1)), int(m.group(2))) >= (5, 11)
@@ -89,6 +98,7 @@ class MessageFilter:
         self._printed_lines = program.split("\n")
         self._source_lines = _lines(source)
         self._expect = []  # [(line bpftrace will print, what to print instead)]
+        self.said_too_large = False
 
     def feed(self, line):
         if self._expect:
@@ -104,6 +114,9 @@ class MessageFilter:
             self._expect = []
         if _MEMLOCK.match(line) and _memlock_is_moot():
             return []
+        if _TOO_LARGE.search(line) and not self.said_too_large:
+            self.said_too_large = True
+            return [line, TOO_LARGE_HINT]
         m = _UNCHECKED.match(line)
         if m and (m.group(1), int(m.group(2))) in self.quiet:
             self.hidden += 1
