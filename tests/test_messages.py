@@ -102,3 +102,13 @@ def test_bpftraces_memlock_line_is_dropped_where_the_kernel_ignores_the_limit():
         assert out == b"".join(lines)
     assert messages._memlock_is_moot("6.1.0-18-amd64") and messages._memlock_is_moot("5.11.0")
     assert not messages._memlock_is_moot("5.10.0-28-amd64")
+
+
+def test_a_program_too_large_gets_a_hint_once():
+    # bpftrace 0.23 aborts with LLVM's line; the verifier's (-v) says the other.
+    f = MessageFilter("stdin", "stdin", USER, USER, SpanMap.from_edits(USER, []))
+    llvm = b"LLVM ERROR: Branch target out of insn range\n"
+    out = f.feed(llvm)
+    assert out[0] == llvm and b"compare fewer texts in one probe" in out[1]
+    assert f.feed(b"BPF program is too large. Processed 1000001 insn\n") == [
+        b"BPF program is too large. Processed 1000001 insn\n"]
