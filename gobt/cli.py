@@ -307,6 +307,7 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     # Only now the modules that read binaries: a plain bpftrace script
     # never pays for them.
     from .rewrite.gotrace import expand as expand_gotrace
+    from .rewrite.printf import string_size
     from .rewrite.probes import Context, rewrite
 
     first_message = len(errors.printed)
@@ -326,18 +327,30 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     if program == source.text and not ctx.needs_unsafe:
         return None  # nothing of gobt's after all (a uprobe on a Go name): bpftrace's, as it is
     if ctx.string_reads and found.strings_on_stack:
-        try:
-            _check_stack(ctx, program, found.path, inv.unsafe)
-        except GobtError:
-            if not getattr(ctx, "cut_marks", False):
-                raise
-            # gotrace's … after a cut string costs each string's length carried to
-            # the return: on 0.17's 512-byte stack, the lines go without it first.
-            ctx = Context(found, pid=inv.pid)
-            ctx.cut_marks = None
-            script = expand_gotrace(parsed, ctx)
-            program = rewrite(script, ctx)
-            _check_stack(ctx, program, found.path, inv.unsafe)
+        # gotrace's lines on 0.17's 512-byte stack: each nested call's indent
+        # is a string of it, each … after a cut string a length carried to
+        # the return. Without them, in that order, where they do not fit
+        # (the … says a string is cut, so it goes last).
+        fallbacks = [(True, None), (None, None)]
+        while True:
+            try:
+                _check_stack(ctx, program, found.path, inv.unsafe)
+                break
+            except GobtError:
+                if not (getattr(ctx, "cut_marks", False) or getattr(ctx, "indented", False)) or not fallbacks:
+                    raise
+                marks, indented = fallbacks.pop(0)
+                if marks and not getattr(ctx, "indented", False):
+                    continue  # no indent to leave out: the same program again
+                if getattr(ctx, "indented", False):
+                    note(f"gotrace's lines do not indent nested calls: on bpftrace {found.version_text} the "
+                         "indent would not fit the 512 bytes of BPF stack beside these lines' strings "
+                         f"(a smaller BPFTRACE_STRLEN than {string_size()} makes room)")
+                ctx = Context(found, pid=inv.pid)
+                ctx.cut_marks = marks if marks is None else False
+                ctx.indented = indented
+                script = expand_gotrace(parsed, ctx)
+                program = rewrite(script, ctx)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
                      errors.printed[first_message:], found.version_text, found.max_probes, found.path,

@@ -34,6 +34,7 @@ def test_gotrace_gofmt(toolchains, bpf, tmp_path):
     proc = gobt("-e", f"gotrace:{gofmt}:main.processFile", "-c", f"{gofmt} -l d", cwd=tmp_path, env=env)
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
+    assert ("do not indent nested calls" in proc.stderr) == (not ON_TRIXIE), proc.stderr
     assert re.findall(r"^d/.*$", proc.stdout, re.M) == ["d/bad.go"]  # gofmt -l: the file to reformat
     rows = {m.group(2): m for m in LINE.finditer(proc.stdout)}
     # A string cut at bpftrace 0.17's string size ends in "…" (0.23 keeps up to 1 KiB of it).
@@ -65,3 +66,31 @@ def test_lv_shows_each_line(toolchains):
     assert ('each call prints: {goid}> main.processFile(filename="{goarg(filename)}", info={gotype(info)}, '
             "in={gotype(in)}, r=0x{goarg(r)}) => ({goerr(~r0)}) {goelapsed / 1000}.{goelapsed % 1000}us"
             in proc.stdout), proc.stdout
+
+
+def test_nested_calls_are_indented(toolchains, bpf, tmp_path):
+    """gofmt's main.processFile calls main.parse: traced together, parse's
+    line (printed first, at its return) is indented under its caller's, for
+    each file on its own goroutine; the caller's line is not indented."""
+    need("newest" in toolchains, "no Go toolchain (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    d = tmp_path / "d"
+    d.mkdir()
+    for name in ("a", "b", "c"):
+        (d / f"{name}.go").write_text(f"package a\nfunc   {name.upper()}( ) {{ }}\n")
+    # On 0.17 the indent is a string on the 512-byte BPF stack too: at 32
+    # bytes a string it does not fit beside processFile's (gobt says so).
+    env = {} if ON_TRIXIE else {"BPFTRACE_STRLEN": "24"}
+    proc = gobt("-e", f"gotrace:{gofmt}:main.p*", "-c", f"{gofmt} -l d", cwd=tmp_path, env=env)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    lines = re.findall(r'^( *)(\d+)> (main\.\w+)\((?:fset=\S+ )?.*?filename="([^"]*)"', proc.stdout, re.M)
+    parsed = {(g, f) for ind, g, fn, f in lines if fn == "main.parse"}
+    processed = {(g, f) for ind, g, fn, f in lines if fn == "main.processFile"}
+    assert processed == parsed and len(parsed) == 3, proc.stdout
+    for indent, g, fn, f in lines:
+        assert indent == ("  " if fn == "main.parse" else ""), (indent, fn, proc.stdout)
+    order = [(fn, g) for _, g, fn, _ in lines]
+    for fn, g in order:
+        if fn == "main.processFile":
+            assert order.index(("main.parse", g)) < order.index((fn, g)), proc.stdout

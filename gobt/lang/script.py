@@ -19,7 +19,8 @@ GOBT_PROVIDERS = {"goret", "goentry", "gotrace"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
 LANGUAGE_PREFIXES = ("cpp:",)
 UPROBE_PROVIDERS = {"uprobe", "u"}
-HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg"}
+# __gobt_nest is gotrace's own (its lines' indent), in the probes it writes.
+HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg", "__gobt_nest"}
 
 # What bpftrace accepts unquoted in a probe's function part (bpftrace 0.17's
 # lexer); anything else in a Go symbol needs quotes.

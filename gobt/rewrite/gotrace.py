@@ -6,6 +6,9 @@ results, as Go's %v shows them, and the call's duration:
 
     17> main.tick(n=3, label="t") => (21, "t!") 12.345us
 
+A call made inside another traced call of the same goroutine is indented
+two spaces a level (its line comes first: a line prints at the return).
+
 A user's block, if it holds anything, stays as a goret probe over the same
 pattern, after the generated ones. The generated probes are put on the
 gotrace probe's first line, so no line of the user's moves; the script is
@@ -26,6 +29,10 @@ from ..lang.script import parse
 from ..lang.source import Source
 from .govalue import NIL_VERB
 from .printf import _VERB, string_size
+
+# The indent of a call inside another traced call of its goroutine
+# (probes.NEST; two spaces a level), before its goroutine id.
+NEST = "__gobt_nest"
 
 PROVIDER = "gotrace"
 
@@ -77,7 +84,7 @@ def _probes_for(ap, source, ctx):
             raise GobtError(f"gotrace: {binary.display_path} has no DWARF: declare {fn.name}'s signature "
                             f"(gotrace:BIN:{fn.name}(...) ...{size}; gobt -lv shows them)",
                             source.location(ap.span.start, len(ap.text)))
-        fmt, args = line_for(sub, kept_bytes(ctx))
+        fmt, args = line_for(sub, kept_bytes(ctx), nested(ctx))
         target = ap.text.split(":", 2)[1]
         sig = ap.text[ap.func_offset + len(ap.func) + (2 if ap.func_quoted else 0):] if declared else ""
         quoted = '"' + fn.name.replace('"', '\\"') + '"'
@@ -99,7 +106,11 @@ def describe(binary, fn, ap, source):
     out, pos, values = [], 0, iter(args)
     for m in _VERB.finditer(fmt):
         out.append(fmt[pos:m.start()])
-        out.append("%" if m.group("conv") == "%" else "{" + next(values).replace(f" {NIL_VERB})", ")") + "}")
+        if m.group("conv") == "%":
+            out.append("%")
+        else:
+            shown = next(values).replace(f" {NIL_VERB})", ")")
+            out.append("" if shown == NEST else "{" + shown + "}")
         pos = m.end()
     out.append(fmt[pos:])
     return "".join(out).replace('\\"', '"')
@@ -117,13 +128,23 @@ def kept_bytes(ctx):
     return string_size() - 1
 
 
-def line_for(sub, kept=None):
+def nested(ctx):
+    """Whether the lines indent nested calls: on 0.17 the indent is a
+    string on the BPF stack, and cli rewrites the lines without it where
+    it does not fit (ctx.indented None)."""
+    if getattr(ctx, "indented", False) is None:
+        return False
+    ctx.indented = True
+    return True
+
+
+def line_for(sub, kept=None, nest=True):
     """(printf format, args) of one call's line; a string longer than
-    `kept` bytes ends in `…`."""
+    `kept` bytes ends in `…`; with nest, a nested call's line is indented."""
     params = [p for p in sub.params if not p.is_result]
     results = [p for p in sub.params if p.is_result]
-    fmt = ["%d> ", _escape(sub.name), "("]
-    args = ["goid"]
+    fmt = ["%s%d> " if nest else "%d> ", _escape(sub.name), "("]
+    args = [NEST, "goid"] if nest else ["goid"]
     for i, p in enumerate(params):
         f, a = value(p, p.name, kept) if p.name and p.name != "_" else ("_", [])
         fmt += [", " if i else "", _escape(p.name), "=", f]

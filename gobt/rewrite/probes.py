@@ -132,6 +132,12 @@ class Site:
 # in slot -1; only a string needs a map of its own.
 CAPTURE_MAPS = {"time": TIME_MAP, "int": TIME_MAP, "str": INTERNAL + "s"}
 TIME_SLOT = -1
+# gotrace's nesting: how many traced calls of the goroutine are open, in
+# the time map under a probe id no probe has. Each entry carries the count
+# it found to its return, which puts it back (so a call that never
+# returned, a panic's, is forgotten at its caller's return).
+NEST = "__gobt_nest"
+NEST_CELL = f"{TIME_MAP}[-2, -2, $__gobt_g, (uint64)0]"
 
 
 def _apply(text, edits, base=0):
@@ -202,6 +208,7 @@ class _ProbeRewriter:
         self.values = {}  # (start, end) of each use -> (signed, size) of its integer, or None
         self.pid_filtered = False  # fires only in -p's process (0.17 does not filter uprobes by -p)
         self.moved = False  # the user's predicate moved into the block
+        self.nest = None  # the capture slot of gotrace's nesting level
 
     def loc(self, span_start, width=1):
         return self.source.location(span_start, width)
@@ -321,6 +328,13 @@ class _ProbeRewriter:
                 raise GobtError("goelapsed is valid only in goret: probes (it is the time since "
                                 "this call's entry)", loc)
             text = "(nsecs - $__gobt_t)"
+        elif use.kind == NEST:
+            if self.nest is None:
+                self.nest = len(self.captures)
+                self.captures.append((self.nest, "int", {i: "$__gobt_n" for i in range(len(self.sites))}))
+            level = f"$__gobt_v{self.nest}"
+            text = "$__gobt_i" if self.ctx.bpftrace.strings_on_stack else indent_expression(level)
+            self.values[use.span.start, use.span.end] = None  # a string
         else:
             text, self.values[use.span.start, use.span.end] = self._read_value(use)
         return Edit(use.span.start, use.span.end, text)
@@ -406,6 +420,8 @@ class _ProbeRewriter:
             g = goroutine_of(site.binary)
             stores = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};",
                       f"{CAPTURE_MAPS['time']}[{self.id}, {TIME_SLOT}, $__gobt_g, $__gobt_d] = nsecs;"]
+            if self.nest is not None:
+                stores.append(f"$__gobt_n = {NEST_CELL}; {NEST_CELL} = $__gobt_n + (uint64)1;")
             for slot, kind, entry_exprs in self.captures:
                 ctx.maps_used.add(kind)
                 value = entry_exprs[i]
@@ -431,6 +447,11 @@ class _ProbeRewriter:
             cast = "(int64)" if kind == "int" and carried_cast(entry_exprs.values()) == "(int64)" else ""
             loads.append(f"$__gobt_v{slot} = {cast}{cell};")
             deletes.append(f"delete({cell});")
+        if self.nest is not None:
+            level = f"$__gobt_v{self.nest}"
+            if self.ctx.bpftrace.strings_on_stack:
+                loads += indent(level, "$__gobt_i")
+            deletes.append(f"if ({level} == 0) {{ delete({NEST_CELL}); }} else {{ {NEST_CELL} = {level}; }}")
         # The entry stored all of them at once, or none.
         loads.append(f"if ($__gobt_t != 0) {{ {' '.join(deletes)} }}")
         condition = "$__gobt_t != 0"
@@ -454,6 +475,30 @@ class _ProbeRewriter:
                           moved.segments if pred is not None else ()))
         edits.append(Edit(block.end - 1, block.end - 1, "} "))
         return edits + use_edits
+
+
+# Nesting deeper than this indents as deep as this.
+INDENT_LEVELS = 8
+
+
+def indent_expression(level):
+    """Two spaces a level: literals in a ternary (bpftrace 0.23; a string
+    variable there took a str() buffer's room, and a type name's read
+    beside it no longer fit: "invalid access to map value")."""
+    out = '"' + "  " * INDENT_LEVELS + '"'
+    for n in reversed(range(INDENT_LEVELS)):
+        out = f'({level} == {n} ? "{"  " * n}" : {out})'
+    return out
+
+
+def indent(level, var):
+    """Statements setting var to two spaces a level (bpftrace 0.17):
+    literals assigned in ifs (the ternary, nested, 0.17 compiles into a
+    program the verifier refuses: "R5 !read_ok")."""
+    out = [f'{var} = "";']
+    for n in range(1, INDENT_LEVELS + 1):
+        out.append(f'if ({level} {"==" if n < INDENT_LEVELS else ">="} {n}) {{ {var} = "{"  " * n}"; }}')
+    return out
 
 
 def _resolve(site, path, where, is_retval, bpftrace):
