@@ -11,8 +11,11 @@ str(ptr, len) for strings. What cannot be read correctly is an error.
 import re
 from ..record import dataclass
 
+from ..abi.assign import assign
 from ..binary.dwarf import ADDRESS_KINDS
+from ..binary.gobinary import require_go
 from ..errors import GobtError
+from .signature import check_params_complete, declared_key
 
 _HEAD = re.compile(r"\.?[A-Za-z_~][\w~]*")
 _FIELD = re.compile(r"\.\s*([A-Za-z_]\w*)")
@@ -265,3 +268,28 @@ def retval_without_dwarf(binary, loc=None):
             ["  rebuild without -ldflags=-w, or read the slot yourself: *(int64 *)(reg(\"sp\") + N)"],
         )
     return f'(int64)reg("{abi.int_regs[0]}")'
+
+
+def resolve(site, path, where, is_retval, bpftrace):
+    """(expression, Go kind, read at entry for a return site), cached per binary."""
+    require_go(site.binary, "goarg and retval read Go's calling convention")
+    nul = bpftrace.str_size_counts_nul
+    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}{declared_key(site.declared)}"
+    row = site.binary.cache.get("read", key)
+    if row is not None:
+        return tuple(row)
+    if is_retval and site.declared is None and not site.binary.has_dwarf:
+        return retval_without_dwarf(site.binary, where(0, 6)), "int", False
+    sub = site.declared or site.binary.dwarf.subprogram(site.function)
+    if is_retval and not sub.results:
+        raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
+    check_params_complete(site.binary, site.function, sub, where(0, len(path)))
+    locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
+    resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi, nul)
+    at_entry = site.at == "return" and not resolver.head(path, where).is_result
+    if at_entry:
+        # A param at return: read at entry, carried to this return.
+        resolver = GoargResolver(sub, locations, "entry", site.binary.register_abi, nul)
+    expr, kind = resolver.expression(path, where)
+    site.binary.cache.put("read", key, [expr, kind, at_entry])
+    return expr, kind, at_entry

@@ -28,11 +28,8 @@ from ..errors import GobtError
 from ..lang.script import parse
 from ..lang.source import Source
 from .govalue import NIL_VERB
+from .nesting import NEST
 from .printf import _VERB, string_size
-
-# The indent of a call inside another traced call of its goroutine
-# (probes.NEST; two spaces a level), before its goroutine id.
-NEST = "__gobt_nest"
 
 PROVIDER = "gotrace"
 

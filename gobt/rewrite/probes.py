@@ -10,19 +10,19 @@ import contextlib
 import os
 from ..record import dataclass
 
-from ..abi.assign import assign
-from ..binary.gobinary import GoBinary, require_go
+from ..binary.gobinary import GoBinary
 from ..binary.disasm import analyze, is_instruction_boundary
 from ..binary.proof import Stale, for_program_cache, refuse
 from .. import errors
 from ..errors import GobtError, UnreachableOffset, note, warn
-from .goarg import GoargResolver, carried_cast, number_type, retval_without_dwarf
+from .goarg import carried_cast, number_type, resolve
 from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
+from . import nesting
 from .gate import GATE, INTERNAL, TIME_MAP, gate_and_filters
 from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
-from .signature import check_params_complete, declared_for, declared_key  # noqa: F401 (listing imports one)
+from .signature import check_params_complete, declared_for  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
 from .goret import analyze_all, expand_goret, say_skipped
 from .spanmap import SpanMap
@@ -132,12 +132,6 @@ class Site:
 # in slot -1; only a string needs a map of its own.
 CAPTURE_MAPS = {"time": TIME_MAP, "int": TIME_MAP, "str": INTERNAL + "s"}
 TIME_SLOT = -1
-# gotrace's nesting: how many traced calls of the goroutine are open, in
-# the time map under a probe id no probe has. Each entry carries the count
-# it found to its return, which puts it back (so a call that never
-# returned, a panic's, is forgotten at its caller's return).
-NEST = "__gobt_nest"
-NEST_CELL = f"{TIME_MAP}[-2, -2, $__gobt_g, (uint64)0]"
 
 
 def _apply(text, edits, base=0):
@@ -328,12 +322,11 @@ class _ProbeRewriter:
                 raise GobtError("goelapsed is valid only in goret: probes (it is the time since "
                                 "this call's entry)", loc)
             text = "(nsecs - $__gobt_t)"
-        elif use.kind == NEST:
+        elif use.kind == nesting.NEST:
             if self.nest is None:
                 self.nest = len(self.captures)
-                self.captures.append((self.nest, "int", {i: "$__gobt_n" for i in range(len(self.sites))}))
-            level = f"$__gobt_v{self.nest}"
-            text = "$__gobt_i" if self.ctx.bpftrace.strings_on_stack else indent_expression(level)
+                self.captures.append((self.nest, "int", {i: nesting.CARRIED for i in range(len(self.sites))}))
+            text = nesting.shown(f"$__gobt_v{self.nest}", self.ctx.bpftrace.strings_on_stack)
             self.values[use.span.start, use.span.end] = None  # a string
         else:
             text, self.values[use.span.start, use.span.end] = self._read_value(use)
@@ -362,7 +355,7 @@ class _ProbeRewriter:
         captured = {}
         reads = []  # (address, expression) of each site
         for i, site in enumerate(self.sites):
-            expr, kind, at_entry = resolve_site(site, path, where, use.kind == "retval", self.ctx.bpftrace, _resolve)
+            expr, kind, at_entry = resolve_site(site, path, where, use.kind == "retval", self.ctx.bpftrace, resolve)
             reads.append((site_address(site), expr))
             if kind == "string":
                 string_read(self.ctx, self.id, where(0, len(path)))
@@ -421,7 +414,7 @@ class _ProbeRewriter:
             stores = [f"$__gobt_g = {g.g}; $__gobt_d = {g.depth};",
                       f"{CAPTURE_MAPS['time']}[{self.id}, {TIME_SLOT}, $__gobt_g, $__gobt_d] = nsecs;"]
             if self.nest is not None:
-                stores.append(f"$__gobt_n = {NEST_CELL}; {NEST_CELL} = $__gobt_n + (uint64)1;")
+                stores.append(nesting.AT_ENTRY)
             for slot, kind, entry_exprs in self.captures:
                 ctx.maps_used.add(kind)
                 value = entry_exprs[i]
@@ -449,9 +442,8 @@ class _ProbeRewriter:
             deletes.append(f"delete({cell});")
         if self.nest is not None:
             level = f"$__gobt_v{self.nest}"
-            if self.ctx.bpftrace.strings_on_stack:
-                loads += indent(level, "$__gobt_i")
-            deletes.append(f"if ({level} == 0) {{ delete({NEST_CELL}); }} else {{ {NEST_CELL} = {level}; }}")
+            loads += nesting.before_block(level, self.ctx.bpftrace.strings_on_stack)
+            deletes.append(nesting.at_return(level))
         # The entry stored all of them at once, or none.
         loads.append(f"if ($__gobt_t != 0) {{ {' '.join(deletes)} }}")
         condition = "$__gobt_t != 0"
@@ -475,55 +467,6 @@ class _ProbeRewriter:
                           moved.segments if pred is not None else ()))
         edits.append(Edit(block.end - 1, block.end - 1, "} "))
         return edits + use_edits
-
-
-# Nesting deeper than this indents as deep as this.
-INDENT_LEVELS = 8
-
-
-def indent_expression(level):
-    """Two spaces a level: literals in a ternary (bpftrace 0.23; a string
-    variable there took a str() buffer's room, and a type name's read
-    beside it no longer fit: "invalid access to map value")."""
-    out = '"' + "  " * INDENT_LEVELS + '"'
-    for n in reversed(range(INDENT_LEVELS)):
-        out = f'({level} == {n} ? "{"  " * n}" : {out})'
-    return out
-
-
-def indent(level, var):
-    """Statements setting var to two spaces a level (bpftrace 0.17):
-    literals assigned in ifs (the ternary, nested, 0.17 compiles into a
-    program the verifier refuses: "R5 !read_ok")."""
-    out = [f'{var} = "";']
-    for n in range(1, INDENT_LEVELS + 1):
-        out.append(f'if ({level} {"==" if n < INDENT_LEVELS else ">="} {n}) {{ {var} = "{"  " * n}"; }}')
-    return out
-
-
-def _resolve(site, path, where, is_retval, bpftrace):
-    """(expression, Go kind, read at entry for a return site), cached per binary."""
-    require_go(site.binary, "goarg and retval read Go's calling convention")
-    nul = bpftrace.str_size_counts_nul
-    key = f"{site.function.name}|{site.at}|{path}|{int(nul)}{declared_key(site.declared)}"
-    row = site.binary.cache.get("read", key)
-    if row is not None:
-        return tuple(row)
-    if is_retval and site.declared is None and not site.binary.has_dwarf:
-        return retval_without_dwarf(site.binary, where(0, 6)), "int", False
-    sub = site.declared or site.binary.dwarf.subprogram(site.function)
-    if is_retval and not sub.results:
-        raise GobtError(f"retval: {sub.name} returns nothing", where(0, 6))
-    check_params_complete(site.binary, site.function, sub, where(0, len(path)))
-    locations = assign(sub, site.binary.arch, site.binary.go_version_tuple)
-    resolver = GoargResolver(sub, locations, site.at, site.binary.register_abi, nul)
-    at_entry = site.at == "return" and not resolver.head(path, where).is_result
-    if at_entry:
-        # A param at return: read at entry, carried to this return.
-        resolver = GoargResolver(sub, locations, "entry", site.binary.register_abi, nul)
-    expr, kind = resolver.expression(path, where)
-    site.binary.cache.put("read", key, [expr, kind, at_entry])
-    return expr, kind, at_entry
 
 
 @contextlib.contextmanager
