@@ -32,6 +32,7 @@ from ..errors import once, warn
 # %[flags][width][.precision][length]conversion, as C's printf (and bpftrace's checker) reads it.
 _VERB = re.compile(r"%(?P<flags>[-+ #0]*)(?:\d+|\*)?(?:\.(?:\d+|\*))?(?P<length>hh|h|ll|l|j|z|t)?(?P<conv>[a-zA-Z%])")
 _WORD = re.compile(r"[$@]?[A-Za-z_]\w*")
+_MAP = re.compile(r"@\w*")
 
 
 @dataclass
@@ -109,9 +110,10 @@ def _args(text, k, end):
     return args, k
 
 
-def _words(text, start, end):
-    """Each word (identifier, $var, @map) between start and end outside
-    strings and comments: its match."""
+def _words(text, start, end, word=None):
+    """Each word (identifier, $var, @map; or what `word` matches) between
+    start and end outside strings and comments: its match."""
+    word = word or _WORD
     i = start
     while i < end:
         c = text[i]
@@ -122,7 +124,7 @@ def _words(text, start, end):
         if j != i:
             i = j
             continue
-        m = _WORD.match(text, i)
+        m = word.match(text, i)
         if not m:
             i += 1
             continue
@@ -130,17 +132,23 @@ def _words(text, start, end):
         i = m.end()
 
 
+def _opened(text, start, end, name):
+    """(the call's start, the offset after its `(`) of each call of `name`
+    between start and end (not a field or member of that name)."""
+    for m in _words(text, start, end):
+        before = text[m.start() - 1] if m.start() > 0 else ""
+        if m.group(0) != name or before in (".", ">"):
+            continue
+        k = _skip_space(text, m.end(), end)
+        if k < end and text[k] == "(":
+            yield m.start(), k + 1
+
+
 def printf_calls(text, start, end):
     """Every printf(...) call between start and end whose format is a literal."""
     calls = []
-    for m in _words(text, start, end):
-        before = text[m.start() - 1] if m.start() > 0 else ""
-        if m.group(0) != "printf" or before in (".", ">"):
-            continue
-        k = _skip_space(text, m.end(), end)
-        if k >= end or text[k] != "(":
-            continue
-        k = _skip_space(text, k + 1, end)
+    for _, k in _opened(text, start, end, "printf"):
+        k = _skip_space(text, k, end)
         if k >= end or text[k] != '"':
             continue
         fmt_end = _skip_string(text, k)
@@ -156,16 +164,10 @@ def print_calls(text, start, end):
     """Every print(VALUE) call between start and end with one argument:
     (start of `print`, the argument's span, the offset of its `)`)."""
     out = []
-    for m in _words(text, start, end):
-        before = text[m.start() - 1] if m.start() > 0 else ""
-        if m.group(0) != "print" or before in (".", ">"):
-            continue
-        k = _skip_space(text, m.end(), end)
-        if k >= end or text[k] != "(":
-            continue
-        args, close = _args(text, k + 1, end)
+    for at, k in _opened(text, start, end, "print"):
+        args, close = _args(text, k, end)
         if len(args) == 1 and close < end and text[close] == ")":
-            out.append((m.start(), _bare(text, *args[0]), close))
+            out.append((at, _bare(text, *args[0]), close))
     return out
 
 
@@ -173,20 +175,7 @@ def map_key_elements(text, start, end):
     """The spans of the elements of every map key `@name[a, b]` between
     start and end, each without parentheses around all of it."""
     out = set()
-    i = start
-    while i < end:
-        c = text[i]
-        if c == '"':
-            i = _skip_string(text, i)
-            continue
-        j = _skip_comment(text, i)
-        if j != i:
-            i = j
-            continue
-        i += 1
-        if c != "@":
-            continue
-        m = re.compile(r"\w*").match(text, i)
+    for m in _words(text, start, end, _MAP):
         k = _skip_space(text, m.end(), end)
         if k < end and text[k] == "[":
             args, _ = _args(text, k + 1, end)
