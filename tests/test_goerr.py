@@ -129,13 +129,15 @@ def _literal(text):
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-@pytest.mark.parametrize("go, pie", [("go1.15", False), ("newest", False), ("newest", True)])
-def test_compared_with_its_text(go, pie, go_build, bpf):
+@pytest.mark.parametrize("go, build", [("go1.15", ""), ("newest", ""), ("newest", "pie"), ("go1.19", "stripped")])
+def test_compared_with_its_text(go, build, go_build, bpf):
     """goerr(e) == "..." holds where the text printf prints is that literal,
     whole: its type and each of its pieces, a path past bpftrace's string
     size included; the innermost message alone matches only the errno."""
-    binary = (go_build(go, PROGRAM, gcflags="-l", buildmode="pie", tag="-pie") if pie
-              else go_build(go, PROGRAM, gcflags="-l"))
+    flags = {"pie": {"buildmode": "pie", "tag": "-pie"},
+             "stripped": {"ldflags": "-s -w", "tag": "-stripped"}}.get(build, {})
+    binary = go_build(go, PROGRAM, gcflags="-l", **flags)
+    sigs = SIGNATURES if build == "stripped" else {k: "" for k in SIGNATURES}
     own = subprocess.run([binary], capture_output=True, text=True, check=True).stdout
     texts = {int(i): t for i, t in re.findall(r"^E (\d+) (.*)$", own, re.M)}
     assert len(texts[LONG_PATH]) > 80, texts
@@ -147,9 +149,9 @@ def test_compared_with_its_text(go, pie, go_build, bpf):
     for first in range(0, len(literals), 7):
         body = " ".join(f'if (goerr(e) == {_literal(text)}) {{ printf("m %d {k}\\n", goarg(i)); }}'
                         for k, text in enumerate(literals[first:first + 7], first))
-        probes.append(f"goentry:{binary}:main.report {{ {body} }}")
+        probes.append(f"goentry:{binary}:main.report{sigs['report']} {{ {body} }}")
     # At main.check's return, on its result: != and print.
-    probes.append(f'goret:{binary}:main.check {{ if ({_literal(shown[3])} != goerr(err)) '
+    probes.append(f'goret:{binary}:main.check{sigs["check"]} {{ if ({_literal(shown[3])} != goerr(err)) '
                   f'{{ printf("n %d\\n", goarg(i)); }} print(goerr(err)); }}')
     proc = gobt("-e", "\n".join(probes), "-c", binary)
     no_traceback(proc)
