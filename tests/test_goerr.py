@@ -9,12 +9,13 @@ probes; each must be the program's own, except where goerr documents
 another value: a type it does not spell gives its name.
 """
 
+import os
 import re
 import subprocess
 
 import pytest
 
-from conftest import ON_TRIXIE, gobt, no_traceback
+from conftest import ON_TRIXIE, gobt, need, no_traceback
 
 PROGRAM = "tests/programs/goerrs"
 GOS = ["go1.15", "go1.19", "go1.23", "newest"]
@@ -115,7 +116,8 @@ def test_errors_read_as_go_prints_them(go, go_build, bpf):
 
 
 def test_pie_stripped_cgo(go_build, bpf):
-    """The newest Go: PIE under ASLR, stripped with a declared signature, cgo."""
+    """The newest Go: PIE under ASLR, stripped with a declared signature, cgo,
+    and stripped PIE."""
     pie = go_build("newest", PROGRAM, gcflags="-l", buildmode="pie", tag="-pie")
     check(*run(pie), may_cut_link=not ON_TRIXIE)
     stripped = go_build("newest", PROGRAM, gcflags="-l", ldflags="-s -w", tag="-stripped")
@@ -123,6 +125,10 @@ def test_pie_stripped_cgo(go_build, bpf):
     check(*run(stripped, declared=SPELLED), may_cut_link=not ON_TRIXIE)
     cgo = go_build("newest", PROGRAM, gcflags="-l", cgo=True, tag="-cgo")
     check(*run(cgo), may_cut_link=not ON_TRIXIE)
+    # Stripped and PIE at once (as Debian builds): the type descriptors are
+    # in .data.rel.ro, found through the module data's relocated words.
+    both = go_build("newest", PROGRAM, gcflags="-l", buildmode="pie", ldflags="-s -w", tag="-pie-stripped")
+    check(*run(both, declared=SIGNATURES), may_cut_link=not ON_TRIXIE)
 
 
 def _literal(text):
@@ -167,6 +173,49 @@ def test_compared_with_its_text(go, build, go_build, bpf):
     lines = set(proc.stdout.splitlines())
     printed = {i for i, text in shown.items() if text in lines} - {LONG_PATH}  # whole where strings hold it
     assert printed == set(shown) - {LONG_PATH} - ({LINK_ERROR} if not ON_TRIXIE else set()), printed
+
+
+@pytest.mark.parametrize("go", ["go1.19", "go1.23", "newest"])
+def test_types_from_the_module_data(go, go_build):
+    """Where a stripped binary's type descriptors are: the module data's
+    types and etypes (relocated words in a PIE) are what the symbols say."""
+    from gobt.binary.gobinary import GoBinary
+    from gobt.binary.pclnlocate import module_types
+
+    for flags in ({}, {"buildmode": "pie", "tag": "-pie"}):
+        binary = GoBinary(go_build(go, PROGRAM, gcflags="-l", **flags))
+        symbols = binary.symbols_if_any
+        assert module_types(binary) == (symbols.address_of("runtime.types"),
+                                        symbols.address_of("runtime.etypes")), (go, flags)
+
+
+def test_a_debian_package_names_its_types(bpf, tmp_path):
+    """Debian's age (Go 1.19, stripped, PIE, RETs over two pages) with a
+    declared signature: the reader's and the error's dynamic types, as age's
+    source makes them, and the error's text age itself prints."""
+    age = "/usr/bin/age"
+    need(os.path.exists(age), "Debian's age is not installed (run scripts/setup)")
+    subprocess.run(["age-keygen", "-o", str(tmp_path / "k1")], check=True, capture_output=True)
+    subprocess.run(["age-keygen", "-o", str(tmp_path / "k2")], check=True, capture_output=True)
+    recipient = re.search(r"age1\w+", (tmp_path / "k1").read_text()).group(0)
+    subprocess.run([age, "-r", recipient, "-o", str(tmp_path / "m.age")], input=b"hello\n", check=True)
+    reader = "interface{ Read(p []byte) (n int, err error) }"
+    script = (f"goret:{age}:filippo.io/age.Decrypt(src {reader}, ids []any) (r {reader}, err error) "
+              '{ printf("D %s %s %s\\n", gotype(src), gotype(r %v), goerr(err)); @[goerr(err)] = count(); '
+              'if (goerr(err) == "<nil>") { printf("opened\\n"); } }')
+    for key, opened in (("k2", False), ("k1", True)):
+        proc = gobt("-e", script, "-c", f"{age} -d -i {tmp_path / key} {tmp_path / 'm.age'}")
+        no_traceback(proc)
+        assert proc.returncode == 0 and "WARNING" not in proc.stderr, proc.stderr
+        (line,) = re.findall(r"^D (.*)$", proc.stdout, re.M)
+        if opened:
+            assert line == "*bufio.Reader *stream.Reader <nil>" and "hello" in proc.stdout, proc.stdout
+            assert "@[<nil>, <nil>]: 1" in proc.stdout and "opened" in proc.stdout, proc.stdout
+        else:
+            assert "no identity matched any of the recipients" in proc.stderr  # age's own text
+            # A type of age's own: goerr names it (its Error() is Go code).
+            assert line == "*bufio.Reader <nil> *age.NoIdentityMatchError", proc.stdout
+            assert "@[*age.NoIdentityMatchError, *age.NoIdentityMatchError]: 1" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("go", GOS)

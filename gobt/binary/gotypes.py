@@ -58,6 +58,11 @@ class GoTypes:
             start, end = symbols.address_of("runtime.types"), symbols.address_of("runtime.etypes")
             if start and end:
                 return start, end
+        from .pclnlocate import module_types
+
+        found = module_types(b)  # stripped: as the runtime knows them (a PIE's are not in .rodata)
+        if found:
+            return found
         for name in (".go.type", ".rodata"):
             sec = b._sections.get(name)
             if sec is not None:

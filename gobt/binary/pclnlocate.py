@@ -35,6 +35,11 @@ MAX_FUNCS = 10_000_000
 # 1.23 and 1.27 builds.
 MODULEDATA_FUNCNAMETAB = 1
 MODULEDATA_TEXT = 22
+# types: after text..enoptrbss (22-31), Go 1.20's covctrs and ecovctrs,
+# then end, gcdata, gcbss. etypes follows it, or (Go 1.27) follows another
+# word. Checked against runtime.types and runtime.etypes of Go 1.19, 1.23
+# and 1.27 builds (tests/test_gotypes.py).
+MODULEDATA_TYPES = [((1, 20), 37), ((1, 16), 35)]
 
 
 @dataclass(frozen=True)
@@ -178,6 +183,39 @@ def _text_start(binary, vaddr, words):
         return text
     raise GobtError(f"{binary.display_path}: cannot tell where its Go text starts "
                     "(no module data points at its function table)")
+
+
+def module_types(binary):
+    """(types, etypes) as the runtime's module data records them, or None:
+    where a stripped build's type descriptors are (a PIE's are in
+    .data.rel.ro, its words filled in by relocations)."""
+    version = binary.go_version_tuple
+    index = next((i for since, i in MODULEDATA_TYPES if version is not None and version >= since), None)
+    if index is None:
+        return None
+    try:
+        table = binary.pclntab
+        data, magic, *_ = _header(binary, table.vaddr)
+    except (GobtError, struct.error):
+        return None
+    if magic not in LAYOUTS:
+        return None
+    layout = LAYOUTS[magic]
+    fields = dict(zip(layout, struct.unpack_from("<%dQ" % len(layout), data, 16)))
+    words = _Words(binary)
+    for md in _module_data_candidates(binary, words, table.vaddr):
+        if words.at(md + 8 * MODULEDATA_FUNCNAMETAB) != table.vaddr + fields["funcname"]:
+            continue
+        types = words.at(md + 8 * index)
+        seg = next((s for s in binary.segments if s.vaddr <= types < s.vaddr + s.filesz), None)
+        if seg is None:
+            return None
+        for k in (1, 2):
+            etypes = words.at(md + 8 * (index + k))
+            if types < etypes <= seg.vaddr + seg.filesz:
+                return types, etypes
+        return None
+    return None
 
 
 def _module_data_candidates(binary, words, vaddr):

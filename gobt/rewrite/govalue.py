@@ -476,13 +476,6 @@ def _word(addr):
     return f"*(uint64 *)uptr({addr})"
 
 
-def _chain(cases, default):
-    out = default
-    for cond, value in reversed(cases):
-        out = f"({cond} ? {value} : {out})"
-    return out
-
-
 def _escape(text):
     return text.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%")
 
@@ -507,13 +500,20 @@ def _bias(binary, sites, loc):
                         "gobt cannot tell apart by their page offset to find its load bias",
                         loc, ["  split the probe into fewer functions"])
     ip = f'reg("{IP[binary.arch]}")'
-    distinct = {next(iter(p)) for p in pages.values()}
-    if len(distinct) == 1:
-        page = f"0x{distinct.pop():x}"
-    else:
-        page = _chain([(f"({ip} & 0xfff) == 0x{low:x}", f"0x{next(iter(p)):x}") for low, p in sorted(pages.items())],
-                      "0")
-    return f"{BIAS} = ({ip} & 0xfffffffffffff000) - {page};"
+    by_page = {}
+    for low, p in sorted(pages.items()):
+        by_page.setdefault(next(iter(p)), []).append(low)
+    # uint64 throughout: 0.17 warns at a register's uint64 minus a literal's int64.
+    if len(by_page) == 1:
+        return f"{BIAS} = ({ip} & 0xfffffffffffff000) - (uint64)0x{next(iter(by_page)):x};"
+    # Flat ifs: a ternary of the pages, 8 deep, crashes bpftrace 0.23 (a
+    # segfault as it compiles; seen on Debian's age, whose RETs span pages).
+    out = [f"{BIAS} = (uint64)0;"]
+    for page, lows in by_page.items():
+        cond = " || ".join(f"({ip} & 0xfff) == 0x{low:x}" for low in lows)
+        out.append(f"if ({cond}) {{ {BIAS} = (uint64)0x{page:x}; }}")
+    out.append(f"{BIAS} = ({ip} & 0xfffffffffffff000) - {BIAS};")
+    return " ".join(out)
 
 
 def _fold_printf(text, call, hit, edits, block, edit_type, budget):
