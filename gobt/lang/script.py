@@ -19,8 +19,10 @@ GOBT_PROVIDERS = {"goret", "goentry", "gotrace"}
 # uprobe:BIN:cpp:func names a C++ function to bpftrace: not a Go symbol.
 LANGUAGE_PREFIXES = ("cpp:",)
 UPROBE_PROVIDERS = {"uprobe", "u"}
-# __gobt_nest is gotrace's own (its lines' indent), in the probes it writes.
-HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg", "__gobt_nest"}
+HELPER_WORDS = {"goid", "goelapsed", "retval", "goarg"}
+# gobt's own words in the probes it writes itself: gotrace's lines' indent.
+# (Names starting with __gobt are gobt's, as man gobt says.)
+GENERATED_WORDS = {"__gobt_nest"}
 
 # What bpftrace accepts unquoted in a probe's function part (bpftrace 0.17's
 # lexer); anything else in a Go symbol needs quotes.
@@ -291,7 +293,7 @@ def _probe(node, source):
         elif tok.type == "WORD":
             word = str(tok)
             probe.words.add(word)
-            if word in HELPER_WORDS:
+            if word in HELPER_WORDS or word in GENERATED_WORDS:
                 probe.uses.append(Use(word, Span(tok.start_pos, tok.end_pos)))
     return probe
 
