@@ -256,3 +256,12 @@ def test_refusals(go_build):
     proc = gobt("--emit", "-e", f"goentry:{binary}:main.report /goerr(e) == \"x\"/ {{ exit(); }}")
     no_traceback(proc)
     assert proc.returncode == 1 and "in the probe's block" in proc.stderr, proc.stderr
+    # A map keyed by goerr (two keys) and by one key elsewhere: said at the
+    # goerr, in the user's terms, before bpftrace speaks of string pairs.
+    proc = gobt("--emit", "-e", f"goentry:{binary}:main.report {{ @m[goerr(e)] = count(); }}\n"
+                                "END { @m[\"x\"] = count(); }")
+    no_traceback(proc)
+    assert proc.returncode == 1 and "-e:1:" in proc.stderr and "which as a key is two keys" in proc.stderr \
+        and "at 2:7" in proc.stderr, proc.stderr
+    proc = gobt("--emit", "-e", f"goentry:{binary}:main.report {{ @m[goerr(e), 1] = count(); @m[\"a\", \"b\", 2] = 1; }}")
+    assert proc.returncode == 0, proc.stderr

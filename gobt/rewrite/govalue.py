@@ -43,8 +43,8 @@ from . import errortypes
 from .errnotext import ERRNO_TEXTS
 from .inlined import IP, site_address
 from .neterrors import NetErrors
-from .printf import _VERB, _skip_space, _skip_string, map_key_elements, print_calls, printf_calls, string_read, \
-    string_size
+from .printf import _VERB, _skip_space, _skip_string, map_key_elements, map_keys, print_calls, printf_calls, \
+    string_read, string_size
 from .textmatch import condition, unquote
 
 # bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
@@ -61,6 +61,27 @@ BIAS = "$__gobt_b"
 # gotrace's spelling of gotype(PATH) as %v shows it: a nil interface prints
 # <nil> there (gotype's own nil is "", as %T's is).
 NIL_VERB = "%v"
+
+
+def check_goerr_keys(script):
+    """A map keyed by goerr(...) somewhere and with another number of keys
+    elsewhere: said here, in the user's terms, where bpftrace would speak
+    of string[64] pairs. (goerr as a key element is two elements.)"""
+    text = script.source.text
+    goerrs = {(u.span.start, u.span.end) for p in script.probes for u in p.uses if u.kind == "goerr"}
+    seen = {}  # map name: (arity, offset of its @, whether a goerr made it)
+    for probe in script.probes:
+        for name, at, spans in map_keys(text, probe.block.start, probe.block.end):
+            doubled = sum(span in goerrs for span in spans)
+            arity = len(spans) + doubled
+            first = seen.setdefault(name, (arity, at, doubled))
+            if first[0] != arity and (doubled or first[2]):
+                where = script.source.location(at if doubled else first[1], len(name))
+                other = script.source.location(first[1] if doubled else at, len(name))
+                raise GobtError(f"{name} is keyed by goerr(...) here, which as a key is two keys (the "
+                                f"error's type, then its text), and by another number of keys at "
+                                f"{other.line}:{other.column}", where,
+                                [f"  key {name} the same way everywhere, e.g. {name}[gotype(e), \"text\"]"])
 
 
 def read_value(rewriter, use):

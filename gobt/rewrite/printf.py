@@ -171,16 +171,21 @@ def print_calls(text, start, end):
     return out
 
 
-def map_key_elements(text, start, end):
-    """The spans of the elements of every map key `@name[a, b]` between
-    start and end, each without parentheses around all of it."""
-    out = set()
+def map_keys(text, start, end):
+    """Every map key `@name[a, b]` between start and end: (name, offset of
+    the @, the elements' spans, each without parentheses around all of it)."""
+    out = []
     for m in _words(text, start, end, _MAP):
         k = _skip_space(text, m.end(), end)
         if k < end and text[k] == "[":
             args, _ = _args(text, k + 1, end)
-            out.update(_bare(text, a, b) for a, b in args)
+            out.append((m.group(0), m.start(), [_bare(text, a, b) for a, b in args]))
     return out
+
+
+def map_key_elements(text, start, end):
+    """The spans of the elements of every map key between start and end."""
+    return {span for _, _, spans in map_keys(text, start, end) for span in spans}
 
 
 def _bare(text, start, end):

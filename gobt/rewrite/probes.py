@@ -20,7 +20,7 @@ from .printf import one_number, string_read, verb_edits
 from .goroutine import goroutine_of
 from . import nesting
 from .gate import GATE, INTERNAL, TIME_MAP, gate_and_filters
-from .govalue import KINDS as GOVALUE_KINDS, finish_values, read_value
+from .govalue import KINDS as GOVALUE_KINDS, check_goerr_keys, finish_values, read_value
 from .inlined import at_copies, by_address, copies, only_inlined_error, resolve_site, site_address
 from .signature import check_params_complete, declared_for  # noqa: F401 (listing imports one)
 from .uprobes import uprobe_at
@@ -170,6 +170,7 @@ def rewrite(script, ctx):
 
 
 def _rewrite(script, ctx):
+    check_goerr_keys(script)
     edits = []
     rewriters = []
     for probe_id, probe in enumerate(script.probes):
