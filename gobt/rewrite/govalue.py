@@ -57,6 +57,8 @@ from .textmatch import condition, unquote
 STACK_STRINGS = 11
 
 KINDS = ("goerr", "gotype")
+# The longest type name read (bytes): a longer one shows as unread (?0x...).
+MAX_NAME = 1023
 BIAS = "$__gobt_b"
 # gotrace's spelling of gotype(PATH) as %v shows it: a nil interface prints
 # <nil> there (gotype's own nil is "", as %T's is).
@@ -132,12 +134,13 @@ class GoValues:
             raise GobtError(f"{use.kind} needs an interface value: {use.kind}(err), {use.kind}(~r0)", loc)
         if path == "retval":
             path = "~r0"
-        key = use.kind == "goerr" and (use.span.start, use.span.end) in self.keys
+        key = (use.span.start, use.span.end) in self.keys
         for _, seen in self.renders:
             if seen.path == path:  # one set of statements per value read
                 seen.type_only = seen.type_only and use.kind == "gotype"
                 seen.nil_as_v = seen.nil_as_v or as_v
-                seen.key = seen.key or key
+                seen.key = seen.key or (key and use.kind == "goerr")
+                seen.type_key = seen.type_key or (key and use.kind == "gotype")
                 self.renders.append((use, seen))
                 return self._expression(use, seen, key), None
         first, eface = self._first_word(use, path)
@@ -147,7 +150,8 @@ class GoValues:
                          not rw.ctx.bpftrace.strings_on_stack)
         render.path = path
         render.nil_as_v = as_v
-        render.key = key
+        render.key = key and use.kind == "goerr"
+        render.type_key = key and use.kind == "gotype"
         self.renders.append((use, render))
         string_read(rw.ctx, rw.id, loc)
         return self._expression(use, render, key), None
@@ -155,10 +159,12 @@ class GoValues:
     @staticmethod
     def _expression(use, render, key):
         if use.kind == "gotype":
-            return render.str(f"{render.v}np", f"{render.v}nl")
+            # A key's name reads ? where BPF could not read it, not "" as nil's.
+            return (render.name(f"{render.v}gp", f"{render.v}gl", key=True) if key
+                    else render.name(f"{render.v}np", f"{render.v}nl"))
         # A map key: two elements, the dynamic type as %T prints it and the
         # one-string text, since one string cannot hold both (no concatenation).
-        return f"{render.str(render.v + 'kp', render.v + 'kl')}, {render.single()}" if key else render.single()
+        return f"{render.name(render.v + 'kp', render.v + 'kl', key=True)}, {render.single()}" if key else render.single()
 
     def _first_word(self, use, path):
         rw = self.rw
@@ -212,6 +218,14 @@ class GoValues:
             hit = sorted(((i, by_span[a]) for i, a in enumerate(call.args) if tuple(a) in by_span),
                          key=lambda h: h[1][0] != "goerr")
             if hit:
+                verbs = [m for m in _VERB.finditer(text, call.format_start + 1, call.format_end - 1)
+                         if m.group("conv") != "%"]
+                if len(verbs) != len(call.args):
+                    # bpftrace would say it once for each printf goerr becomes, with their counts.
+                    word = "Not enough" if len(verbs) > len(call.args) else "Too many"
+                    raise GobtError(f"printf: {word} arguments for format string ({len(call.args)} supplied, "
+                                    f"{len(verbs)} expected)",
+                                    rw.loc(call.format_start, call.format_end - call.format_start))
                 budget = None
                 if rw.ctx.bpftrace.strings_on_stack:
                     # Every other string of the printf: str()s, goarg strings, goerr/gotype.
@@ -241,6 +255,7 @@ class _Render:
         self.rich = rich  # strings off the BPF stack (0.23): room for the net errors' printfs
         self.key = False  # used as a map key element: its type name too ({v}k)
         self.compared = False  # compared with a literal: {v}w is set
+        self.type_key = False  # gotype used as a map key element ({v}gp)
         self.nil_as_v = False
 
     @cached_property
@@ -252,6 +267,22 @@ class _Render:
 
     def str(self, p, n):
         return f"str({p}, {n} + 1)" if self.nul else f"str({p}, {n})"
+
+    def name(self, p, n, key=False):
+        """A type name's str(), its length masked where the verifier sees it.
+
+        0.23: _name bounds it already, in a test that bpftrace's str() loses
+        sight of (a printf of a name then failed to load, "size=32768").
+        0.17, whose strings are on the BPF stack: a printf's str() is held
+        to the string size by bpftrace, a map key's is not ("invalid write
+        to stack"): a key's length is clamped to key_mask() first."""
+        if self.rich:
+            return self.str(p, f"({n} & {MAX_NAME})")
+        return self.str(p, f"({n} & {key_mask()})") if key else self.str(p, n)
+
+    def clamp(self, n):
+        """0.17: a key's name length, cut at key_mask() (see name())."""
+        return [] if self.rich else [f"if ({n} > {key_mask()}) {{ {n} = {key_mask()}; }}"]
 
     def single(self):
         v = self.v
@@ -267,7 +298,7 @@ class _Render:
         if not self.eface:
             out.append(f"if ({v}t != 0) {{ {v}t = {_word(f'{v}t + 8')}; }}")
         if self.type_only:
-            return out + self._name(v, f"{v}t") + self._nil_as_v()
+            return out + self._name(v, f"{v}t") + self._nil_as_v() + self._key_name()
         composite = self.composite()
         if composite:
             out += _select([f"{v}it", f"{v}id"], [(f"{v}t == {t}", [_word(f"{v}d + {off['Err']}"),
@@ -298,6 +329,7 @@ class _Render:
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
         out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + self.net.top_pieces() + inner,
                        [f"{v}np", f"{v}nl"])
+        out += self._key_name()
         if self.key:
             # %T's spelling: <nil> for nil, ? for a name BPF could not read
             # (pointers to those bytes in the binary: a string variable would
@@ -308,7 +340,19 @@ class _Render:
                 out.append(f"if ({v}t == 0) {{ {v}kp = {self.addr(nil)}; {v}kl = {len(errortypes.NIL_TEXT)}; }}")
             if unknown:
                 out.append(f"if ({v}t != 0 && {v}nl == 0) {{ {v}kp = {self.addr(unknown)}; {v}kl = 1; }}")
+            out += self.clamp(f"{v}kl")
         return out + self.net.address_statements()
+
+    def _key_name(self):
+        """gotype's map key: the name, or ? for a name BPF could not read."""
+        if not self.type_key:
+            return []
+        v = self.v
+        out = [f"{v}gp = {v}np; {v}gl = {v}nl;"]
+        unknown = self.types.bytes_address("?")
+        if unknown:
+            out.append(f"if ({v}t != 0 && {v}nl == 0) {{ {v}gp = {self.addr(unknown)}; {v}gl = 1; }}")
+        return out + self.clamp(f"{v}gl")
 
     def _nil_as_v(self):
         """The name's string reads <nil> for nil where %v's is wanted (the
@@ -335,8 +379,12 @@ class _Render:
             out += [f"{v}h = ((uint64)*(uint8 *)uptr({v}n + 1) << 8) + (uint64)*(uint8 *)uptr({v}n + 2);",
                     f"{v}np = {v}n + (uint64)3 + {v}x;",
                     f"{v}nl = {v}h;"]
-        # An unreadable name reads as length 0 (then the star is not there to skip).
-        out.append(f"if ({v}nl > {v}x) {{ {v}nl = {v}nl - {v}x; }} else {{ {v}nl = 0; }} "
+        # An unreadable name reads as length 0 (then the star is not there to
+        # skip), and so does one longer than MAX_NAME: bounded in the same
+        # test, where the verifier sees it (a varint length is up to 32767,
+        # and a str() of that fails to load on 0.23; a test of its own
+        # doubled the paths the verifier walks, past its million).
+        out.append(f"if ({v}nl > {v}x && {v}nl <= {MAX_NAME}) {{ {v}nl = {v}nl - {v}x; }} else {{ {v}nl = 0; }} "
                    f"if ({t} == 0) {{ {v}nl = 0; }}")
         if to is not None:
             out.append(f"{to}np = {v}np; {to}nl = {v}nl;")
@@ -447,11 +495,24 @@ class _Render:
         """An expression true where the whole text (as printf prints it,
         branches()) is `text`: in place, so no variable of it stays live
         beside the others' (live ones multiply the verifier's paths)."""
+        v = self.v
+        inner = self.str(f"{v}ip", f"{v}il")
         alternatives = []
-        for k, (_, fmt, args) in enumerate(self.branches()):
+        for k, (cond, fmt, args) in enumerate(self.branches()):
+            if fmt.startswith("?0x") or " ?" in fmt:
+                continue  # a placeholder (an unread name, an address not spelled): not Go's text
             holds = condition(fmt, args, text, keep, where)
-            if holds != "0":
-                alternatives.append(f"({self.v}w == (uint64){k} && ({holds}))")
+            if holds == "0":
+                continue
+            # A type's name stands in for a text gobt does not spell (the
+            # program's own error types): it equals no text.
+            if inner in args:
+                holds += f" && {v}ip != {v}inp"
+            if cond is None:
+                holds += f" && ({v}t == 0 || {v}p != {v}np)"
+                if self.net.dns and not self.rich:
+                    holds += f" && {v}t != {self.net.dns[0]}"  # its Err alone, not its text
+            alternatives.append(f"({v}w == (uint64){k} && ({holds}))")
         return " || ".join(alternatives) if alternatives else "(0 != 0)"
 
     def unreadable(self, also):
@@ -465,7 +526,7 @@ class _Render:
     def type_branches(self, nil_as_v=False):
         v = self.v
         nil = [(f"{v}t == 0", errortypes.NIL_TEXT, [])] if nil_as_v else []
-        return nil + [self.unreadable("1"), (None, "%s", [self.str(f"{v}np", f"{v}nl")])]
+        return nil + [self.unreadable("1"), (None, "%s", [self.name(f"{v}np", f"{v}nl")])]
 
 
 def _compared(text, block, use):
@@ -480,6 +541,13 @@ def _compared(text, block, use):
     if m:
         return block.start + m.start(1), b, m.group(2), m.group(1)
     return None
+
+
+def key_mask():
+    """The longest name a map key holds on bpftrace 0.17: 2**k - 1 bytes,
+    within its string size (a mask the verifier can follow)."""
+    size = max(2, string_size())
+    return (1 << (size - 1).bit_length() - 1) - 1 if size & (size - 1) else size - 1
 
 
 def _select(names, cases, defaults=None):
