@@ -14,7 +14,7 @@ from .run.bpftrace import (DETACH_BACKGROUND_NOTE_PROBES, DETACH_SECONDS_PER_PRO
                            UNSAFE_BUILTINS, argv0, capable_fallback, chosen_explicitly, exec_bpftrace, find_bpftrace,
                            probe_bpftrace, program_fd, start_probe, unreachable_hints)
 from .cmdline import parse_argv
-from .errors import DecoderUnusable, GobtError, UnreachableOffset, note, once
+from .errors import DecoderUnusable, GobtError, UnreachableOffset, note, once, warn
 from .lang.precheck import as_bpftrace_sees_it, has_gobt_words, may_need_gobt
 from .lang.source import Source
 
@@ -329,19 +329,33 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     if ctx.string_reads and found.strings_on_stack:
         # gotrace's lines on 0.17's 512-byte stack: each nested call's indent
         # is a string of it, each … after a cut string a length carried to
-        # the return. Without them, in that order, where they do not fit
-        # (the … says a string is cut, so it goes last).
-        fallbacks = [(True, None), (None, None)]
+        # the return. Where they do not fit, the lines go without them.
+        steps = ([(True, None)] if getattr(ctx, "indented", False) else []) + \
+            ([(None, None)] if getattr(ctx, "indented", False) or getattr(ctx, "cut_marks", False) else [])
         while True:
             try:
-                _check_stack(ctx, program, found.path, inv.unsafe)
+                # Which BPFTRACE_STRLEN would fit is sought (a compile or four)
+                # only for the last form, the one whose refusal the user sees.
+                _check_stack(ctx, program, found.path, inv.unsafe, fits_sought=not steps, script=script)
                 break
             except GobtError:
-                if not (getattr(ctx, "cut_marks", False) or getattr(ctx, "indented", False)) or not fallbacks:
+                # First the indent, then the cut marks, then a wildcard's lines
+                # that still do not fit (each said): a line without them is
+                # worth more than none.
+                skipped = _gotrace_skip(ctx, script) if not steps else None
+                if skipped is not None:
+                    # One function of a gotrace wildcard: its line goes, the others stay.
+                    skip = getattr(ctx, "gotrace_skip", set()) | {skipped}
+                    marks, indented = getattr(ctx, "cut_marks", False), getattr(ctx, "indented", False)
+                    ctx = Context(found, pid=inv.pid)
+                    ctx.gotrace_skip = skip
+                    ctx.cut_marks, ctx.indented = (None if marks is None else False), (None if indented is None else False)
+                    script = expand_gotrace(parsed, ctx)
+                    program = rewrite(script, ctx)
+                    continue
+                if not steps:
                     raise
-                marks, indented = fallbacks.pop(0)
-                if marks and not getattr(ctx, "indented", False):
-                    continue  # no indent to leave out: the same program again
+                marks, indented = steps.pop(0)
                 if getattr(ctx, "indented", False):
                     note(f"gotrace's lines do not indent nested calls: on bpftrace {found.version_text} the "
                          "indent would not fit the 512 bytes of BPF stack beside these lines' strings "
@@ -374,18 +388,50 @@ def _capable_instead(inv, found, unreachable):
     return capable
 
 
-def _check_stack(ctx, program, bpftrace, unsafe):
+# A gotrace wildcard leaves out at most this many functions whose lines do
+# not fit bpftrace 0.17's stack (each is found by a compile of its own).
+GOTRACE_SKIPS = 8
+
+
+def _skippable(ctx, script):
+    """(function, place) of the gotrace wildcard's line bpftrace refused for
+    its stack (ctx.refused), while fewer than GOTRACE_SKIPS are left out."""
+    from .rewrite.gotrace import wildcard_function
+
+    probe = getattr(ctx, "refused", None)
+    if probe is None or len(getattr(ctx, "gotrace_skip", ())) >= GOTRACE_SKIPS:
+        return None
+    return wildcard_function(ctx, script.probes[probe])
+
+
+def _gotrace_skip(ctx, script):
+    """The function of a gotrace wildcard whose line bpftrace refused for its
+    stack, said and to be left out; else None."""
+    found = _skippable(ctx, script)
+    if found is None:
+        return None
+    fn, where = found
+    warn(f"gotrace: {fn} gets no line: its strings do not fit the 512 bytes of BPF stack of bpftrace "
+         f"{ctx.bpftrace.version_text} (a smaller BPFTRACE_STRLEN, or bpftrace 0.23, gives it one)", where)
+    return fn
+
+
+def _check_stack(ctx, program, bpftrace, unsafe, fits_sought=True, script=None):
     """Refuse at the user's line a program bpftrace would refuse for its BPF
-    stack, at a bare file offset; with the largest BPFTRACE_STRLEN that fits."""
-    from .rewrite.printf import stack_error, string_size
+    stack, at a bare file offset; with the largest BPFTRACE_STRLEN that fits
+    (if sought: each try is a compile)."""
+    from .rewrite.printf import refused_probe, stack_error, string_size
     from .run.bpftrace import over_stack_limit
 
     unsafe = unsafe or bool(ctx.needs_unsafe)
     name = over_stack_limit(bpftrace, program, unsafe)
     if name is None:
         return
+    ctx.refused = refused_probe(ctx, name)
+    if script is not None and _skippable(ctx, script):
+        fits_sought = False  # that function's line will go instead
     strlen = string_size()
-    fits, lo, hi = None, 1, strlen // 8 - (strlen % 8 == 0)  # multiples of 8 below strlen
+    fits, lo, hi = None, 1, (strlen // 8 - (strlen % 8 == 0)) if fits_sought else 0  # multiples of 8 below
     while lo <= hi:
         mid = (lo + hi) // 2
         if over_stack_limit(bpftrace, program, unsafe, strlen=8 * mid) is None:

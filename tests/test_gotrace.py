@@ -10,7 +10,7 @@ Error() goerr does not spell, its type).
 import os
 import re
 
-from conftest import BUILD_DIR, ON_TRIXIE, gobt, need, no_traceback
+from conftest import BUILD_DIR, ON_TRIXIE, gobt, need, no_traceback, write_program
 from toolchains import build_package
 
 LINE = re.compile(r'^(\d+)> main\.processFile\(filename="([^"]*)", info=(\S*), in=(\S*), r=0x([0-9a-f]+)\) '
@@ -94,3 +94,49 @@ def test_nested_calls_are_indented(toolchains, bpf, tmp_path):
     for fn, g in order:
         if fn == "main.processFile":
             assert order.index(("main.parse", g)) < order.index((fn, g)), proc.stdout
+
+
+WIDE = """package main
+
+import (
+	"errors"
+	"fmt"
+)
+
+//go:noinline
+func many(a, b, c, d, e string) (string, error) { return a + b + c + d + e, errors.New("x " + a) }
+
+//go:noinline
+func leaf(n int) int { return n * 2 }
+
+//go:noinline
+func mid(n int, s string) (int, error) {
+	r, err := many(s, s, s, s, s)
+	return leaf(n) + len(r), err
+}
+
+func main() {
+	for i := 0; i < 2; i++ {
+		v, err := mid(i, "ab")
+		fmt.Println(v, err)
+	}
+}
+"""
+
+
+def test_a_wildcard_keeps_the_lines_that_fit(go_build, bpf):
+    """On 0.17 a function whose line does not fit the BPF stack (five
+    strings and an error) gets none, and says so; the others keep theirs.
+    0.23, whose strings are off the stack, gives every function its line."""
+    src = write_program("gotracewide", {"main.go": WIDE, "go.mod": "module wide\n\ngo 1.20\n"})
+    binary = go_build("newest", src, gcflags="-l")
+    proc = gobt("--no-cache", "-e", f"gotrace:{binary}:main.*", "-c", binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    traced = set(re.findall(r"^ *\d+> (main\.\w+)\(", proc.stdout, re.M))
+    said = "main.many gets no line" in proc.stderr
+    if ON_TRIXIE:
+        assert traced == {"main.main", "main.mid", "main.leaf", "main.many"} and not said, proc.stdout
+    else:
+        assert traced == {"main.main", "main.mid", "main.leaf"} and said, (proc.stdout, proc.stderr)
+    assert re.search(r'main\.mid\(n=1, s="ab"\) => \(12, x ab\)', proc.stdout), proc.stdout

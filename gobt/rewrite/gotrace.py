@@ -24,6 +24,7 @@ registers).
 """
 
 from ..binary.dwarf import ADDRESS_KINDS
+from ..binary.symbols import is_wildcard
 from ..errors import GobtError
 from ..lang.script import parse
 from ..lang.source import Source
@@ -71,9 +72,15 @@ def _probes_for(ap, source, ctx):
     binary, fns = functions(ap, source, ctx)
     declared = declared_for(ap, binary, fns, source)
     out = []
+    skip = getattr(ctx, "gotrace_skip", set())
+    wild = getattr(ctx, "gotrace_wild", None)
+    if wild is None:
+        wild = ctx.gotrace_wild = {}
     for fn in fns:
-        if not binary.is_go_function(fn):
+        if not binary.is_go_function(fn) or fn.name in skip:
             continue
+        if is_wildcard(ap.func):
+            wild[fn.name] = source.location(ap.span.start, len(ap.text))
         sub = declared or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
         if sub is None:
             recorded = binary.args_size(fn)
@@ -90,6 +97,16 @@ def _probes_for(ap, source, ctx):
         raise GobtError(f"gotrace:{ap.target}:{ap.func} matches no Go function",
                         source.location(ap.span.start, len(ap.text)))
     return out
+
+
+def wildcard_function(ctx, probe):
+    """(function, the gotrace's place) if `probe` is the goret gotrace wrote
+    for one function its wildcard matched, else None."""
+    names = [ap.func for ap in probe.attach_points]
+    wild = getattr(ctx, "gotrace_wild", {})
+    if len(names) == 1 and names[0] in wild:
+        return names[0], wild[names[0]]
+    return None
 
 
 def describe(binary, fn, ap, source):

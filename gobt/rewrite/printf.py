@@ -307,6 +307,15 @@ def _spellings(func):
     return {func.strip('"'), func}
 
 
+def refused_probe(ctx, name):
+    """The index of the probe (among those reading strings) that gobt made
+    the uprobe bpftrace names for, or None."""
+    for probe, made in ctx.attach_names.items():
+        if probe in ctx.string_reads and any(name.endswith(":" + s) for _, f in made for s in _spellings(f)):
+            return probe
+    return None
+
+
 def stack_error(ctx, name, strlen, fits):
     """The GobtError for a program bpftrace refuses for its BPF stack.
 
@@ -315,11 +324,8 @@ def stack_error(ctx, name, strlen, fits):
     """
     from ..errors import GobtError
 
-    where = None
-    for probe, made in ctx.attach_names.items():
-        if probe in ctx.string_reads and any(name.endswith(":" + s) for _, f in made for s in _spellings(f)):
-            where = ctx.string_reads[probe]
-            break
+    probe = refused_probe(ctx, name)
+    where = ctx.string_reads.get(probe)
     if where is None and ctx.string_reads:
         where = next(iter(ctx.string_reads.values()))
     version = ctx.bpftrace.version_text
