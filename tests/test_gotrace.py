@@ -140,3 +140,14 @@ def test_a_wildcard_keeps_the_lines_that_fit(go_build, bpf):
     else:
         assert traced == {"main.main", "main.mid", "main.leaf"} and said, (proc.stdout, proc.stderr)
     assert re.search(r'main\.mid\(n=1, s="ab"\) => \(12, x ab\)', proc.stdout), proc.stdout
+
+
+def test_types_are_named_as_go_prints_them(toolchains):
+    """A struct or slice shows by its type as %T spells it: the package's
+    name, not DWARF's import path (gofmt's main.format takes a
+    go/printer.Config)."""
+    need("newest" in toolchains, "no Go toolchain (run scripts/setup)")
+    gofmt = build_package(toolchains["newest"], "cmd/gofmt", BUILD_DIR)
+    proc = gobt("-lv", f"gotrace:{gofmt}:main.format")
+    no_traceback(proc)
+    assert "cfg=printer.Config)" in proc.stdout and "go/printer" not in proc.stdout, proc.stdout
