@@ -329,42 +329,37 @@ def _rewrite(inv, source, bpftrace, cache_entry):
     if ctx.string_reads and found.strings_on_stack:
         # gotrace's lines on 0.17's 512-byte stack: each nested call's indent
         # is a string of it, each … after a cut string a length carried to
-        # the return. Where they do not fit, the lines go without them.
-        steps = ([(True, None)] if getattr(ctx, "indented", False) else []) + \
-            ([(None, None)] if getattr(ctx, "indented", False) or getattr(ctx, "cut_marks", False) else [])
+        # the return. Where they do not fit, the lines go without the indent,
+        # then without the marks, then a wildcard's lines that still do not
+        # fit go (each said): a line without them is worth more than none.
+        def again(drop_indent=False, drop_marks=False, skipped=None):
+            new = Context(found, pid=inv.pid)
+            new.indented = None if drop_indent or ctx.indented is None else False
+            new.cut_marks = None if drop_marks or ctx.cut_marks is None else False
+            new.gotrace_skip = ctx.gotrace_skip | ({skipped} if skipped else set())
+            expanded = expand_gotrace(parsed, new)
+            return new, expanded, rewrite(expanded, new)
+
         while True:
             try:
                 # Which BPFTRACE_STRLEN would fit is sought (a compile or four)
                 # only for the last form, the one whose refusal the user sees.
-                _check_stack(ctx, program, found.path, inv.unsafe, fits_sought=not steps, script=script)
+                _check_stack(ctx, program, found.path, inv.unsafe,
+                             fits_sought=not (ctx.indented or ctx.cut_marks), script=script)
                 break
             except GobtError:
-                # First the indent, then the cut marks, then a wildcard's lines
-                # that still do not fit (each said): a line without them is
-                # worth more than none.
-                skipped = _gotrace_skip(ctx, script) if not steps else None
-                if skipped is not None:
-                    # One function of a gotrace wildcard: its line goes, the others stay.
-                    skip = getattr(ctx, "gotrace_skip", set()) | {skipped}
-                    marks, indented = getattr(ctx, "cut_marks", False), getattr(ctx, "indented", False)
-                    ctx = Context(found, pid=inv.pid)
-                    ctx.gotrace_skip = skip
-                    ctx.cut_marks, ctx.indented = (None if marks is None else False), (None if indented is None else False)
-                    script = expand_gotrace(parsed, ctx)
-                    program = rewrite(script, ctx)
-                    continue
-                if not steps:
-                    raise
-                marks, indented = steps.pop(0)
-                if getattr(ctx, "indented", False):
+                if ctx.indented:
                     note(f"gotrace's lines do not indent nested calls: on bpftrace {found.version_text} the "
                          "indent would not fit the 512 bytes of BPF stack beside these lines' strings "
                          f"(a smaller BPFTRACE_STRLEN than {string_size()} makes room)")
-                ctx = Context(found, pid=inv.pid)
-                ctx.cut_marks = marks if marks is None else False
-                ctx.indented = indented
-                script = expand_gotrace(parsed, ctx)
-                program = rewrite(script, ctx)
+                    ctx, script, program = again(drop_indent=True)
+                elif ctx.cut_marks:
+                    ctx, script, program = again(drop_marks=True)
+                else:
+                    skipped = _gotrace_skip(ctx, script)
+                    if skipped is None:
+                        raise
+                    ctx, script, program = again(skipped=skipped)
     ctx.save_caches()
     done = Rewritten(program, ctx.needs_unsafe, ctx.probe_count, sorted(script.words & UNSAFE_BUILTINS),
                      errors.printed[first_message:], found.version_text, found.max_probes, found.path,
@@ -398,8 +393,8 @@ def _skippable(ctx, script):
     its stack (ctx.refused), while fewer than GOTRACE_SKIPS are left out."""
     from .rewrite.gotrace import wildcard_function
 
-    probe = getattr(ctx, "refused", None)
-    if probe is None or len(getattr(ctx, "gotrace_skip", ())) >= GOTRACE_SKIPS:
+    probe = ctx.refused
+    if probe is None or len(ctx.gotrace_skip) >= GOTRACE_SKIPS:
         return None
     return wildcard_function(ctx, script.probes[probe])
 

@@ -74,15 +74,11 @@ def _probes_for(ap, source, ctx):
     binary, fns = functions(ap, source, ctx)
     declared = declared_for(ap, binary, fns, source)
     out = []
-    skip = getattr(ctx, "gotrace_skip", set())
-    wild = getattr(ctx, "gotrace_wild", None)
-    if wild is None:
-        wild = ctx.gotrace_wild = {}
     for fn in fns:
-        if not binary.is_go_function(fn) or fn.name in skip:
+        if not binary.is_go_function(fn) or fn.name in ctx.gotrace_skip:
             continue
         if is_wildcard(ap.func):
-            wild[fn.name] = source.location(ap.span.start, len(ap.text))
+            ctx.gotrace_wild[fn.name] = source.location(ap.span.start, len(ap.text))
         sub = declared or (binary.dwarf.subprogram(fn) if binary.has_dwarf else None)
         if sub is None:
             recorded = binary.args_size(fn)
@@ -105,9 +101,8 @@ def wildcard_function(ctx, probe):
     """(function, the gotrace's place) if `probe` is the goret gotrace wrote
     for one function its wildcard matched, else None."""
     names = [ap.func for ap in probe.attach_points]
-    wild = getattr(ctx, "gotrace_wild", {})
-    if len(names) == 1 and names[0] in wild:
-        return names[0], wild[names[0]]
+    if len(names) == 1 and names[0] in ctx.gotrace_wild:
+        return names[0], ctx.gotrace_wild[names[0]]
     return None
 
 
@@ -138,7 +133,7 @@ def kept_bytes(ctx):
     0.23 marks a cut string itself (a trailing ..), at its own limit. On
     0.17 a param's mark carries its length from the entry: where that does
     not fit the BPF stack, cli rewrites the lines without marks."""
-    if ctx.bpftrace.version >= (0, 23) or getattr(ctx, "cut_marks", False) is None:
+    if ctx.bpftrace.version >= (0, 23) or ctx.cut_marks is None:
         return None  # (None: cli found the marks cost too much of 0.17's BPF stack)
     ctx.cut_marks = True
     return string_size() - 1
@@ -148,7 +143,7 @@ def nested(ctx):
     """Whether the lines indent nested calls: on 0.17 the indent is a
     string on the BPF stack, and cli rewrites the lines without it where
     it does not fit (ctx.indented None)."""
-    if getattr(ctx, "indented", False) is None:
+    if ctx.indented is None:
         return False
     ctx.indented = True
     return True

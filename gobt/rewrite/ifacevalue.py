@@ -36,7 +36,7 @@ class Render:
         self.type_only = type_only
         self.pie = is_position_independent(binary)
         self.rich = rich  # strings off the BPF stack (0.23): room for the net errors' printfs
-        self.key = False  # used as a map key element: its type name too ({v}k)
+        self.key = False  # goerr used as a map key element: its type name too ({v}kp)
         self.compared = False  # compared with a literal: {v}w is set
         self.type_key = False  # gotype used as a map key element ({v}gp)
         self.nil_as_v = False
@@ -113,29 +113,26 @@ class Render:
         out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + self.net.top_pieces() + inner,
                        [f"{v}np", f"{v}nl"])
         out += self._key_name()
-        if self.key:
-            # %T's spelling: <nil> for nil, ? for a name BPF could not read
-            # (pointers to those bytes in the binary: a string variable would
-            # cost 0.17's BPF stack what a printf's string does).
-            out.append(f"{v}kp = {v}np; {v}kl = {v}nl;")
-            nil, unknown = (self.types.bytes_address(t) for t in (errortypes.NIL_TEXT, "?"))
-            if nil:
-                out.append(f"if ({v}t == 0) {{ {v}kp = {self.addr(nil)}; {v}kl = {len(errortypes.NIL_TEXT)}; }}")
-            if unknown:
-                out.append(f"if ({v}t != 0 && {v}nl == 0) {{ {v}kp = {self.addr(unknown)}; {v}kl = 1; }}")
-            out += self.clamp(f"{v}kl")
         return out + self.net.address_statements()
 
     def _key_name(self):
-        """gotype's map key: the name, or ? for a name BPF could not read."""
-        if not self.type_key:
-            return []
+        """The type's name in a map key: gotype's ({v}gp, {v}gl), nil's "";
+        goerr's ({v}kp, {v}kl) as %T spells it, <nil> for nil. ? for a name
+        BPF could not read, and pointers to those bytes in the binary (a
+        string variable would cost 0.17's BPF stack what a printf's string does)."""
         v = self.v
-        out = [f"{v}gp = {v}np; {v}gl = {v}nl;"]
-        unknown = self.types.bytes_address("?")
-        if unknown:
-            out.append(f"if ({v}t != 0 && {v}nl == 0) {{ {v}gp = {self.addr(unknown)}; {v}gl = 1; }}")
-        return out + self.clamp(f"{v}gl")
+        nil, unknown = (self.types.bytes_address(t) for t in (errortypes.NIL_TEXT, "?"))
+        out = []
+        for wanted, to, nil_too in ((self.type_key, f"{v}g", False), (self.key, f"{v}k", True)):
+            if not wanted:
+                continue
+            out.append(f"{to}p = {v}np; {to}l = {v}nl;")
+            if nil_too and nil:
+                out.append(f"if ({v}t == 0) {{ {to}p = {self.addr(nil)}; {to}l = {len(errortypes.NIL_TEXT)}; }}")
+            if unknown:
+                out.append(f"if ({v}t != 0 && {v}nl == 0) {{ {to}p = {self.addr(unknown)}; {to}l = 1; }}")
+            out += self.clamp(f"{to}l")
+        return out
 
     def _nil_as_v(self):
         """The name's string reads <nil> for nil where %v's is wanted (the

@@ -60,6 +60,13 @@ class Context:
         self._binaries = {}
         self.proofs = {}  # (path, function's file offset) -> what proof.still_holds checks
         self.fresh = False  # no cache left: what fails a proof now fails on the bytes
+        # gotrace's lines on bpftrace 0.17 (cli fits them to the BPF stack):
+        # False until gotrace uses it, True once it has, None once left out.
+        self.cut_marks = False  # a … after a cut string
+        self.indented = False  # a nested call's indent
+        self.gotrace_skip = set()  # functions of a wildcard left out
+        self.gotrace_wild = {}  # function -> the Location of the gotrace wildcard that matched it
+        self.refused = None  # the index of the probe bpftrace refused for its stack
 
     def restart(self):
         """Start the rewrite again, with every binary's cache dropped."""
