@@ -162,21 +162,16 @@ def _entries_ok(binary, vaddr, text):
 
 
 def _text_start(binary, vaddr, words):
-    data, magic, *_ = _header(binary, vaddr)
+    magic, layout, fields = _fields(binary, vaddr)
     if magic not in (MAGIC_GO118, MAGIC_GO120):
         return 0  # entries are addresses
-    layout = LAYOUTS[magic]
-    fields = dict(zip(layout, struct.unpack_from("<%dQ" % len(layout), data, 16)))
     text = fields["textstart"] or words.at(vaddr + 16 + 8 * layout.index("textstart"))
     if text:
         return text
-    # The module data: the word that points at this pclntab, whose
-    # funcnametab slice points where the header says it starts.
-    for md in _module_data_candidates(binary, words, vaddr):
-        if words.at(md + 8 * MODULEDATA_FUNCNAMETAB) == vaddr + fields["funcname"]:
-            text = words.at(md + 8 * MODULEDATA_TEXT)
-            if text:
-                return text
+    for md in _module_data(binary, words, vaddr, fields):
+        text = words.at(md + 8 * MODULEDATA_TEXT)
+        if text:
+            return text
     symbols = binary.symbols_if_any
     text = symbols.address_of("runtime.text") if symbols is not None else None
     if text:
@@ -194,18 +189,14 @@ def module_types(binary):
     if index is None:
         return None
     try:
-        table = binary.pclntab
-        data, magic, *_ = _header(binary, table.vaddr)
+        vaddr = binary.pclntab.vaddr
+        magic, _, fields = _fields(binary, vaddr)
     except (GobtError, struct.error):
         return None
     if magic not in LAYOUTS:
         return None
-    layout = LAYOUTS[magic]
-    fields = dict(zip(layout, struct.unpack_from("<%dQ" % len(layout), data, 16)))
     words = _Words(binary)
-    for md in _module_data_candidates(binary, words, table.vaddr):
-        if words.at(md + 8 * MODULEDATA_FUNCNAMETAB) != table.vaddr + fields["funcname"]:
-            continue
+    for md in _module_data(binary, words, vaddr, fields):
         types = words.at(md + 8 * index)
         seg = next((s for s in binary.segments if s.vaddr <= types < s.vaddr + s.filesz), None)
         if seg is None:
@@ -216,6 +207,24 @@ def module_types(binary):
                 return types, etypes
         return None
     return None
+
+
+def _fields(binary, vaddr):
+    """(magic, layout, {field: word}) of the pclntab header at vaddr (no
+    fields for a layout gobt does not know)."""
+    data, magic, *_ = _header(binary, vaddr)
+    layout = LAYOUTS.get(magic)
+    if layout is None:
+        return magic, None, {}
+    return magic, layout, dict(zip(layout, struct.unpack_from("<%dQ" % len(layout), data, 16)))
+
+
+def _module_data(binary, words, vaddr, fields):
+    """Each module data of this pclntab: a word that points at it, whose
+    funcnametab slice points where the header says it starts."""
+    for md in _module_data_candidates(binary, words, vaddr):
+        if words.at(md + 8 * MODULEDATA_FUNCNAMETAB) == vaddr + fields["funcname"]:
+            yield md
 
 
 def _module_data_candidates(binary, words, vaddr):
