@@ -93,8 +93,7 @@ def literal(text):
 
 def unquote(source):
     """The text of a bpftrace string literal as written (quotes included)."""
-    body = source[1:-1]
-    return re.sub(r'\\(["\\nt])', lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+    return re.sub(r'\\["\\nt]', lambda m: _ESCAPES[m.group(0)], source[1:-1])
 
 
 def _string_parts(arg):
