@@ -65,6 +65,8 @@ def check_goerr_keys(script):
     of string[64] pairs. (goerr as a key element is two elements.)"""
     text = script.source.text
     goerrs = {(u.span.start, u.span.end) for p in script.probes for u in p.uses if u.kind == "goerr"}
+    if not goerrs:
+        return  # (no scan of every block of a script that keys nothing by goerr)
     seen = {}  # map name: (arity, offset of its @, whether a goerr made it)
     for probe in script.probes:
         for name, at, spans in map_keys(text, probe.block.start, probe.block.end):
