@@ -15,13 +15,15 @@ from ..binary.gotypes import GoTypes, errno_table
 from ..binary.inlined import is_position_independent
 from . import errortypes
 from .errnotext import ERRNO_TEXTS
-from .neterrors import NetErrors
+from .neterrors import UNSPELLED, NetErrors
 from .printf import string_size
 from .textmatch import condition
 
 # The longest type name read (bytes): a longer one shows as unread (?0x...).
 MAX_NAME = 1023
 BIAS = "$__gobt_b"
+# A type whose name BPF could not read: its static address, a stand-in.
+UNREAD = "?0x%lx"
 
 
 class Render:
@@ -279,8 +281,8 @@ class Render:
         inner = self.str(f"{v}ip", f"{v}il")
         alternatives = []
         for k, (cond, fmt, args) in enumerate(self.branches()):
-            if fmt.startswith("?0x") or " ?" in fmt:
-                continue  # a placeholder (an unread name, an address not spelled): not Go's text
+            if fmt == UNREAD or " " + UNSPELLED in fmt:
+                continue  # a stand-in (an unread name, an address not spelled): not Go's text
             holds = condition(fmt, args, text, keep, where)
             if holds == "0":
                 continue
@@ -301,7 +303,7 @@ class Render:
         address, where a name would have been wrong."""
         v = self.v
         static = f"{v}t - {BIAS}" if self.pie else f"{v}t"
-        return (f"{v}t != 0 && {v}nl == 0 && {also}", "?0x%lx", [static])
+        return (f"{v}t != 0 && {v}nl == 0 && {also}", UNREAD, [static])
 
     def type_branches(self, nil_as_v=False):
         v = self.v

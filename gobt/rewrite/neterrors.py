@@ -20,6 +20,9 @@ there, a DNSError its Err, the innermost message).
 
 from . import errortypes
 
+# An address other than an IPv4 TCP/UDP one: a stand-in, not Go's text.
+UNSPELLED = "?"
+
 
 def _word(addr):
     return f"*(uint64 *)uptr({addr})"
@@ -144,7 +147,7 @@ class NetErrors:
                          (f"{v}sk == 0 && {v}ak == 1", " " + v4, ip("a")),
                          (f"{v}sk == 1 && {v}ak == 1", " " + v4 + "->" + v4, ip("s") + ip("a")),
                          (f"{v}sk == 1 && {v}ak == 0", " " + v4, ip("s")),
-                         ("1", " ?", [])]
+                         ("1", " " + UNSPELLED, [])]
             inners = []
             if self.syscall and self.r.errno():
                 inners.append((f"{v}jt == {self.r.errno()} && {v}el != 0", ": %s: %s",
