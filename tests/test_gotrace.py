@@ -81,7 +81,11 @@ def test_nested_calls_are_indented(toolchains, bpf, tmp_path):
     # On 0.17 the indent is a string on the 512-byte BPF stack too: at 32
     # bytes a string it does not fit beside processFile's (gobt says so).
     env = {} if ON_TRIXIE else {"BPFTRACE_STRLEN": "24"}
-    proc = gobt("-e", f"gotrace:{gofmt}:main.p*", "-c", f"{gofmt} -l d", cwd=tmp_path, env=env)
+    # 0.17 prints through a buffer per CPU, read in turn, so lines written on
+    # two CPUs may come out swapped (man gobt says so): the order is checked
+    # there on one CPU. 0.23 prints through one ring, in order, on any CPU.
+    command = f"{gofmt} -l d" if ON_TRIXIE else f"/usr/bin/taskset -c 0 {gofmt} -l d"
+    proc = gobt("-e", f"gotrace:{gofmt}:main.p*", "-c", command, cwd=tmp_path, env=env)
     no_traceback(proc)
     assert proc.returncode == 0, proc.stderr
     lines = re.findall(r'^( *)(\d+)> (main\.\w+)\((?:fset=\S+ )?.*?filename="([^"]*)"', proc.stdout, re.M)
