@@ -21,12 +21,16 @@ PROGRAM = "tests/programs/goerrs"
 GOS = ["go1.15", "go1.19", "go1.23", "newest"]
 # main.go's made[]: the types goerr does not spell, by index.
 NAMED_ONLY = {13: "*main.tooLongError"}
+# With DWARF, printf shows such a type's first string field beside its name,
+# where strings are off the BPF stack (0.23; on 0.17 the standard library's
+# texts take this program's string budget first).
+WITH_FIELD = {13: '*main.tooLongError{name:"maximilian"}'}
 # *net.OpError is spelled where strings are off the BPF stack (0.23); on 0.17
 # it shows its type name, and a *net.DNSError its Err (the innermost message).
 OP_ERRORS = {14, 18, 19, 21}
 DNS_ERROR = 20
 UNIX_ADDR = 21  # an address other than an IPv4 TCP/UDP one shows as "?"
-LINK_ERROR = 5  # *os.LinkError: past bpftrace 0.17's stack budget (govalue.STACK_STRINGS)
+LINK_ERROR = 5  # *os.LinkError: past bpftrace 0.17's stack budget (ifacevalue.STACK_STRINGS)
 LONG_PATH = 23  # a path longer than bpftrace's strings: printf cuts it
 
 SCRIPT = """
@@ -59,9 +63,9 @@ def run(binary, declared=False):
     return seen, keys
 
 
-def expected_text(i, go, rich):
+def expected_text(i, go, rich, dwarf=True):
     if i in NAMED_ONLY:
-        return NAMED_ONLY[i]
+        return WITH_FIELD[i] if rich and dwarf else NAMED_ONLY[i]
     if not rich and i in OP_ERRORS:
         return "*net.OpError"
     if not rich and i == DNS_ERROR:
@@ -71,13 +75,13 @@ def expected_text(i, go, rich):
     return go
 
 
-def check(seen, keys, may_cut_link=False, rich=ON_TRIXIE):
+def check(seen, keys, may_cut_link=False, rich=ON_TRIXIE, dwarf=True):
     errors = sorted(i for kind, i in seen if kind == "E")
     assert len(errors) >= 23, seen
     for i in errors:
         (go,) = seen["E", i]
         (ours,) = seen["e", i]
-        expected = expected_text(i, go, rich)
+        expected = expected_text(i, go, rich, dwarf)
         if i == LINK_ERROR and may_cut_link and ours == "no such file or directory":
             expected = ours  # the one-string form: the error it wraps
         if i == LONG_PATH:
@@ -124,14 +128,14 @@ def test_pie_stripped_cgo(go_build, bpf):
     pie = go_build("newest", PROGRAM, gcflags="-l", buildmode="pie", tag="-pie")
     check(*run(pie), may_cut_link=not ON_TRIXIE)
     stripped = go_build("newest", PROGRAM, gcflags="-l", ldflags="-s -w", tag="-stripped")
-    check(*run(stripped, declared=SIGNATURES), may_cut_link=not ON_TRIXIE)
-    check(*run(stripped, declared=SPELLED), may_cut_link=not ON_TRIXIE)
+    check(*run(stripped, declared=SIGNATURES), may_cut_link=not ON_TRIXIE, dwarf=False)
+    check(*run(stripped, declared=SPELLED), may_cut_link=not ON_TRIXIE, dwarf=False)
     cgo = go_build("newest", PROGRAM, gcflags="-l", cgo=True, tag="-cgo")
     check(*run(cgo), may_cut_link=not ON_TRIXIE)
     # Stripped and PIE at once (as Debian builds): the type descriptors are
     # in .data.rel.ro, found through the module data's relocated words.
     both = go_build("newest", PROGRAM, gcflags="-l", buildmode="pie", ldflags="-s -w", tag="-pie-stripped")
-    check(*run(both, declared=SIGNATURES), may_cut_link=not ON_TRIXIE)
+    check(*run(both, declared=SIGNATURES), may_cut_link=not ON_TRIXIE, dwarf=False)
 
 
 def _literal(text):
@@ -150,7 +154,7 @@ def test_compared_with_its_text(go, build, go_build, bpf):
     own = subprocess.run([binary], capture_output=True, text=True, check=True).stdout
     texts = {int(i): t for i, t in re.findall(r"^E (\d+) (.*)$", own, re.M)}
     assert len(texts[LONG_PATH]) > 80, texts
-    shown = {i: expected_text(i, t, ON_TRIXIE) for i, t in texts.items()}
+    shown = {i: expected_text(i, t, ON_TRIXIE, build != "stripped") for i, t in texts.items()}
     # Where printf shows a stand-in (a type's name, ? for an address, 0.17's
     # shorter forms of the net errors), the text is not gobt's to compare:
     # no literal matches, neither the stand-in nor Go's own text.
@@ -277,3 +281,116 @@ def test_refusals(go_build):
         and "at 2:7" in proc.stderr, proc.stderr
     proc = gobt("--emit", "-e", f"goentry:{binary}:main.report {{ @m[goerr(e), 1] = count(); @m[\"a\", \"b\", 2] = 1; }}")
     assert proc.returncode == 0, proc.stderr
+
+
+FIELDS = """package main
+
+// Error types of the program's own and of another module's path, each
+// printed by reflect as "W i <%T>{<first string field>:<its %q>}" (or
+// "W i <%T>" where goerr has no field to show), the truth gobt's is
+// checked against: gobt finds the field in DWARF, reflect at run time.
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+
+	"example.com/lib/v2/store"
+)
+
+type codeError struct {
+	code int
+	msg  string
+	hint string
+}
+
+func (e *codeError) Error() string { return fmt.Sprint(e.code, e.msg) }
+
+type valueError struct{ what string }
+
+func (e valueError) Error() string { return "value: " + e.what }
+
+type countError struct{ n int }
+
+func (e *countError) Error() string { return fmt.Sprint(e.n) }
+
+//go:noinline
+func check(i int) error {
+	var nilCode *codeError
+	switch i {
+	case 0:
+		return &codeError{7, "disk full", "free some"}
+	case 1:
+		return valueError{"a value"}
+	case 2:
+		return &valueError{"its pointer"}
+	case 3:
+		return &countError{3}
+	case 4:
+		return nilCode // a nil pointer in a non-nil error
+	case 5:
+		return &store.NotFound{Key: "user:42"}
+	}
+	return errors.New("plain")
+}
+
+func shown(err error) string {
+	v := reflect.ValueOf(err)
+	t := fmt.Sprintf("%T", err)
+	if v.Kind() == reflect.Ptr {
+		if v.IsNil() {
+			return t
+		}
+		v = v.Elem()
+	}
+	for k := 0; k < v.NumField(); k++ {
+		if v.Field(k).Kind() == reflect.String {
+			return fmt.Sprintf("%s{%s:%q}", t, v.Type().Field(k).Name, v.Field(k).String())
+		}
+	}
+	return t
+}
+
+func main() {
+	for i := 0; i < 7; i++ {
+		err := check(i)
+		if i == 6 {
+			fmt.Printf("W %d %s\\n", i, err)
+			continue
+		}
+		fmt.Printf("W %d %s\\n", i, shown(err))
+	}
+}
+"""
+STORE = """package store
+
+type NotFound struct{ Key string }
+
+func (e *NotFound) Error() string { return "not found: " + e.Key }
+"""
+
+
+@pytest.mark.parametrize("go", ["go1.15", "newest"])
+def test_a_types_string_field(go, go_build, bpf):
+    """An error type goerr does not spell shows, in printf, its name and
+    first string field, as the program's own reflect finds them: a
+    pointer's and a value's, another module's; a nil pointer in the
+    interface and a type without a string field show the name alone."""
+    from conftest import write_program
+
+    src = write_program("goerrfields", {
+        "main.go": FIELDS,
+        "go.mod": "module goerrfields\n\ngo 1.15\n\nrequire example.com/lib/v2 v2.0.0\n\n"
+                  "replace example.com/lib/v2 => ./lib\n",
+    })
+    os.makedirs(os.path.join(src, "lib", "store"), exist_ok=True)
+    write_program("goerrfields/lib", {"go.mod": "module example.com/lib/v2\n\ngo 1.15\n"})
+    write_program("goerrfields/lib/store", {"store.go": STORE})
+    binary = go_build(go, src, gcflags="-l")
+    proc = gobt("-e", f'goret:{binary}:main.check {{ printf("w %d %s\\n", goarg(i), goerr(~r0)); }}', "-c", binary)
+    no_traceback(proc)
+    assert proc.returncode == 0, proc.stderr
+    truth = dict(re.findall(r"^W (\d) (.*)$", proc.stdout, re.M))
+    ours = dict(re.findall(r"^w (\d) (.*)$", proc.stdout, re.M))
+    assert len(truth) == 7 and "{" not in truth["3"] + truth["4"] and truth["5"].endswith('{Key:"user:42"}'), truth
+    assert ours == truth, proc.stdout

@@ -16,6 +16,7 @@ start of .go.type (Go 1.26+), else of .rodata (where every Go from 1.15 to
 1.25 puts it: checked against runtime.types of each toolchain's builds).
 """
 
+import re
 import struct
 from functools import cached_property
 
@@ -180,6 +181,36 @@ class GoTypes:
                 if len(got) == len(fields):
                     return got
         return table
+
+
+def t_name(dwarf_name):
+    """A type's name as %T spells it: DWARF's go/printer.Config is
+    printer.Config (the package's name, not its import path)."""
+    return re.sub(r"(?:[\w.\-]+/)+(?=\w+\.)", "", dwarf_name)
+
+
+def error_methods(binary):
+    """[DWARF name, pointer receiver] of each type with an Error method:
+    by the methods' own names (PKG.(*T).Error, PKG.T.Error), which the
+    function table holds on every Go and in stripped binaries, where Go
+    1.26+ writes no itab symbols. A generic type's (T[...]) is left out:
+    its name in the binary is not the one %T prints."""
+    cached = binary.cache.get("gotypes", "error_methods")
+    if cached is not None:
+        return [tuple(row) for row in cached]
+    found = set()
+    for fn in binary.symbols.match("*.Error"):
+        head = fn.name[: -len(".Error")]
+        m = re.fullmatch(r"(.+)\.\(\*(\w+)\)", head)
+        if m:
+            found.add((f"{m.group(1)}.{m.group(2)}", True))
+            continue
+        pkg, _, name = head.rpartition(".")
+        if pkg and re.fullmatch(r"\w+", name) and not pkg.endswith(")") and "(" not in pkg:
+            found.add((f"{pkg}.{name}", False))
+    rows = sorted(found)
+    binary.cache.put("gotypes", "error_methods", [list(r) for r in rows])
+    return rows
 
 
 def errno_table(binary, texts):

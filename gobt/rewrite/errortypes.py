@@ -60,6 +60,25 @@ IP_ADDRS = [("*net.TCPAddr", "net.TCPAddr", {"IP": 0, "Port": 24, "Zone": 32}),
 SINCE = [("net.DNSError", (1, 23), {"Err": 16, "Name": 32, "Server": 48})]  # UnwrapErr first
 
 
+# The %T names above: each spelled by its row, never as one of the program's own.
+SPELLED = ({row[0] for row in WHOLE + COMPOSITE} | {name for name, _ in CONSTANT}
+           | {ERRNO, OP_ERROR[0], DNS_ERROR[0]} | {row[0] for row in IP_ADDRS})
+# Other error types (the program's own, a library's) whose first string
+# field printf shows beside the name, *main.caseError{name:"Dave"}: at most
+# this many, each an if the verifier walks. Package main's first, then other
+# modules' (an import path with a dot), the standard library's, and last the
+# runtime's (its errors are panics, rarely a result).
+OWN_TYPES = 16
+OWN_NAMES = 8  # their field names: on 0.17 a printf each
+
+
+def own_rank(dwarf_name):
+    path = dwarf_name.rsplit(".", 1)[0]
+    top = path.split("/")[0]
+    rank = 0 if path == "main" else 1 if "." in top else 3 if top in ("runtime", "internal") else 2
+    return rank, dwarf_name
+
+
 def offsets_for(dwarf_name, table, go_version):
     """The offsets without DWARF of a type in the given Go version."""
     for name, since, later in SINCE:

@@ -26,6 +26,7 @@ registers).
 import re
 
 from ..binary.dwarf import ADDRESS_KINDS
+from ..binary.gotypes import t_name
 from ..binary.symbols import is_wildcard
 from ..errors import GobtError
 from ..lang.script import parse
@@ -190,14 +191,8 @@ def value(param, path, kept=None):
         # %v of a nil interface is <nil>; gotype's own nil is "" (the NIL_VERB use).
         return ("%s", [f"goerr({path})"]) if t.name == "error" else ("%s", [f"gotype({path} {NIL_VERB})"])
     if kind == "slice":
-        return _escape(go_name(t.name)) + "(len=%d)", [f"goarg({path}.len)"]
-    return _escape(go_name(t.name)) if kind in ("struct", "array") else "?", []
-
-
-def go_name(dwarf_name):
-    """A type's name as %T spells it: DWARF's go/printer.Config is
-    printer.Config (the package's name, not its import path)."""
-    return re.sub(r"(?:[\w.\-]+/)+(?=\w+\.)", "", dwarf_name)
+        return _escape(t_name(t.name)) + "(len=%d)", [f"goarg({path}.len)"]
+    return _escape(t_name(t.name)) if kind in ("struct", "array") else "?", []
 
 
 def _escape(text):

@@ -38,20 +38,12 @@ from functools import cached_property
 from ..binary.inlined import is_position_independent
 from ..errors import GobtError
 from ..lang.script import Use
-from .ifacevalue import BIAS, Render
+from .ifacevalue import BIAS, STACK_STRINGS, Render
 from .inlined import IP, site_address
 from .printf import _VERB, _skip_space, _skip_string, map_key_elements, map_keys, print_calls, printf_calls, \
     string_read, string_size
 from .textmatch import unquote
 
-# bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
-# measured with --emit-elf on Go 1.27, PIE, a goret carrying a param, a map
-# keyed by goerr and a printf of it, the composite types' printfs load with
-# 11 strings of 64 bytes in all, and not with 15. Beyond, a type's printf is
-# the one-string form (errortypes.COMPOSITE lists the commonest first). A
-# printf holding another string (a carried goarg string copies into every
-# branch) loads with none of them: it gets the one-string form only.
-STACK_STRINGS = 11
 
 KINDS = ("goerr", "gotype")
 # gotrace's spelling of gotype(PATH) as %v shows it: a nil interface prints

@@ -9,15 +9,25 @@ neterrors.py). Names and texts are read from the program's memory at run
 time; which type is which is known by the descriptors' addresses.
 """
 
+import re
 from functools import cached_property
 
-from ..binary.gotypes import GoTypes, errno_table
+from ..binary.gotypes import GoTypes, errno_table, error_methods, t_name
 from ..binary.inlined import is_position_independent
 from . import errortypes
 from .errnotext import ERRNO_TEXTS
 from .neterrors import UNSPELLED, NetErrors
 from .printf import string_size
 from .textmatch import condition
+
+# bpftrace 0.17 keeps str()s and printf arguments on the 512-byte BPF stack:
+# measured with --emit-elf on Go 1.27, PIE, a goret carrying a param, a map
+# keyed by goerr and a printf of it, the composite types' printfs load with
+# 11 strings of 64 bytes in all, and not with 15. Beyond, a type's printf is
+# the one-string form (errortypes.COMPOSITE lists the commonest first). A
+# printf holding another string (a carried goarg string copies into every
+# branch) loads with none of them: it gets the one-string form only.
+STACK_STRINGS = 11
 
 # The longest type name read (bytes): a longer one shows as unread (?0x...).
 MAX_NAME = 1023
@@ -114,7 +124,7 @@ class Render:
         inner = [(f"{v}t == {t}", [f"{v}ip", f"{v}il"]) for t, _, _ in composite]
         out += _select([f"{v}p", f"{v}l"], self._one_piece(f"{v}t", f"{v}d") + self.net.top_pieces() + inner,
                        [f"{v}np", f"{v}nl"])
-        out += self._key_name()
+        out += self._key_name() + self._own_statements()
         return out + self.net.address_statements()
 
     def _key_name(self):
@@ -210,6 +220,97 @@ class Render:
                 out.append((self.addr(a), pieces, off))
         return out
 
+    @cached_property
+    def own(self):
+        """(static address, field offset, field name) of the other error
+        types whose first string field printf shows, as DWARF names it:
+        those of the first errortypes.OWN_NAMES field names, so many printfs."""
+        b = self.binary
+        if not b.has_dwarf:
+            return []
+        cached = b.cache.get("gotypes", "own_fields")
+        if cached is None:
+            cached = self._own_fields()
+            b.cache.put("gotypes", "own_fields", cached)
+        return [tuple(row) for row in cached]
+
+    def _own_fields(self):
+        b = self.binary
+        rows, spelled, names = [], {}, []
+        for dwarf_name, pointer in sorted(error_methods(b), key=lambda r: errortypes.own_rank(r[0])):
+            if len(rows) > errortypes.OWN_TYPES:
+                break  # (one more: a name two packages share is dropped below)
+            name = ("*" if pointer else "") + t_name(dwarf_name)
+            if name in errortypes.SPELLED:
+                continue
+            spelled.setdefault(name, set()).add(dwarf_name)
+            t = b.dwarf.type_named(dwarf_name)
+            field = next((f for f in t.fields if f.type is not None and f.type.kind == "string"), None) if t else None
+            if field is None or field.offset >= 1 << 16 or not re.fullmatch(r"\w+", field.name):
+                continue
+            if field.name not in names and len(names) == errortypes.OWN_NAMES:
+                continue
+            a = self.types.type_address(name)
+            if a:
+                names += [field.name] if field.name not in names else []
+                rows.append((name, a, field.offset, field.name))
+        # Two packages of one name may both have the type: %T cannot tell them apart, nor can gobt.
+        return [list(row[1:]) for row in rows if len(spelled[row[0]]) == 1][: errortypes.OWN_TYPES]
+
+    @cached_property
+    def _own_names(self):
+        return list(dict.fromkeys(field for _, _, field in self.own))
+
+    @cached_property
+    def _own_conditions(self):
+        return {cond for cond, _, _ in self._own_branches()}
+
+    @cached_property
+    def _own_shown(self):
+        """Whether a printf can show a field: on 0.23; on 0.17 where the
+        standard library's printfs leave room for one (else the fields'
+        statements would only lengthen every compile)."""
+        if not self.own:
+            return False
+        return self.rich or self._composite_branches(STACK_STRINGS)[1] >= 2
+
+    def _own_statements(self):
+        """{v}f: the type's field: the index of its name (from 1) << 16 | its
+        offset; 0 where none shows. One word: each variable takes 8 bytes
+        of the BPF stack, which 0.23 too runs short of here. A nil pointer
+        in the interface keeps the type's name alone."""
+        if not self._own_shown:
+            return []
+        v = self.v
+        index = {name: k for k, name in enumerate(self._own_names, 1)}
+        return _select([f"{v}f"], [(f"{v}t == {self.addr(a)} && {v}d != 0", [f"(uint64)0x{index[field] << 16 | off:x}"])
+                                   for a, off, field in self.own])
+
+    def _own_branches(self):
+        """The printfs of the field: the type's name as its descriptor
+        spells it, the field's name, its value. The field's name is in the
+        program text, not read from the binary's bytes (those failed where
+        the program had not yet touched their page): 0.23, one printf, the
+        name a ternary of literals (each printf takes its own room on the
+        BPF stack); 0.17, a printf for each name, each within the budget
+        of strings a printf's branches share."""
+        if not self._own_shown:
+            return []
+        v = self.v
+        at = f"{v}d + ({v}f & 0xffff)"
+        args = [self.name(f"{v}np", f"{v}nl"), self.str(_word(at), _word(f"{at} + 8"))]
+        names = self._own_names
+        if self.rich:
+            # The longest last: 0.23 sizes the ternary's string by its else
+            # ("invalid access to map value" where a then is longer).
+            by_length = sorted(enumerate(names, 1), key=lambda kn: len(kn[1]))
+            field = f'"{by_length[-1][1]}"'
+            for k, name in reversed(by_length[:-1]):
+                field = f'(({v}f >> 16) == {k} ? "{name}" : {field})'
+            return [(f"{v}f != 0 && {v}nl != 0", '%s{%s:\\"%s\\"}', [args[0], field, args[1]])]
+        return [(f"({v}f >> 16) == {k} && {v}nl != 0", f'%s{{{name}:\\"%s\\"}}', args)
+                for k, name in enumerate(names, 1)]
+
     def errno(self):
         a = self.types.type_address(errortypes.ERRNO)
         return self.addr(a) if a else None
@@ -217,7 +318,26 @@ class Render:
     def branches(self, budget=None):
         """(condition, format piece, args) for a printf of the whole text;
         the last has no condition (the one-string form). With a budget, the
-        composite types' printfs hold at most that many strings in all."""
+        composite types' printfs hold at most that many strings in all,
+        and the fields' printfs the rest."""
+        v = self.v
+        out, budget = self._composite_branches(budget)
+        out += self.net.branches(self.rich)
+        for branch in self._own_branches():
+            if budget is not None:
+                if budget < 2:
+                    break
+                budget -= 2
+            out.append(branch)
+        errno = self.errno()
+        if errno:
+            out.append((f"{v}t == {errno} && {v}el == 0", "errno %lu", [f"{v}en"]))
+        out.append(self.unreadable(f"{v}p == {v}np && {v}l == 0"))
+        out.append((None, "%s", [self.single()]))
+        return out
+
+    def _composite_branches(self, budget):
+        """The composite types' printfs, and the budget they leave."""
         v = self.v
         out = []
         for addr, pieces, off in self.composite():
@@ -240,13 +360,7 @@ class Render:
                     o = off[value]
                     args.append(self.str(f"*(uint64 *)uptr({v}d + {o})", f"*(uint64 *)uptr({v}d + {o + 8})"))
             out.append((f"{v}t == {addr}", "".join(fmt), args))
-        out += self.net.branches(self.rich)
-        errno = self.errno()
-        if errno:
-            out.append((f"{v}t == {errno} && {v}el == 0", "errno %lu", [f"{v}en"]))
-        out.append(self.unreadable(f"{v}p == {v}np && {v}l == 0"))
-        out.append((None, "%s", [self.single()]))
-        return out
+        return out, budget
 
     def which_branch(self):
         """Statements setting {v}w to the index of the branch that prints
@@ -281,8 +395,8 @@ class Render:
         inner = self.str(f"{v}ip", f"{v}il")
         alternatives = []
         for k, (cond, fmt, args) in enumerate(self.branches()):
-            if fmt == UNREAD or " " + UNSPELLED in fmt:
-                continue  # a stand-in (an unread name, an address not spelled): not Go's text
+            if fmt == UNREAD or " " + UNSPELLED in fmt or cond in self._own_conditions:
+                continue  # a stand-in (an unread name, an address not spelled, a field): not Go's text
             holds = condition(fmt, args, text, keep, where)
             if holds == "0":
                 continue
