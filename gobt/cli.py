@@ -48,6 +48,7 @@ See gobt(1)."""
 
 
 def main():
+    _stop_on_sigint()
     # bpftrace's getopt-style arguments (clusters like -kk, values glued to
     # flags, options after the script, `--`) are parsed by cmdline.py, from
     # sys.argv as it is: a command-line framework would take `--` away.
@@ -87,6 +88,18 @@ class BpftraceSaid(Exception):
     def __init__(self, text, status):
         super().__init__(text)
         self.text, self.status = text, status
+
+
+def _stop_on_sigint():
+    """SIGINT ends gobt even where its parent ignores it, as it ends
+    bpftrace, which sets its own handler whatever it inherits. A shell
+    script runs `cmd &` with SIGINT ignored, and Python then leaves it
+    ignored: a `kill -INT` sent before bpftrace started was lost, and the
+    run went on (seen in a test run started that way)."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _echo_error(text):

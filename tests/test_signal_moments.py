@@ -88,12 +88,14 @@ class Run:
     """gobt on the target, its stdout and stderr read line by line with the
     time each line came, counted from the start."""
 
-    def __init__(self, pid, probes):
+    def __init__(self, pid, probes, sigint_ignored=False):
         script = f'{probes} {{ @n = count(); }} BEGIN {{ printf("{READY}\\n"); }}'
         env = {**os.environ, "BPFTRACE_MAX_PROBES": "4200"}
         self.t0 = time.monotonic()
+        # sigint_ignored: as a shell script starts `gobt ... &`.
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if sigint_ignored else None
         self.proc = subprocess.Popen([*GOBT, "-p", str(pid), "-e", script], stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, start_new_session=True, env=env)
+                                     stderr=subprocess.PIPE, start_new_session=True, env=env, preexec_fn=ignore)
         self.lines = []
         self.seen = threading.Condition()
         self.readers = [threading.Thread(target=self._read, args=(f, name), daemon=True)
@@ -244,6 +246,29 @@ def test_a_signal_at_any_moment_ends_gobt_and_leaves_nothing_attached(moment, si
             assert gone_within(lambda: not _attached_to(binary), 5), f"{_attached_to(binary)}\n{run.text()}"
         assert gone_within(lambda: breakpoints(target.pid, binary) == 0, 5), (
             f"{breakpoints(target.pid, binary)} breakpoints left in the program\n{run.text()}")
+    finally:
+        run.kill()
+
+
+def test_sigint_ends_gobt_started_with_it_ignored(target, timing):
+    """A shell script's `gobt ... &` starts with SIGINT ignored, which
+    bpftrace overrides (it sets its own handler): so does gobt, or a Ctrl-C
+    (kill -INT) that came before bpftrace started was lost, and the run
+    went on with nothing to stop it."""
+    binary, target = target
+    need("bpftrace" in timing, "the attach was not timed: the 'ready' moment did not run")
+    probes, _ = manyfuncs.attach_points(binary, PROBES)
+    run = Run(target.pid, probes, sigint_ignored=True)
+    try:
+        time.sleep(timing["bpftrace"] * 0.25)  # gobt parsing, bpftrace not started
+        sent = run.send(signal.SIGINT, "group")
+        try:
+            code, ended = run.ended(timeout=60)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"gobt still runs 60 s after the SIGINT\n{run.text()}") from None
+        assert ended - sent <= END_WITHIN and code != 0, (ended - sent, code, run.text())
+        assert "Traceback" not in run.text() and "internal error" not in run.text(), run.text()
+        assert gone_within(lambda: not _attached_to(binary), 5), f"{_attached_to(binary)}\n{run.text()}"
     finally:
         run.kill()
 
