@@ -48,11 +48,11 @@ See gobt(1)."""
 
 
 def main():
-    _stop_on_sigint()
     # bpftrace's getopt-style arguments (clusters like -kk, values glued to
     # flags, options after the script, `--`) are parsed by cmdline.py, from
     # sys.argv as it is: a command-line framework would take `--` away.
     try:
+        _stop_on_sigint()
         code = run(sys.argv[1:])
         # A reader gone (`| head`) shows here, where it ends by SIGPIPE
         # below, not in the interpreter's last flush (exit status 120).
@@ -95,11 +95,13 @@ def _stop_on_sigint():
     bpftrace, which sets its own handler whatever it inherits. A shell
     script runs `cmd &` with SIGINT ignored, and Python then leaves it
     ignored: a `kill -INT` sent before bpftrace started was lost, and the
-    run went on (seen in a test run started that way)."""
-    import signal
+    run went on (seen in a test run started that way). _signal, which the
+    interpreter has loaded already: importing signal, its enums, took long
+    enough for a Ctrl-C to land in it."""
+    import _signal
 
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _signal.getsignal(_signal.SIGINT) == _signal.SIG_IGN:
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
 def _echo_error(text):
