@@ -194,10 +194,8 @@ def error_methods(binary):
     by the methods' own names (PKG.(*T).Error, PKG.T.Error), which the
     function table holds on every Go and in stripped binaries, where Go
     1.26+ writes no itab symbols. A generic type's (T[...]) is left out:
-    its name in the binary is not the one %T prints."""
-    cached = binary.cache.get("gotypes", "error_methods")
-    if cached is not None:
-        return [tuple(row) for row in cached]
+    its name in the binary is not the one %T prints. (Uncached: its one
+    caller caches what it makes of these.)"""
     found = set()
     for fn in binary.symbols.match("*.Error"):
         head = fn.name[: -len(".Error")]
@@ -206,11 +204,9 @@ def error_methods(binary):
             found.add((f"{m.group(1)}.{m.group(2)}", True))
             continue
         pkg, _, name = head.rpartition(".")
-        if pkg and re.fullmatch(r"\w+", name) and not pkg.endswith(")") and "(" not in pkg:
+        if pkg and re.fullmatch(r"\w+", name) and "(" not in pkg:
             found.add((f"{pkg}.{name}", False))
-    rows = sorted(found)
-    binary.cache.put("gotypes", "error_methods", [list(r) for r in rows])
-    return rows
+    return sorted(found)
 
 
 def errno_table(binary, texts):
